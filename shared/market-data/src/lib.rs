@@ -1,0 +1,1 @@
+//! Market data: placeholder, being written.
