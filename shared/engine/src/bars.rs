@@ -115,6 +115,11 @@ impl Bars {
     /// Checks what the simulation relies on: strictly increasing times, finite positive prices,
     /// `low <= open, close <= high`, finite non-negative volume.
     pub fn validate(&self) -> Result<(), BarsError> {
+        self.validate_range(0..self.len())
+    }
+
+    /// [`Bars::validate`] for the bars in `range` only (indices in errors are the series').
+    pub fn validate_range(&self, range: std::ops::Range<usize>) -> Result<(), BarsError> {
         let n = self.len();
         if [self.open.len(), self.high.len(), self.low.len(), self.close.len(), self.volume.len()]
             .iter()
@@ -122,7 +127,7 @@ impl Bars {
         {
             return Err(BarsError::Ragged);
         }
-        for i in 0..n {
+        for i in range {
             let time = self.open_time[i];
             if i > 0 && time <= self.open_time[i - 1] {
                 return Err(BarsError::NotIncreasing { index: i, time, previous: self.open_time[i - 1] });

@@ -1,0 +1,536 @@
+//! The job config: the create-job request body of seed 003, validated field by field into the
+//! resolved config the job runs with (and echoes, defaults filled).
+
+use chrono::{DateTime, Months, Utc};
+use rust_decimal::Decimal;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::fmt;
+
+use crate::bars::Timeframe;
+use crate::templates::{self, parse_decimal, StrategyParams, TemplateSpec};
+use crate::time::{iso, parse_iso};
+
+/// A request field that is missing or wrong. `field` is the JSON path (`capital`, `params.fast`,
+/// `symbols[1]`); the API answers `400 INVALID_PARAMETER` with `"{field}: {message}"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+pub const MAX_LEVERAGE: u32 = 20;
+pub const MAX_SYMBOLS: usize = 20;
+pub const MAX_SPAN_MONTHS: u32 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeeModel {
+    None,
+    FixedBps,
+    TieredMakerTaker,
+    MatchExchange,
+}
+
+impl FeeModel {
+    pub const ALL: [FeeModel; 4] =
+        [FeeModel::None, FeeModel::FixedBps, FeeModel::TieredMakerTaker, FeeModel::MatchExchange];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeeModel::None => "none",
+            FeeModel::FixedBps => "fixed_bps",
+            FeeModel::TieredMakerTaker => "tiered_maker_taker",
+            FeeModel::MatchExchange => "match_exchange",
+        }
+    }
+}
+
+/// The resolved configuration a job runs with; serializes as the seeds' `config` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobConfig {
+    pub template_id: String,
+    pub params: Map<String, Value>,
+    pub symbols: Vec<String>,
+    #[serde(serialize_with = "as_str")]
+    pub timeframe: Timeframe,
+    #[serde(serialize_with = "as_iso")]
+    pub start: DateTime<Utc>,
+    #[serde(serialize_with = "as_iso")]
+    pub end: DateTime<Utc>,
+    pub capital: Decimal,
+    pub leverage: u32,
+    pub fee_model: FeeModel,
+    /// Present only with `fee_model = fixed_bps`, the only model that honours it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_bps: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slippage_bps: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy_id: Option<String>,
+}
+
+fn as_str<S: Serializer>(tf: &Timeframe, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tf.as_str())
+}
+
+fn as_iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&iso(t.timestamp_millis()))
+}
+
+const FIELDS: [&str; 12] = [
+    "template_id",
+    "params",
+    "symbols",
+    "timeframe",
+    "start",
+    "end",
+    "capital",
+    "leverage",
+    "fee_model",
+    "fee_bps",
+    "slippage_bps",
+    "strategy_id",
+];
+
+impl JobConfig {
+    /// Parses and validates a create-job body. `now` bounds `end` (no future windows).
+    pub fn from_json_bytes(body: &[u8], now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| FieldError::new("body", format!("is not valid JSON ({e})")))?;
+        JobConfig::from_value(&value, now)
+    }
+
+    pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
+        let obj = value.as_object().ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
+        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(FieldError::new(
+                unknown.clone(),
+                format!("unknown field; allowed fields are {}", FIELDS.join(", ")),
+            ));
+        }
+        let required =
+            |name: &str| obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| FieldError::new(name, "is required"));
+        let string = |name: &str| -> Result<&str, FieldError> {
+            required(name)?.as_str().ok_or_else(|| FieldError::new(name, "must be a string"))
+        };
+
+        let template_id = string("template_id")?;
+        let spec = templates::find(template_id).ok_or_else(|| {
+            let ids: Vec<&str> = templates::catalog().iter().map(|t| t.id).collect();
+            FieldError::new("template_id", format!("unknown template {template_id:?}; available: {}", ids.join(", ")))
+        })?;
+        let params =
+            required("params")?.as_object().ok_or_else(|| FieldError::new("params", "must be a JSON object"))?;
+        let symbols = parse_symbols(required("symbols")?, spec)?;
+        let (params, _) = templates::resolve_params(spec, params, symbols.len())?;
+
+        let timeframe: Timeframe = string("timeframe")?.parse().map_err(|m| FieldError::new("timeframe", m))?;
+        let time = |name: &str| -> Result<DateTime<Utc>, FieldError> {
+            let text = string(name)?;
+            parse_iso(text).ok_or_else(|| {
+                FieldError::new(name, format!("{text:?} is not an ISO 8601 UTC time like \"2025-01-01T00:00:00Z\""))
+            })
+        };
+        let (start, end) = (time("start")?, time("end")?);
+        if end <= start {
+            return Err(FieldError::new("end", "must be after start"));
+        }
+        if start.checked_add_months(Months::new(MAX_SPAN_MONTHS)).is_some_and(|limit| end > limit) {
+            return Err(FieldError::new("end", "the window from start to end may span at most 5 years"));
+        }
+        if end > now {
+            return Err(FieldError::new(
+                "end",
+                format!("is in the future (server time is {})", iso(now.timestamp_millis())),
+            ));
+        }
+
+        let capital = decimal_field(obj, "capital")?.ok_or_else(|| FieldError::new("capital", "is required"))?;
+        if capital <= Decimal::ZERO || capital > Decimal::from(1_000_000_000_000_i64) {
+            return Err(FieldError::new("capital", "must be greater than 0 and at most 1000000000000"));
+        }
+        let leverage = match obj.get("leverage") {
+            None | Some(Value::Null) => 1,
+            Some(v) => match v.as_u64() {
+                Some(n) if (1..=MAX_LEVERAGE as u64).contains(&n) => n as u32,
+                _ => return Err(FieldError::new("leverage", format!("must be an integer from 1 to {MAX_LEVERAGE}"))),
+            },
+        };
+        let fee_model = match obj.get("fee_model") {
+            None | Some(Value::Null) => FeeModel::FixedBps,
+            Some(v) => {
+                let names: Vec<&str> = FeeModel::ALL.iter().map(|m| m.as_str()).collect();
+                let bad = || FieldError::new("fee_model", format!("must be one of {}", names.join(", ")));
+                let s = v.as_str().ok_or_else(bad)?;
+                *FeeModel::ALL.iter().find(|m| m.as_str() == s).ok_or_else(bad)?
+            }
+        };
+        let bps_range = |name: &str| -> Result<Option<Decimal>, FieldError> {
+            let d = decimal_field(obj, name)?;
+            match d {
+                Some(d) if d < Decimal::ZERO || d > Decimal::from(1000) => {
+                    Err(FieldError::new(name, "must be from 0 to 1000 basis points"))
+                }
+                _ => Ok(d),
+            }
+        };
+        let fee_bps = bps_range("fee_bps")?;
+        // fee_bps is honoured only by fixed_bps (seed 003); it is dropped from the echo otherwise
+        // so the resolved config never shows a fee that does not apply.
+        let fee_bps = match fee_model {
+            FeeModel::FixedBps => Some(fee_bps.unwrap_or(Decimal::from(5))),
+            _ => None,
+        };
+        let slippage_bps = bps_range("slippage_bps")?;
+        if fee_model == FeeModel::MatchExchange {
+            for (i, s) in symbols.iter().enumerate() {
+                if crate::fees::venue_rates(s).is_none() {
+                    return Err(FieldError::new(
+                        format!("symbols[{i}]"),
+                        format!("{s} has no published venue schedule for fee_model match_exchange"),
+                    ));
+                }
+            }
+        }
+        let strategy_id = match obj.get("strategy_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(FieldError::new("strategy_id", "must be a string")),
+        };
+
+        Ok(JobConfig {
+            template_id: spec.id.to_string(),
+            params,
+            symbols,
+            timeframe,
+            start,
+            end,
+            capital,
+            leverage,
+            fee_model,
+            fee_bps,
+            slippage_bps,
+            strategy_id,
+        })
+    }
+
+    pub fn template(&self) -> &'static TemplateSpec {
+        templates::find(&self.template_id).expect("a JobConfig only holds catalog templates")
+    }
+
+    /// The typed params (re-derived from the resolved map, which was validated when built).
+    pub fn strategy_params(&self) -> Result<StrategyParams, FieldError> {
+        templates::resolve_params(self.template(), &self.params, self.symbols.len()).map(|(_, p)| p)
+    }
+
+    pub fn start_ms(&self) -> i64 {
+        self.start.timestamp_millis()
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.end.timestamp_millis()
+    }
+}
+
+impl fmt::Display for FeeModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn decimal_field(obj: &Map<String, Value>, name: &str) -> Result<Option<Decimal>, FieldError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => parse_decimal(s)
+            .map(Some)
+            .ok_or_else(|| FieldError::new(name, format!("{s:?} is not a decimal number"))),
+        Some(Value::Number(n)) => Err(FieldError::new(
+            name,
+            format!("must be a decimal string like \"{n}\", not a JSON number (money travels as strings to keep its precision)"),
+        )),
+        Some(_) => Err(FieldError::new(name, "must be a decimal string")),
+    }
+}
+
+fn parse_symbols(v: &Value, spec: &TemplateSpec) -> Result<Vec<String>, FieldError> {
+    let list = v.as_array().ok_or_else(|| FieldError::new("symbols", "must be an array of strings"))?;
+    if list.is_empty() {
+        return Err(FieldError::new("symbols", "must name at least one symbol"));
+    }
+    if list.len() > MAX_SYMBOLS {
+        return Err(FieldError::new("symbols", format!("may name at most {MAX_SYMBOLS} symbols")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for (i, s) in list.iter().enumerate() {
+        let field = format!("symbols[{i}]");
+        let s = s.as_str().ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+        let ok = (2..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if !ok {
+            return Err(FieldError::new(field, format!("{s:?} is not an uppercase exchange symbol like \"BTCUSDT\"")));
+        }
+        if out.iter().any(|o| o == s) {
+            return Err(FieldError::new(field, format!("{s} is listed twice")));
+        }
+        out.push(s.to_string());
+    }
+    if out.len() < spec.min_symbols || out.len() > spec.max_symbols {
+        let want = if spec.min_symbols == spec.max_symbols {
+            format!("exactly {}", spec.min_symbols)
+        } else {
+            format!("{} to {}", spec.min_symbols, spec.max_symbols)
+        };
+        return Err(FieldError::new("symbols", format!("{} takes {want} symbol(s), got {}", spec.id, out.len())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        parse_iso("2026-04-29T10:15:00Z").unwrap()
+    }
+
+    fn seed_body() -> Value {
+        json!({
+            "template_id": "tpl_grid",
+            "params": {"grid_levels": 8, "upper_price": "72000", "lower_price": "60000"},
+            "symbols": ["BTCUSDT"],
+            "timeframe": "1h",
+            "start": "2025-01-01T00:00:00Z",
+            "end": "2025-12-31T23:59:59Z",
+            "capital": "10000.00",
+            "leverage": 1,
+            "fee_model": "fixed_bps",
+            "fee_bps": "5"
+        })
+    }
+
+    fn err_of(mut patch: impl FnMut(&mut Map<String, Value>)) -> FieldError {
+        let mut body = seed_body();
+        patch(body.as_object_mut().unwrap());
+        JobConfig::from_value(&body, now()).unwrap_err()
+    }
+
+    #[test]
+    fn seed_example_echoes_as_in_the_seed() {
+        let cfg = JobConfig::from_value(&seed_body(), now()).unwrap();
+        let echoed = serde_json::to_value(&cfg).unwrap();
+        let mut expected = seed_body();
+        expected["params"]["spacing"] = json!("arithmetic");
+        assert_eq!(echoed, expected);
+    }
+
+    #[test]
+    fn defaults_are_filled() {
+        let cfg = JobConfig::from_value(
+            &json!({"template_id": "tpl_breakout", "params": {"lookback": 24}, "symbols": ["ETHUSDT"], "timeframe": "15m",
+                    "start": "2025-06-01T00:00:00Z", "end": "2025-09-30T23:59:59Z", "capital": "5000"}),
+            now(),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(v["leverage"], 1);
+        assert_eq!(v["fee_model"], "fixed_bps");
+        assert_eq!(v["fee_bps"], "5");
+        assert_eq!(v["params"], json!({"lookback": 24, "direction": "long", "fraction": "1"}));
+        assert!(v.get("slippage_bps").is_none());
+    }
+
+    #[test]
+    fn every_validation_names_its_field() {
+        type Patch = Box<dyn FnMut(&mut Map<String, Value>)>;
+        let cases: Vec<(&str, &str, Patch)> = vec![
+            (
+                "template_id",
+                "is required",
+                Box::new(|b| {
+                    b.remove("template_id");
+                }),
+            ),
+            (
+                "template_id",
+                "unknown template",
+                Box::new(|b| {
+                    b.insert("template_id".into(), json!("tpl_nope"));
+                }),
+            ),
+            (
+                "params",
+                "is required",
+                Box::new(|b| {
+                    b.remove("params");
+                }),
+            ),
+            (
+                "params.grid_levels",
+                "integer from 2 to 200",
+                Box::new(|b| {
+                    b["params"]["grid_levels"] = json!(1);
+                }),
+            ),
+            (
+                "symbols",
+                "is required",
+                Box::new(|b| {
+                    b.remove("symbols");
+                }),
+            ),
+            (
+                "symbols[0]",
+                "uppercase exchange symbol",
+                Box::new(|b| {
+                    b.insert("symbols".into(), json!(["btc-usdt"]));
+                }),
+            ),
+            (
+                "symbols",
+                "exactly 1",
+                Box::new(|b| {
+                    b.insert("symbols".into(), json!(["BTCUSDT", "ETHUSDT"]));
+                }),
+            ),
+            (
+                "symbols[1]",
+                "listed twice",
+                Box::new(|b| {
+                    b.insert("symbols".into(), json!(["BTCUSDT", "BTCUSDT"]));
+                }),
+            ),
+            (
+                "timeframe",
+                "unsupported timeframe",
+                Box::new(|b| {
+                    b.insert("timeframe".into(), json!("2h"));
+                }),
+            ),
+            (
+                "start",
+                "ISO 8601",
+                Box::new(|b| {
+                    b.insert("start".into(), json!("yesterday"));
+                }),
+            ),
+            (
+                "end",
+                "after start",
+                Box::new(|b| {
+                    b.insert("end".into(), json!("2025-01-01T00:00:00Z"));
+                }),
+            ),
+            (
+                "end",
+                "at most 5 years",
+                Box::new(|b| {
+                    b.insert("start".into(), json!("2019-12-31T00:00:00Z"));
+                }),
+            ),
+            (
+                "end",
+                "in the future",
+                Box::new(|b| {
+                    b.insert("end".into(), json!("2027-01-01T00:00:00Z"));
+                }),
+            ),
+            (
+                "capital",
+                "not a decimal",
+                Box::new(|b| {
+                    b.insert("capital".into(), json!("ten"));
+                }),
+            ),
+            (
+                "capital",
+                "greater than 0",
+                Box::new(|b| {
+                    b.insert("capital".into(), json!("-1"));
+                }),
+            ),
+            (
+                "capital",
+                "not a JSON number",
+                Box::new(|b| {
+                    b.insert("capital".into(), json!(10000));
+                }),
+            ),
+            (
+                "capital",
+                "is required",
+                Box::new(|b| {
+                    b.remove("capital");
+                }),
+            ),
+            (
+                "leverage",
+                "integer from 1 to 20",
+                Box::new(|b| {
+                    b.insert("leverage".into(), json!(21));
+                }),
+            ),
+            (
+                "leverage",
+                "integer from 1 to 20",
+                Box::new(|b| {
+                    b.insert("leverage".into(), json!("2"));
+                }),
+            ),
+            (
+                "fee_model",
+                "must be one of",
+                Box::new(|b| {
+                    b.insert("fee_model".into(), json!("maker"));
+                }),
+            ),
+            (
+                "fee_bps",
+                "from 0 to 1000",
+                Box::new(|b| {
+                    b.insert("fee_bps".into(), json!("-5"));
+                }),
+            ),
+            (
+                "colour",
+                "unknown field",
+                Box::new(|b| {
+                    b.insert("colour".into(), json!("red"));
+                }),
+            ),
+        ];
+        for (field, needle, mut patch) in cases {
+            let err = err_of(&mut patch);
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.message.contains(needle), "{field}: {}", err.message);
+        }
+        let err = JobConfig::from_json_bytes(b"{not json", now()).unwrap_err();
+        assert_eq!(err.field, "body");
+        let err = JobConfig::from_json_bytes(b"[1]", now()).unwrap_err();
+        assert_eq!(err.to_string(), "body: must be a JSON object");
+    }
+
+    #[test]
+    fn exactly_five_years_is_allowed() {
+        let mut body = seed_body();
+        body["start"] = json!("2021-01-01T00:00:00Z");
+        body["end"] = json!("2026-01-01T00:00:00Z");
+        assert!(JobConfig::from_value(&body, now()).is_ok());
+    }
+
+    #[test]
+    fn fee_bps_is_dropped_where_it_does_not_apply() {
+        let mut body = seed_body();
+        body["fee_model"] = json!("tiered_maker_taker");
+        let cfg = JobConfig::from_value(&body, now()).unwrap();
+        assert_eq!(cfg.fee_bps, None);
+        assert!(serde_json::to_value(&cfg).unwrap().get("fee_bps").is_none());
+    }
+}

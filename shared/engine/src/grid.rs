@@ -1,0 +1,301 @@
+//! The grid loop: resting limit orders at fixed levels (`docs/templates.md`, `tpl_grid`).
+
+use crate::fees::Liquidity;
+use crate::sim::{
+    BarsView, Cancelled, Control, Execution, ExitReason, Observer, RawRun, RawTrade, StopReason, CHECK_EVERY,
+    MAINTENANCE_MARGIN,
+};
+use crate::templates::Spacing;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cell {
+    /// Waiting for a close above its buy level before its buy order rests.
+    Idle,
+    /// Buy order live at its level.
+    Armed,
+    /// Bought; sell order live one level up.
+    Holding { time: i64, fee: f64 },
+}
+
+/// The price levels, lowest first, both bounds included exactly.
+pub fn levels(n: usize, lower: f64, upper: f64, spacing: Spacing) -> Vec<f64> {
+    let steps = (n - 1) as f64;
+    let mut out: Vec<f64> = (0..n)
+        .map(|k| match spacing {
+            Spacing::Arithmetic => lower + (upper - lower) * k as f64 / steps,
+            Spacing::Geometric => lower * (upper / lower).powf(k as f64 / steps),
+        })
+        .collect();
+    out[0] = lower;
+    out[n - 1] = upper;
+    out
+}
+
+struct Grid {
+    levels: Vec<f64>,
+    qty: Vec<f64>,
+    cells: Vec<Cell>,
+    /// Highest live buy level, lowest live sell level, lowest idle buy level: a bar that touches
+    /// none of them changes nothing, which lets most bars skip the scan over cells.
+    max_buy: f64,
+    min_sell: f64,
+    min_idle: f64,
+    /// Inventory: Σ qty of holding cells.
+    held: f64,
+}
+
+impl Grid {
+    fn refresh(&mut self) {
+        self.max_buy = f64::NEG_INFINITY;
+        self.min_sell = f64::INFINITY;
+        self.min_idle = f64::INFINITY;
+        self.held = 0.0;
+        for (k, cell) in self.cells.iter().enumerate() {
+            match cell {
+                Cell::Idle => self.min_idle = self.min_idle.min(self.levels[k]),
+                Cell::Armed => self.max_buy = self.max_buy.max(self.levels[k]),
+                Cell::Holding { .. } => {
+                    self.min_sell = self.min_sell.min(self.levels[k + 1]);
+                    self.held += self.qty[k];
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn grid_loop(
+    bars: BarsView<'_>,
+    n_levels: usize,
+    lower: f64,
+    upper: f64,
+    spacing: Spacing,
+    capital: f64,
+    exec: &mut Execution,
+    bar_ms: i64,
+    observer: &mut dyn Observer,
+) -> Result<RawRun, Cancelled> {
+    let n = bars.len();
+    let levels = levels(n_levels, lower, upper, spacing);
+    let budget = capital * exec.leverage / (n_levels - 1) as f64;
+    let maker = exec.fees.maker_rate(bars.open_time[0]);
+    let qty: Vec<f64> = levels[..n_levels - 1].iter().map(|l| budget / (l * (1.0 + maker))).collect();
+    let first_open = bars.open[0];
+    let cells = levels[..n_levels - 1].iter().map(|&l| if l < first_open { Cell::Armed } else { Cell::Idle }).collect();
+    let mut grid = Grid { levels, qty, cells, max_buy: 0.0, min_sell: 0.0, min_idle: 0.0, held: 0.0 };
+    grid.refresh();
+
+    let mut equity = Vec::with_capacity(n);
+    let mut trades = Vec::new();
+    let mut cash = capital;
+    let mut traded = 0.0;
+    let mut in_market = 0u64;
+    let mut shortfall = 0.0;
+    let mut stopped = None;
+
+    let mut start = 0;
+    while start < n {
+        let stop = (start + CHECK_EVERY).min(n);
+        for i in start..stop {
+            let (t, low, high, close) = (bars.open_time[i], bars.low[i], bars.high[i], bars.close[i]);
+            if low <= grid.max_buy || high >= grid.min_sell {
+                for k in 0..grid.cells.len() {
+                    let (buy, sell, q) = (grid.levels[k], grid.levels[k + 1], grid.qty[k]);
+                    match grid.cells[k] {
+                        Cell::Armed if low <= buy => {
+                            let fee = exec.fee(t, q, buy, Liquidity::Maker);
+                            cash -= q * buy + fee;
+                            traded += q * buy;
+                            grid.cells[k] = Cell::Holding { time: t, fee };
+                        }
+                        Cell::Holding { time, fee: entry_fee } if high >= sell => {
+                            let fee = exec.fee(t, q, sell, Liquidity::Maker);
+                            cash += q * sell - fee;
+                            traded += q * sell;
+                            trades.push(cell_trade(time, buy, t, sell, q, entry_fee, fee, ExitReason::Grid));
+                            grid.cells[k] = Cell::Armed;
+                        }
+                        _ => {}
+                    }
+                }
+                grid.refresh();
+            }
+            if grid.held > 0.0 && cash < 0.0 {
+                let liq = -cash / (grid.held * (1.0 - MAINTENANCE_MARGIN));
+                if low <= liq {
+                    let price = liq.min(bars.open[i]);
+                    for k in 0..grid.cells.len() {
+                        if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
+                            let q = grid.qty[k];
+                            let fee = exec.fee(t, q, price, Liquidity::Taker);
+                            cash += q * price - fee;
+                            traded += q * price;
+                            trades.push(cell_trade(
+                                time,
+                                grid.levels[k],
+                                t,
+                                price,
+                                q,
+                                entry_fee,
+                                fee,
+                                ExitReason::Liquidation,
+                            ));
+                        }
+                    }
+                    grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
+                    grid.refresh();
+                    grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
+                    stopped = Some(StopReason::Liquidated);
+                    if cash < 0.0 {
+                        shortfall = -cash;
+                        cash = 0.0;
+                        stopped = Some(StopReason::Bankrupt);
+                    }
+                }
+            }
+            if close > grid.min_idle {
+                for k in 0..grid.cells.len() {
+                    if grid.cells[k] == Cell::Idle && grid.levels[k] < close {
+                        grid.cells[k] = Cell::Armed;
+                    }
+                }
+                grid.refresh();
+            }
+            in_market += (grid.held > 0.0) as u64;
+            equity.push(cash + grid.held * close);
+        }
+        start = stop;
+        if observer.on_progress(start as f64 / n as f64) == Control::Cancel {
+            return Err(Cancelled);
+        }
+    }
+
+    let last = n - 1;
+    if grid.held > 0.0 {
+        let t = bars.open_time[last] + bar_ms;
+        let price = exec.market_price(bars.close[last], false);
+        for k in 0..grid.cells.len() {
+            if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
+                let q = grid.qty[k];
+                let fee = exec.fee(t, q, price, Liquidity::Taker);
+                cash += q * price - fee;
+                traded += q * price;
+                trades.push(cell_trade(time, grid.levels[k], t, price, q, entry_fee, fee, ExitReason::EndOfWindow));
+            }
+        }
+        equity[last] = cash;
+    }
+    Ok(RawRun {
+        equity,
+        trades,
+        traded_notional: traded,
+        bars_in_market: in_market,
+        bankruptcy_shortfall: shortfall,
+        stopped,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cell_trade(
+    entry_time: i64,
+    entry_price: f64,
+    exit_time: i64,
+    exit_price: f64,
+    qty: f64,
+    entry_fee: f64,
+    exit_fee: f64,
+    exit_reason: ExitReason,
+) -> RawTrade {
+    RawTrade {
+        symbol: 0,
+        long: true,
+        entry_time,
+        entry_price,
+        exit_time,
+        exit_price,
+        qty,
+        entry_fee,
+        exit_fee,
+        exit_reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fees::{FeeSchedule, Rates};
+    use crate::sim::NoObserver;
+
+    fn exec(maker_bps: f64, leverage: f64) -> Execution {
+        Execution { fees: FeeSchedule::fixed(Rates { maker_bps, taker_bps: 5.0 }), slippage: 0.0, leverage }
+    }
+
+    fn run(rows: &[(f64, f64, f64, f64)], levels: usize, lower: f64, upper: f64, ex: &mut Execution) -> RawRun {
+        let t: Vec<i64> = (0..rows.len() as i64).map(|i| i * 60_000).collect();
+        let o: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let h: Vec<f64> = rows.iter().map(|r| r.1).collect();
+        let l: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let c: Vec<f64> = rows.iter().map(|r| r.3).collect();
+        let view = BarsView { open_time: &t, open: &o, high: &h, low: &l, close: &c };
+        grid_loop(view, levels, lower, upper, Spacing::Arithmetic, 900.0, ex, 60_000, &mut NoObserver).unwrap()
+    }
+
+    #[test]
+    fn levels_are_spaced_as_documented() {
+        assert_eq!(levels(4, 100.0, 130.0, Spacing::Arithmetic), vec![100.0, 110.0, 120.0, 130.0]);
+        let g = levels(3, 100.0, 400.0, Spacing::Geometric);
+        assert_eq!((g[0], g[2]), (100.0, 400.0));
+        assert!((g[1] - 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hand_computed_grid_round_trip() {
+        // Levels 100, 110, 120, 130; 3 cells of 300 each; no fees.
+        // Bar 0 opens at 115: cells 0 (100) and 1 (110) are armed, cell 2 (120) idle.
+        // Bar 1 dips to 108: cell 1 buys 300/110 at 110. Its sell (120) is live from bar 2 only,
+        //   so bar 1's high of 121 sells nothing even though it touches 120 (conservative rule).
+        // Bar 2 high 125: cell 1 sells at 120. Close 125 > 120: cell 2 armed from bar 3.
+        // Bar 3 low 119: cell 2 buys at 120, cell 1 (110) untouched. Closes at 119.
+        let rows = [
+            (115.0, 116.0, 112.0, 115.0),
+            (115.0, 121.0, 108.0, 115.0),
+            (115.0, 125.0, 114.0, 125.0),
+            (125.0, 125.0, 119.0, 119.0),
+        ];
+        let r = run(&rows, 4, 100.0, 130.0, &mut exec(0.0, 1.0));
+        assert_eq!(r.trades.len(), 2);
+        let t = r.trades[0];
+        assert_eq!((t.entry_price, t.exit_price, t.entry_time, t.exit_time), (110.0, 120.0, 60_000, 120_000));
+        assert!((t.qty - 300.0 / 110.0).abs() < 1e-12);
+        assert!((t.pnl() - 300.0 / 110.0 * 10.0).abs() < 1e-9);
+        // Cell 2 still holds at the end: closed at the last close 119.
+        let e = r.trades[1];
+        assert_eq!((e.entry_price, e.exit_price, e.exit_reason), (120.0, 119.0, ExitReason::EndOfWindow));
+        let expected = 900.0 + t.pnl() + e.pnl();
+        assert!((r.equity[3] - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn one_bar_touching_several_levels_fills_each_cell_once() {
+        // Opens 125 with every cell armed; one bar sweeps 95..131: all three buys fill and none of
+        // their sells (live from the next bar, which stays below the lowest sell at 110).
+        let rows = [(125.0, 131.0, 95.0, 105.0), (105.0, 105.0, 105.0, 105.0)];
+        let r = run(&rows, 4, 100.0, 130.0, &mut exec(2.0, 1.0));
+        assert_eq!(r.trades.len(), 3);
+        assert!(r.trades.iter().all(|t| t.exit_reason == ExitReason::EndOfWindow && t.entry_time == 0));
+        // Maker fee 2 bps on each buy: qty * level * 0.0002 = 300 / 1.0002 * 0.0002.
+        let entry_fee = 300.0 / 1.0002 * 0.0002;
+        assert!(r.trades.iter().all(|t| (t.entry_fee - entry_fee).abs() < 1e-12));
+    }
+
+    #[test]
+    fn price_above_the_range_sells_everything_and_waits() {
+        let rows = [(105.0, 105.0, 99.0, 100.0), (100.0, 140.0, 100.0, 140.0), (140.0, 150.0, 140.0, 150.0)];
+        let r = run(&rows, 4, 100.0, 130.0, &mut exec(0.0, 1.0));
+        // Bar 0 buys cell 0 at 100; bar 1 sells it at 110; cells 1 and 2 armed at close 140 but never touched.
+        assert_eq!(r.trades.len(), 1);
+        assert_eq!(r.trades[0].exit_reason, ExitReason::Grid);
+        assert_eq!(r.equity[2], r.equity[1]);
+        assert_eq!(r.bars_in_market, 1);
+    }
+}
