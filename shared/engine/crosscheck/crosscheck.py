@@ -435,15 +435,22 @@ def run_case(case: dict, bars: pd.DataFrame) -> dict:
     if np.any(precs["status"] != 1):
         raise SystemExit(f"{name}: open position records after the end-of-window close")
     t_ext = np.append(t_ms, t_ms[-1] + HOUR_MS)
+    # Prices: the fill price of vectorbt's order record at the entry/exit row (price * (1 +/- slippage)).
+    # The position record holds the same number as size*price/size, which can be 1 ulp off.
+    fill_price = dict(zip(orders["idx"].tolist(), orders["price"].tolist()))
     trades = []
     for r in precs:
+        entry_px = fill_price[int(r["entry_idx"])]
+        exit_px = fill_price[int(r["exit_idx"])]
+        if not (math.isclose(entry_px, r["entry_price"], rel_tol=1e-14) and math.isclose(exit_px, r["exit_price"], rel_tol=1e-14)):
+            raise SystemExit(f"{name}: position prices differ from the order fill prices")
         trades.append(
             {
                 "side": "buy" if r["direction"] == 0 else "sell",
                 "entry_time": iso(int(t_ext[r["entry_idx"]])),
-                "entry_price": float(r["entry_price"]),
+                "entry_price": entry_px,
                 "exit_time": iso(int(t_ext[r["exit_idx"]])),
-                "exit_price": float(r["exit_price"]),
+                "exit_price": exit_px,
                 "qty": float(r["size"]),
                 "pnl": float(r["pnl"]),
                 "fee": float(r["entry_fees"] + r["exit_fees"]),
@@ -566,13 +573,13 @@ def compute_metrics(pf, precs, orders, per_bar_sr: pd.Series, daily_sr: pd.Serie
         s["max_drawdown"] = "numpy: min(e_t / max(capital, e_0..e_t) - 1); e_0 < capital, which vectorbt's peak ignores"
     m["max_drawdown"] = m["max_drawdown"] if m["max_drawdown"] != 0 else 0.0
 
-    cagr = _f(rets_acc.annualized_return()) if E_final > 0 else -1.0
+    cagr = _f(rets_acc.annualized()) if E_final > 0 else -1.0
     m["cagr"] = cagr
-    s["cagr"] = RET + ".annualized_return() = prod(1+r)^(365/D) - 1 = (E_final/capital)^(365/D) - 1"
+    s["cagr"] = RET + ".annualized() = prod(1+r)^(365/D) - 1 = (E_final/capital)^(365/D) - 1"
 
     m["calmar"] = cagr / abs(m["max_drawdown"]) if m["max_drawdown"] != 0 else None
     s["calmar"] = (
-        "vectorbt annualized_return (daily, above) / abs(per-bar max_drawdown above): vectorbt's calmar_ratio() "
+        "vectorbt ReturnsAccessor.annualized() (daily, above) / abs(per-bar max_drawdown above): vectorbt's calmar_ratio() "
         "divides by the drawdown of the daily series, ours by the per-bar one"
     )
 

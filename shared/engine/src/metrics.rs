@@ -173,7 +173,8 @@ pub fn compute(capital: f64, open_time: &[i64], bar_ms: i64, run: &RawRun) -> Me
     } else {
         let returns_per_trade: Vec<f64> = run.trades.iter().map(|t| t.pnl() / (t.entry_price * t.qty)).collect();
         let total_ms: i128 = run.trades.iter().map(|t| (t.exit_time - t.entry_time) as i128).sum();
-        let avg_seconds = (total_ms as f64 / n_trades as f64 / 1000.0).round() as i64;
+        // Half-to-even, the rounding used at every decimal boundary of the result.
+        let avg_seconds = (total_ms as f64 / n_trades as f64 / 1000.0).round_ties_even() as i64;
         (
             Some(wins.len() as f64 / n_trades as f64),
             finite(mean(&pnls)),
