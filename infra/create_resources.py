@@ -1,0 +1,703 @@
+#!/usr/bin/env python3
+"""Create in a local moto server exactly the DynamoDB tables, SQS queues and S3 buckets
+that template.yaml declares, then write <repo>/.local/env for the Rust functions.
+
+The template is the single source of truth: keys, GSIs, streams, TTL, queue attributes
+(visibility timeout, retention, redrive policy) and bucket settings are read from it, so
+local and deployed resources cannot drift. Physical names are PREFIX + logical id
+(`pipai-local-JobsTable`); S3 bucket names are lower-cased because S3 requires it
+(`pipai-local-resultsbucket`).
+
+Idempotent: existing resources are left alone or updated in place (queue attributes,
+missing/removed GSIs, stream, TTL, bucket settings). A change that cannot be applied in
+place (a table's key schema) is an error unless --reset is given, which deletes and
+recreates everything this script manages.
+
+Run with the project venv:  .venv/bin/python infra/create_resources.py [--port 4566]
+Credentials are always the dummy `test`/`test` and the endpoint is always explicit, so
+this script cannot touch a real AWS account.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_TEMPLATE = REPO / "template.yaml"
+DEFAULT_ENV_FILE = REPO / ".local" / "env"
+DEFAULT_PREFIX = "pipai-local-"
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+TABLE = "AWS::DynamoDB::Table"
+QUEUE = "AWS::SQS::Queue"
+BUCKET = "AWS::S3::Bucket"
+MANAGED_TYPES = (TABLE, QUEUE, BUCKET)
+
+# Extra variables written to the env file besides the functions' own Environment,
+# name -> (logical id, attribute). Attribute "Ref" is what !Ref returns.
+EXTRA_ENV = {
+    "JOBS_DLQ_URL": ("JobsDeadLetterQueue", "Ref"),
+    "STREAM_FAILURE_QUEUE_URL": ("StreamFailureQueue", "Ref"),
+    "JOBS_STREAM_ARN": ("JobsTable", "StreamArn"),
+}
+
+
+class TemplateError(Exception):
+    pass
+
+
+class _NoValue:
+    def __repr__(self) -> str:
+        return "AWS::NoValue"
+
+
+NO_VALUE = _NoValue()
+
+
+# ----------------------------------------------------------------------------- template
+def load_template(path: Path) -> dict:
+    """Parse a CloudFormation/SAM YAML or JSON template, short-form tags included.
+
+    cfn-lint's decoder turns !Ref/!GetAtt/!Sub/!If... into their long forms
+    ({"Ref": ...}, {"Fn::GetAtt": [res, attr]}, ...).
+    """
+    from cfnlint.decode import decode  # from the venv
+
+    template, matches = decode(str(path))
+    if matches or template is None:
+        raise TemplateError(f"cannot parse {path}: " + "; ".join(str(m) for m in matches))
+    return template
+
+
+class Resolver:
+    """Evaluates the intrinsic functions a template uses, against local physical resources.
+
+    `physical(logical_id)` returns a dict of the resource's attributes ("Ref", "Arn", ...),
+    creating or looking it up as the caller decides.
+    """
+
+    def __init__(self, template: dict, params: dict[str, str], physical: Callable[[str], dict]):
+        self.template = template
+        self.physical = physical
+        self.params: dict[str, Any] = {}
+        for name, spec in (template.get("Parameters") or {}).items():
+            if name in params:
+                self.params[name] = params[name]
+            elif "Default" in spec:
+                self.params[name] = spec["Default"]
+            else:
+                raise TemplateError(f"parameter {name} has no Default; pass --param {name}=VALUE")
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise TemplateError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        self._conditions: dict[str, bool] = {}
+
+    # pseudo parameters as a local stack would see them
+    PSEUDO = {
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT_ID,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": "pipai-local",
+        "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/pipai-local/local",
+    }
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            conds = self.template.get("Conditions") or {}
+            if name not in conds:
+                raise TemplateError(f"unknown condition {name}")
+            self._conditions[name] = bool(self.resolve(conds[name]))
+        return self._conditions[name]
+
+    def resource_enabled(self, logical_id: str) -> bool:
+        cond = self.template["Resources"][logical_id].get("Condition")
+        return True if cond is None else self.condition(cond)
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.PSEUDO:
+            return self.PSEUDO[name]
+        if name in self.params:
+            return self.params[name]
+        if name in self.template.get("Resources", {}):
+            return self.physical(name)["Ref"]
+        raise TemplateError(f"Ref to unknown name {name}")
+
+    def get_att(self, logical_id: str, attr: str) -> Any:
+        attrs = self.physical(logical_id)
+        if attr not in attrs:
+            raise TemplateError(f"GetAtt {logical_id}.{attr} is not supported locally")
+        return attrs[attr]
+
+    def _sub(self, text: str, variables: dict) -> str:
+        def repl(m: re.Match) -> str:
+            expr = m.group(1)
+            if expr.startswith("!"):
+                return "${" + expr[1:] + "}"
+            if expr in variables:
+                return str(self.resolve(variables[expr]))
+            if "." in expr and expr.split(".", 1)[0] in self.template.get("Resources", {}):
+                res, attr = expr.split(".", 1)
+                return str(self.get_att(res, attr))
+            return str(self.ref(expr))
+
+        return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if len(value) == 1:
+                (key, arg), = value.items()
+                if key == "Ref":
+                    return self.ref(arg)
+                if key == "Fn::GetAtt":
+                    if isinstance(arg, str):
+                        arg = arg.split(".", 1)
+                    return self.get_att(arg[0], self.resolve(arg[1]))
+                if key == "Fn::Sub":
+                    if isinstance(arg, str):
+                        return self._sub(arg, {})
+                    return self._sub(arg[0], arg[1])
+                if key == "Fn::If":
+                    cond, yes, no = arg
+                    return self.resolve(yes if self.condition(cond) else no)
+                if key == "Fn::Join":
+                    sep, items = arg
+                    return sep.join(str(x) for x in self.resolve(items))
+                if key == "Fn::Select":
+                    idx, items = arg
+                    return self.resolve(items)[int(self.resolve(idx))]
+                if key == "Fn::Split":
+                    sep, text = arg
+                    return str(self.resolve(text)).split(sep)
+                if key == "Fn::Equals":
+                    a, b = (self.resolve(x) for x in arg)
+                    return str(a) == str(b)
+                if key == "Fn::Not":
+                    return not self.resolve(arg[0])
+                if key == "Fn::And":
+                    return all(self.resolve(x) for x in arg)
+                if key == "Fn::Or":
+                    return any(self.resolve(x) for x in arg)
+                if key == "Condition":
+                    return self.condition(arg)
+                if key.startswith("Fn::"):
+                    raise TemplateError(f"{key} is not supported by create_resources.py")
+            out = {}
+            for k, v in value.items():
+                r = self.resolve(v)
+                if r is not NO_VALUE:
+                    out[str(k)] = r
+            return out
+        if isinstance(value, list):
+            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
+        if isinstance(value, str):
+            return str(value)
+        return value
+
+
+def managed_resources(template: dict) -> list[tuple[str, str]]:
+    """(logical id, type) of every table, queue and bucket, in template order."""
+    return [
+        (lid, res["Type"])
+        for lid, res in template.get("Resources", {}).items()
+        if res.get("Type") in MANAGED_TYPES
+    ]
+
+
+def physical_name(prefix: str, logical_id: str, rtype: str, props: dict | None = None) -> str:
+    name = prefix + logical_id
+    if rtype == BUCKET:
+        name = name.lower()
+    if rtype == QUEUE and props and str(props.get("FifoQueue", "")).lower() == "true":
+        name += ".fifo"
+    return name
+
+
+def env_from_template(template: dict, resolver: Resolver) -> dict[str, str]:
+    """The functions' environment: Globals.Function plus every function's own variables."""
+    env: dict[str, str] = {}
+    sources = [((template.get("Globals") or {}).get("Function") or {})]
+    for res in template.get("Resources", {}).values():
+        if res.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            sources.append(res.get("Properties") or {})
+    for props in sources:
+        variables = ((props.get("Environment") or {}).get("Variables")) or {}
+        for name, value in variables.items():
+            resolved = str(resolver.resolve(value))
+            if name in env and env[name] != resolved:
+                raise TemplateError(f"environment variable {name} differs between functions")
+            env[name] = resolved
+    for name, (lid, attr) in EXTRA_ENV.items():
+        if lid in template.get("Resources", {}):
+            env[name] = str(resolver.get_att(lid, attr) if attr != "Ref" else resolver.ref(lid))
+    return env
+
+
+# ----------------------------------------------------------------------------- converters
+def table_spec(props: dict) -> dict:
+    """create_table kwargs (without TableName) from resolved AWS::DynamoDB::Table properties."""
+    billing = props.get("BillingMode", "PROVISIONED")
+    spec: dict[str, Any] = {
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": billing,
+    }
+    if billing == "PROVISIONED":
+        spec["ProvisionedThroughput"] = _throughput(props.get("ProvisionedThroughput"))
+    gsis = []
+    for g in props.get("GlobalSecondaryIndexes") or []:
+        gsi = {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+        if billing == "PROVISIONED":
+            gsi["ProvisionedThroughput"] = _throughput(g.get("ProvisionedThroughput"))
+        gsis.append(gsi)
+    if gsis:
+        spec["GlobalSecondaryIndexes"] = gsis
+    lsis = [
+        {"IndexName": l["IndexName"], "KeySchema": l["KeySchema"], "Projection": l["Projection"]}
+        for l in props.get("LocalSecondaryIndexes") or []
+    ]
+    if lsis:
+        spec["LocalSecondaryIndexes"] = lsis
+    stream = props.get("StreamSpecification")
+    if stream and stream.get("StreamViewType"):
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+    sse = props.get("SSESpecification")
+    if sse and str(sse.get("SSEEnabled")).lower() == "true":
+        spec["SSESpecification"] = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
+        if sse.get("KMSMasterKeyId"):
+            spec["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+    return spec
+
+
+def _throughput(pt: dict | None) -> dict:
+    pt = pt or {}
+    return {
+        "ReadCapacityUnits": int(pt.get("ReadCapacityUnits", 1)),
+        "WriteCapacityUnits": int(pt.get("WriteCapacityUnits", 1)),
+    }
+
+
+def ttl_spec(props: dict) -> str | None:
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and str(ttl.get("Enabled")).lower() == "true":
+        return ttl["AttributeName"]
+    return None
+
+
+QUEUE_ATTRIBUTES = (
+    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout", "RedrivePolicy", "RedriveAllowPolicy", "FifoQueue", "ContentBasedDeduplication",
+    "DeduplicationScope", "FifoThroughputLimit", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+)
+
+
+def queue_attributes(props: dict) -> dict[str, str]:
+    """SQS API attributes (all strings) from resolved AWS::SQS::Queue properties."""
+    attrs = {}
+    for name in QUEUE_ATTRIBUTES:
+        if name not in props:
+            continue
+        value = props[name]
+        if isinstance(value, dict):
+            value = json.dumps(value, separators=(",", ":"))
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        attrs[name] = str(value)
+    return attrs
+
+
+def encryption_rules(enc: dict) -> list[dict]:
+    """S3 API encryption rules from CloudFormation's BucketEncryption."""
+    rules = []
+    for r in enc.get("ServerSideEncryptionConfiguration") or []:
+        rule: dict[str, Any] = {}
+        default = r.get("ServerSideEncryptionByDefault")
+        if default:
+            rule["ApplyServerSideEncryptionByDefault"] = {
+                k: v for k, v in default.items() if k in ("SSEAlgorithm", "KMSMasterKeyID")
+            }
+        if "BucketKeyEnabled" in r:
+            rule["BucketKeyEnabled"] = str(r["BucketKeyEnabled"]).lower() == "true"
+        rules.append(rule)
+    return rules
+
+
+def lifecycle_rules(props: dict) -> list[dict]:
+    rules = []
+    for r in ((props.get("LifecycleConfiguration") or {}).get("Rules")) or []:
+        rule: dict[str, Any] = {"Status": r["Status"], "Filter": {"Prefix": r.get("Prefix", "")}}
+        if r.get("Id"):
+            rule["ID"] = r["Id"]
+        if "ExpirationInDays" in r:
+            rule["Expiration"] = {"Days": int(r["ExpirationInDays"])}
+        nve = r.get("NoncurrentVersionExpiration")
+        if nve:
+            rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(nve["NoncurrentDays"])}
+        if "NoncurrentVersionExpirationInDays" in r:
+            rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(r["NoncurrentVersionExpirationInDays"])}
+        aimu = r.get("AbortIncompleteMultipartUpload")
+        if aimu:
+            rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(aimu["DaysAfterInitiation"])}
+        rules.append(rule)
+    return rules
+
+
+# ----------------------------------------------------------------------------- provisioning
+class Provisioner:
+    def __init__(self, template: dict, endpoint: str, prefix: str, params: dict[str, str], log=print):
+        import boto3  # from the venv
+
+        self.template = template
+        self.prefix = prefix
+        self.endpoint = endpoint
+        self.log = log
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+        )
+        self.ddb = session.client("dynamodb", endpoint_url=endpoint)
+        self.sqs = session.client("sqs", endpoint_url=endpoint)
+        self.s3 = session.client("s3", endpoint_url=endpoint)
+        self.ssm = session.client("ssm", endpoint_url=endpoint)
+        self.done: dict[str, dict] = {}
+        self._in_progress: set[str] = set()
+        self.resolver = Resolver(template, params, self.ensure)
+
+    def props(self, logical_id: str) -> dict:
+        return self.resolver.resolve(self.template["Resources"][logical_id].get("Properties") or {})
+
+    def ensure(self, logical_id: str) -> dict:
+        if logical_id in self.done:
+            return self.done[logical_id]
+        res = self.template["Resources"].get(logical_id)
+        if res is None:
+            raise TemplateError(f"no resource {logical_id}")
+        if res["Type"] not in MANAGED_TYPES:
+            raise TemplateError(f"{logical_id} ({res['Type']}) is not created locally but is referenced")
+        if logical_id in self._in_progress:
+            raise TemplateError(f"circular reference through {logical_id}")
+        if not self.resolver.resource_enabled(logical_id):
+            raise TemplateError(f"{logical_id} is disabled by its Condition but is referenced")
+        self._in_progress.add(logical_id)
+        try:
+            props = self.props(logical_id)
+            handler = {TABLE: self._table, QUEUE: self._queue, BUCKET: self._bucket}[res["Type"]]
+            self.done[logical_id] = handler(logical_id, props)
+        finally:
+            self._in_progress.discard(logical_id)
+        return self.done[logical_id]
+
+    def ensure_all(self) -> None:
+        for lid, _ in managed_resources(self.template):
+            if self.resolver.resource_enabled(lid):
+                self.ensure(lid)
+
+    # -- DynamoDB
+    def _table(self, lid: str, props: dict) -> dict:
+        from botocore.exceptions import ClientError
+
+        name = physical_name(self.prefix, lid, TABLE)
+        spec = table_spec(props)
+        try:
+            desc = self.ddb.describe_table(TableName=name)["Table"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            desc = None
+        if desc is None:
+            self.ddb.create_table(TableName=name, **spec)
+            desc = self.ddb.describe_table(TableName=name)["Table"]
+            self.log(f"created  table  {name}")
+        else:
+            self._update_table(name, desc, spec)
+            desc = self.ddb.describe_table(TableName=name)["Table"]
+
+        ttl_attr = ttl_spec(props)
+        cur = self.ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        cur_on = cur.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+        if ttl_attr and (not cur_on or cur.get("AttributeName") != ttl_attr):
+            if cur_on:
+                self.ddb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": False, "AttributeName": cur["AttributeName"]}
+                )
+            self.ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attr}
+            )
+            self.log(f"ttl      table  {name}: {ttl_attr}")
+        elif not ttl_attr and cur_on:
+            self.ddb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": False, "AttributeName": cur["AttributeName"]}
+            )
+            self.log(f"ttl off  table  {name}")
+
+        pitr = str((props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")).lower() == "true"
+        try:
+            self.ddb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": pitr}
+            )
+        except ClientError:
+            pass  # cosmetic locally
+
+        return {
+            "Ref": name,
+            "Arn": desc["TableArn"],
+            "StreamArn": desc.get("LatestStreamArn"),
+        }
+
+    def _update_table(self, name: str, desc: dict, spec: dict) -> None:
+        def keys(ks):
+            return [(k["AttributeName"], k["KeyType"]) for k in ks]
+
+        if keys(desc["KeySchema"]) != keys(spec["KeySchema"]):
+            raise TemplateError(
+                f"table {name}: key schema changed in the template; rerun with --reset (drops local data)"
+            )
+        want = {g["IndexName"]: g for g in spec.get("GlobalSecondaryIndexes", [])}
+        have = {g["IndexName"]: g for g in desc.get("GlobalSecondaryIndexes", [])}
+        for iname, g in list(have.items()):
+            w = want.get(iname)
+            if w is None or keys(g["KeySchema"]) != keys(w["KeySchema"]) or \
+                    g["Projection"].get("ProjectionType") != w["Projection"].get("ProjectionType"):
+                self.ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": iname}}])
+                self.log(f"dropped  index  {name}.{iname}")
+                del have[iname]
+        for iname, w in want.items():
+            if iname not in have:
+                self.ddb.update_table(
+                    TableName=name,
+                    AttributeDefinitions=spec["AttributeDefinitions"],
+                    GlobalSecondaryIndexUpdates=[{"Create": w}],
+                )
+                self.log(f"created  index  {name}.{iname}")
+        want_stream = spec.get("StreamSpecification")
+        have_stream = desc.get("StreamSpecification") or {}
+        have_type = have_stream.get("StreamViewType") if have_stream.get("StreamEnabled") else None
+        want_type = want_stream["StreamViewType"] if want_stream else None
+        if have_type != want_type:
+            if have_type and want_type:
+                # DynamoDB (and moto) cannot switch a view type in place: disable, wait, enable.
+                raise TemplateError(
+                    f"table {name}: stream view type changed {have_type} -> {want_type}; rerun with --reset"
+                )
+            if want_type:
+                self.ddb.update_table(TableName=name, StreamSpecification=want_stream)
+            else:
+                self.ddb.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+            self.log(f"stream   table  {name}: {have_type} -> {want_type}")
+
+    # -- SQS
+    def _queue(self, lid: str, props: dict) -> dict:
+        from botocore.exceptions import ClientError
+
+        name = physical_name(self.prefix, lid, QUEUE, props)
+        attrs = queue_attributes(props)
+        try:
+            url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as e:
+            if "NonExistentQueue" not in e.response["Error"]["Code"]:
+                raise
+            url = None
+        if url is None:
+            url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            self.log(f"created  queue  {name}")
+        else:
+            current = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            settable = {k: v for k, v in attrs.items() if k != "FifoQueue"}
+            changed = {k: v for k, v in settable.items() if not _same_attr(k, current.get(k), v)}
+            if changed:
+                self.sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
+                self.log(f"updated  queue  {name}: {', '.join(sorted(changed))}")
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+
+    # -- S3
+    def _bucket(self, lid: str, props: dict) -> dict:
+        from botocore.exceptions import ClientError
+
+        name = physical_name(self.prefix, lid, BUCKET)
+        try:
+            self.s3.head_bucket(Bucket=name)
+            exists = True
+        except ClientError:
+            exists = False
+        if not exists:
+            self.s3.create_bucket(Bucket=name)
+            self.log(f"created  bucket {name}")
+        # Settings are re-applied every run (cheap, and keeps them equal to the template).
+        enc = props.get("BucketEncryption")
+        if enc:
+            self.s3.put_bucket_encryption(
+                Bucket=name, ServerSideEncryptionConfiguration={"Rules": encryption_rules(enc)}
+            )
+        pab = props.get("PublicAccessBlockConfiguration")
+        if pab:
+            self.s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration={k: bool(v) for k, v in pab.items()}
+            )
+        own = props.get("OwnershipControls")
+        if own:
+            self.s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=own)
+        ver = (props.get("VersioningConfiguration") or {}).get("Status")
+        if ver:
+            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": ver})
+        rules = lifecycle_rules(props)
+        if rules:
+            self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+        else:
+            try:
+                self.s3.delete_bucket_lifecycle(Bucket=name)
+            except ClientError:
+                pass
+        return {
+            "Ref": name,
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+        }
+
+    # -- SSM: the API key master key (not a template resource: it is created outside the
+    # stack, but the API functions need it locally).
+    def ensure_master_key(self, param_name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ssm.get_parameter(Name=param_name)
+            return False
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ParameterNotFound":
+                raise
+        key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.ssm.put_parameter(
+            Name=param_name, Type="SecureString", Value=key,
+            Description="PipAI local: master key for API key secrets (base64 of 32 random bytes)",
+        )
+        self.log(f"created  ssm    {param_name} (SecureString, base64 of 32 random bytes)")
+        return True
+
+    # -- reset
+    def delete_all(self) -> None:
+        from botocore.exceptions import ClientError
+
+        for lid, rtype in managed_resources(self.template):
+            props = self.template["Resources"][lid].get("Properties") or {}
+            name = physical_name(self.prefix, lid, rtype, props)
+            try:
+                if rtype == TABLE:
+                    self.ddb.delete_table(TableName=name)
+                elif rtype == QUEUE:
+                    url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                    self.sqs.delete_queue(QueueUrl=url)
+                elif rtype == BUCKET:
+                    self._empty_bucket(name)
+                    self.s3.delete_bucket(Bucket=name)
+                self.log(f"deleted  {rtype.split('::')[1].lower():6} {name}")
+            except ClientError:
+                pass
+
+    def _empty_bucket(self, name: str) -> None:
+        paginator = self.s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=name):
+            objs = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])
+            ]
+            if objs:
+                self.s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
+
+
+def _same_attr(name: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return False
+    if name in ("RedrivePolicy", "RedriveAllowPolicy"):
+        try:
+            a, b = json.loads(current), json.loads(wanted)
+            return {k: str(v) for k, v in a.items()} == {k: str(v) for k, v in b.items()}
+        except ValueError:
+            return False
+    return current.lower() == wanted.lower()
+
+
+def write_env_file(path: Path, env: dict[str, str], endpoint: str) -> None:
+    base = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }
+    lines = [
+        "# Written by infra/create_resources.py from template.yaml; do not edit, rerun it.",
+        "# Use: set -a; . .local/env; set +a   (or just `. .local/env`: the lines export)",
+    ]
+    for k, v in {**base, **env}.items():
+        lines.append(f"export {k}={shlex.quote(v)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
+    p.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")),
+                   help="moto port on 127.0.0.1 (default: $MOTO_PORT or 4566)")
+    p.add_argument("--endpoint", help="full endpoint URL (overrides --port)")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"physical name prefix (default {DEFAULT_PREFIX})")
+    p.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE,
+                   help="where to write the export lines (default <repo>/.local/env)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="template parameter override (repeatable)")
+    p.add_argument("--reset", action="store_true", help="delete the managed resources first (drops local data)")
+    p.add_argument("--no-master-key", action="store_true",
+                   help="do not create the SSM SecureString named by ApiKeyMasterKeyParameter")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    endpoint = args.endpoint or f"http://127.0.0.1:{args.port}"
+    params = {}
+    for item in args.param:
+        if "=" not in item:
+            print(f"create_resources: --param wants NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        k, v = item.split("=", 1)
+        params[k] = v
+    log = (lambda *_: None) if args.quiet else print
+    try:
+        template = load_template(args.template)
+        prov = Provisioner(template, endpoint, args.prefix, params, log=log)
+        if args.reset:
+            prov.delete_all()
+        prov.ensure_all()
+        if not args.no_master_key and "ApiKeyMasterKeyParameter" in prov.resolver.params:
+            prov.ensure_master_key(str(prov.resolver.params["ApiKeyMasterKeyParameter"]))
+        env = env_from_template(template, prov.resolver)
+        write_env_file(args.env_file, env, endpoint)
+    except TemplateError as e:
+        print(f"create_resources: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # botocore connection errors etc.: one line, not a trace
+        if type(e).__name__ in ("EndpointConnectionError", "ConnectionClosedError"):
+            print(f"create_resources: no server at {endpoint} (start it: infra/moto.sh start)", file=sys.stderr)
+            return 1
+        raise
+    log(f"{len(prov.done)} resources ready at {endpoint}; env written to {args.env_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

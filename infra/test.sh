@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says and CI runs it (`.ci/run` calls exactly this).
+# Installs what it needs (the project venv: moto, cfn-lint, SAM CLI), then:
+#   formatting -> clippy -> cargo test for the workspace -> infrastructure checks.
+# Prints one closing line `tests: N passed, N failed` and exits non-zero on any failure.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+LOG="$(mktemp -d)"
+passed=0
+failed=0
+status=0
+
+note() { printf '\n==> %s\n' "$*"; }
+fail_step() { failed=$((failed + 1)); status=1; echo "FAILED: $1"; }
+
+note "tools: project venv (infra/venv.sh)"
+if ! "$REPO/infra/venv.sh"; then
+  fail_step "infra/venv.sh"
+  echo "tests: $passed passed, $failed failed"
+  exit 1
+fi
+
+note "cargo fmt --all --check"
+if cargo fmt --all --check; then passed=$((passed + 1)); else fail_step "cargo fmt"; fi
+
+note "cargo clippy --workspace --all-targets -- -D warnings"
+if cargo clippy --workspace --all-targets --quiet -- -D warnings; then passed=$((passed + 1)); else fail_step "clippy"; fi
+
+note "cargo test --workspace"
+cargo test --workspace 2>&1 | tee "$LOG/cargo-test.txt"
+test_status=${PIPESTATUS[0]}
+# Sum every test binary's `test result:` line.
+read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/cargo-test.txt")
+passed=$((passed + p)); failed=$((failed + f))
+if [[ $test_status != 0 ]]; then
+  status=1
+  [[ $f == 0 ]] && fail_step "cargo test (did not finish)"
+fi
+
+note "infrastructure: template.yaml and local resources (infra/test_infra.sh)"
+"$REPO/infra/test_infra.sh" 2>&1 | tee "$LOG/infra.txt"
+infra_status=${PIPESTATUS[0]}
+read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ { p = $1; f = $3 } END { print p + 0, f + 0 }' "$LOG/infra.txt")
+passed=$((passed + p)); failed=$((failed + f))
+if [[ $infra_status != 0 ]]; then
+  status=1
+  [[ $f == 0 ]] && fail_step "infra/test_infra.sh"
+fi
+
+rm -rf "$LOG"
+echo
+echo "tests: $passed passed, $failed failed"
+exit $status
