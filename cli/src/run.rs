@@ -1,0 +1,186 @@
+//! `pipai run`: one backtest, offline, on local bar files. The same engine, config validation and
+//! result shape as the service, so what you see here is what a job returns.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver, Timeframe};
+use pipai_market_data::{read_klines, resample, Coverage, CsvError};
+
+use crate::error::CliError;
+use crate::table;
+
+/// Run one backtest offline on your own bar files: no AWS, no network.
+///
+/// The job file is the body of `POST /v1/backtest/jobs` (see `pipai templates` for the
+/// templates and their params), for example:
+///
+///   {"template_id": "tpl_ma_cross", "params": {"fast": 12, "slow": 48},
+///    "symbols": ["BTCUSDT"], "timeframe": "1h",
+///    "start": "2025-01-01T00:00:00Z", "end": "2025-12-31T23:00:00Z",
+///    "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
+///
+/// Bar files: Binance kline dumps (CSV or the .zip they ship in; with or without header;
+/// millisecond or microsecond open_time) or a plain CSV with the header
+/// `open_time,open,high,low,close,volume` (open_time in ms or ISO 8601). Bars finer than the
+/// job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h job).
+///
+/// Prints the metrics as a table; `--out` writes the full result (metrics, structured_metrics,
+/// daily equity_curve, trades, summary) as JSON, the same shape the API returns.
+///
+/// Exit codes: 0 done, 1 a file could not be read or written, 2 the job config is invalid,
+/// 3 the bars cannot be used (unsorted, duplicate, malformed, wrong timeframe, outside the window).
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct RunArgs {
+    /// The job config: a create-job request body (JSON).
+    #[arg(long, value_name = "JOB.json")]
+    config: PathBuf,
+    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`, once per symbol.
+    #[arg(long = "data", value_name = "[SYMBOL=]PATH", required = true)]
+    data: Vec<String>,
+    /// Write the result JSON here.
+    #[arg(long, value_name = "RESULT.json")]
+    out: Option<PathBuf>,
+    /// Also write the equity at every bar's close as CSV (open_time,equity).
+    #[arg(long, value_name = "EQUITY.csv")]
+    bar_equity: Option<PathBuf>,
+    /// Fail (exit 3) when the bars do not cover the whole window without gaps, as the API does;
+    /// without it, gaps and a partly covered window are reported as warnings.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    let body = std::fs::read(&args.config).map_err(CliError::io(&args.config))?;
+    let config = JobConfig::from_json_bytes(&body, Utc::now())
+        .map_err(|e| CliError::Config(format!("{}: {e}", args.config.display())))?;
+    let files = assign_files(&config.symbols, &args.data)?;
+
+    let mut data = Vec::with_capacity(files.len());
+    for (symbol, path) in config.symbols.iter().zip(&files) {
+        let bars = load_bars(symbol, path, config.timeframe)?;
+        let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
+            .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
+        if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
+            if args.strict {
+                return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
+            }
+            eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
+        }
+        data.push(bars);
+    }
+
+    let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
+        EngineError::Config(f) => CliError::Config(format!("{}: {f}", args.config.display())),
+        other => CliError::Data(other.to_string()),
+    })?;
+
+    print!("{}", table::render(&config, &backtest.result));
+    if let Some(out) = &args.out {
+        let json = serde_json::to_vec_pretty(&backtest.result).expect("results serialize");
+        std::fs::write(out, json).map_err(CliError::io(out))?;
+        println!("result written to {}", out.display());
+    }
+    if let Some(path) = &args.bar_equity {
+        let times = &data[0].open_time[backtest.window.clone()];
+        let mut csv = String::from("open_time,equity\n");
+        for (t, e) in times.iter().zip(&backtest.bar_equity) {
+            csv.push_str(&format!("{t},{}\n", pipai_engine::result::money(*e)));
+        }
+        std::fs::write(path, csv).map_err(CliError::io(path))?;
+        println!("per-bar equity written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Pairs each configured symbol with its `--data` file.
+fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
+    let mut named: Vec<(Option<&str>, PathBuf)> = Vec::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((sym, path)) if !sym.is_empty() && sym.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                named.push((Some(sym), PathBuf::from(path)))
+            }
+            _ => named.push((None, PathBuf::from(a))),
+        }
+    }
+    if let [(None, path)] = named.as_slice() {
+        if symbols.len() == 1 {
+            return Ok(vec![path.clone()]);
+        }
+    }
+    let mut out = Vec::with_capacity(symbols.len());
+    for s in symbols {
+        let found: Vec<&PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p).collect();
+        match found.as_slice() {
+            [one] => out.push((*one).clone()),
+            [] => {
+                return Err(CliError::Config(format!(
+                    "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
+                )))
+            }
+            _ => return Err(CliError::Config(format!("--data names {s} more than once"))),
+        }
+    }
+    if let Some((Some(extra), _)) = named.iter().find(|(n, _)| n.is_some_and(|n| !symbols.iter().any(|s| s == n))) {
+        return Err(CliError::Config(format!("--data names {extra}, which the job does not trade")));
+    }
+    if named.iter().any(|(n, _)| n.is_none()) {
+        return Err(CliError::Config("with several symbols every --data must be SYMBOL=PATH".into()));
+    }
+    Ok(out)
+}
+
+/// Reads a bar file and brings it to `timeframe` (aggregating finer bars).
+fn load_bars(symbol: &str, path: &Path, timeframe: Timeframe) -> Result<Bars, CliError> {
+    let bars = read_klines(path).map_err(|e| match e {
+        CsvError::Io { file, source } => CliError::Io { path: file, source },
+        other => CliError::Data(other.to_string()),
+    })?;
+    if bars.is_empty() {
+        return Err(CliError::Data(format!("{}: no bars", path.display())));
+    }
+    let step = bars.open_time.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(timeframe.millis());
+    let Some(file_tf) = Timeframe::ALL.into_iter().find(|t| t.millis() == step) else {
+        return Err(CliError::Data(format!(
+            "{}: bars are {step} ms apart, which is none of 1m, 5m, 15m, 1h, 4h, 1d",
+            path.display()
+        )));
+    };
+    if file_tf == timeframe {
+        Ok(bars)
+    } else if file_tf < timeframe && timeframe.millis() % file_tf.millis() == 0 {
+        eprintln!("note: {symbol}: aggregating {file_tf} bars from {} to {timeframe}", path.display());
+        Ok(resample(&bars, timeframe))
+    } else {
+        Err(CliError::Data(format!(
+            "{}: holds {file_tf} bars, too coarse for the job's {timeframe} timeframe",
+            path.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syms(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn data_arguments_pair_with_symbols() {
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), vec![PathBuf::from("a.csv")]);
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["ETHUSDT=e.csv".into(), "BTCUSDT=b.csv".into()]).unwrap(),
+            vec![PathBuf::from("b.csv"), PathBuf::from("e.csv")]
+        );
+        let err = assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=b.csv".into()]).unwrap_err();
+        assert!(err.to_string().contains("no bars for ETHUSDT"), "{err}");
+        let err = assign_files(&syms(&["BTCUSDT"]), &["BTCUSDT=b.csv".into(), "XRPUSDT=x.csv".into()]).unwrap_err();
+        assert!(err.to_string().contains("XRPUSDT"), "{err}");
+        // A Windows-like or odd path with '=' in it is a path, not SYMBOL=PATH.
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), vec![PathBuf::from("./x=y.csv")]);
+    }
+}

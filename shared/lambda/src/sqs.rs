@@ -1,0 +1,61 @@
+//! The worker's SQS batches: every message is one job id. Messages from the dead-letter queue
+//! (the same function is subscribed to it) fail their job instead of running it. Failures are
+//! reported per message (`ReportBatchItemFailures`), so one bad message never redelivers the
+//! others.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pipai_service::model::QueueMessage;
+use pipai_service::ports::{JobStore, MarketData, ResultStore};
+use pipai_service::worker::{Delivery, Worker};
+
+use crate::config::queue_name;
+
+/// Handles a batch; `deadline_ms` is the invocation's deadline (epoch ms).
+pub async fn handle_batch<S, R, M>(worker: &Worker<S, R, M>, dead_letter_queue: &str, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse
+where
+    S: JobStore,
+    R: ResultStore,
+    M: MarketData,
+{
+    let mut failures = Vec::new();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        match handle_message(worker, dead_letter_queue, &message, deadline_ms).await {
+            Delivery::Done => {}
+            Delivery::Retry => {
+                // The event types are non-exhaustive: build from Default and set the field.
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+async fn handle_message<S, R, M>(worker: &Worker<S, R, M>, dead_letter_queue: &str, message: &SqsMessage, deadline_ms: i64) -> Delivery
+where
+    S: JobStore,
+    R: ResultStore,
+    M: MarketData,
+{
+    let body = message.body.as_deref().unwrap_or_default();
+    let Some(job_id) = QueueMessage::job_id_of(body) else {
+        // Not a job message: nothing can ever make it one, so it is dropped (and logged).
+        tracing::error!(message_id = ?message.message_id, body, "not a job message; dropped");
+        return Delivery::Done;
+    };
+    let from_dead_letters = message.event_source_arn.as_deref().is_some_and(|arn| queue_name(arn) == dead_letter_queue);
+    let outcome = if from_dead_letters {
+        let receives = message.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(0);
+        worker.process_dead_letter(&job_id, receives).await
+    } else {
+        worker.process(&job_id, deadline_ms).await
+    };
+    outcome.unwrap_or_else(|e| {
+        tracing::warn!(job_id, error = %e, "storage failure; the message will be retried");
+        Delivery::Retry
+    })
+}

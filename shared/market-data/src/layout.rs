@@ -1,0 +1,158 @@
+//! Key layout of the market-data bucket, and the split of bars into its monthly partitions.
+//!
+//! ```text
+//! bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet   one file per symbol, timeframe, UTC month
+//! bars/v1/symbol=BTCUSDT/timeframe=1m/_coverage.json          the Coverage of all those files
+//! ```
+//!
+//! - Hive-style `name=value` segments, so DuckDB (`read_parquet('…/bars/v1/*/*/*.parquet',
+//!   hive_partitioning = true)`) and polars see `symbol`, `timeframe` and `month` as columns.
+//!   Listing with `*.parquet` skips `_coverage.json` (and the leading `_` marks it as metadata
+//!   for Spark-like readers too).
+//! - `v1` is the layout/schema version: a change of the file schema gets a new prefix, so old and
+//!   new readers never meet a file they cannot read.
+//! - A month partition holds the bars with `month.start_ms() <= open_time < month.end_ms()`
+//!   (44,640 1m bars for a full 31-day month). A partial month (the current one, or a listing that
+//!   started mid-month) is rewritten whole when more bars arrive.
+//! - Symbols are 1-32 characters of `A-Z` and `0-9` (exchange style, e.g. `BTCUSDT`), so a key
+//!   can never escape its prefix.
+//!
+//! These are plain functions over strings and [`Bars`]: the caller reads and writes the bytes
+//! from S3 or a directory (a local store can use the keys as relative paths).
+
+use pipai_engine::bars::{Bars, Timeframe};
+
+use crate::time::Month;
+
+/// Prefix of every bars object.
+pub const BARS_PREFIX: &str = "bars/v1";
+
+/// An invalid symbol for a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid symbol {0:?}: expected 1-32 characters A-Z or 0-9")]
+pub struct InvalidSymbol(pub String);
+
+/// Checks that `symbol` is 1-32 characters of `A-Z0-9`.
+pub fn validate_symbol(symbol: &str) -> Result<(), InvalidSymbol> {
+    let ok = (1..=32).contains(&symbol.len()) && symbol.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSymbol(symbol.to_string()))
+    }
+}
+
+/// `bars/v1/symbol=BTCUSDT/timeframe=1m/` — the folder of one symbol and timeframe (for listing).
+pub fn series_prefix(symbol: &str, tf: Timeframe) -> Result<String, InvalidSymbol> {
+    validate_symbol(symbol)?;
+    Ok(format!("{BARS_PREFIX}/symbol={symbol}/timeframe={tf}/"))
+}
+
+/// `bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet`.
+pub fn partition_key(symbol: &str, tf: Timeframe, month: Month) -> Result<String, InvalidSymbol> {
+    Ok(format!("{}month={month}.parquet", series_prefix(symbol, tf)?))
+}
+
+/// `bars/v1/symbol=BTCUSDT/timeframe=1m/_coverage.json`.
+pub fn coverage_key(symbol: &str, tf: Timeframe) -> Result<String, InvalidSymbol> {
+    Ok(format!("{}_coverage.json", series_prefix(symbol, tf)?))
+}
+
+/// The `(symbol, timeframe, month)` of a partition key, or `None` if `key` is not one.
+pub fn parse_partition_key(key: &str) -> Option<(String, Timeframe, Month)> {
+    let rest = key.strip_prefix(BARS_PREFIX)?.strip_prefix("/symbol=")?;
+    let (symbol, rest) = rest.split_once("/timeframe=")?;
+    let (tf, rest) = rest.split_once("/month=")?;
+    let month = rest.strip_suffix(".parquet")?;
+    validate_symbol(symbol).ok()?;
+    Some((symbol.to_string(), tf.parse().ok()?, month.parse().ok()?))
+}
+
+/// The partition keys a window `[start_ms, end_ms]` (inclusive) touches, in time order.
+pub fn partition_keys_for_window(
+    symbol: &str,
+    tf: Timeframe,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<String>, InvalidSymbol> {
+    validate_symbol(symbol)?;
+    Month::range(start_ms, end_ms).into_iter().map(|m| partition_key(symbol, tf, m)).collect()
+}
+
+/// Splits sorted bars into UTC-month partitions, in time order; months without bars are absent.
+pub fn split_by_month(bars: &Bars) -> Vec<(Month, Bars)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bars.len() {
+        let month = Month::of_ms(bars.open_time[i]);
+        let end = month.end_ms();
+        let j = i + bars.open_time[i..].partition_point(|&t| t < end);
+        out.push((month, bars.slice(i..j)));
+        i = j;
+    }
+    out
+}
+
+/// Appends `part` to `out` (e.g. consecutive monthly partitions read back). The caller keeps the
+/// order; [`Bars::validate`] on the result checks it.
+pub fn append(out: &mut Bars, part: &Bars) {
+    out.open_time.extend_from_slice(&part.open_time);
+    out.open.extend_from_slice(&part.open);
+    out.high.extend_from_slice(&part.high);
+    out.low.extend_from_slice(&part.low);
+    out.close.extend_from_slice(&part.close);
+    out.volume.extend_from_slice(&part.volume);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::ymd_ms;
+
+    #[test]
+    fn keys() {
+        let m: Month = "2025-01".parse().unwrap();
+        let k = partition_key("BTCUSDT", Timeframe::M1, m).unwrap();
+        assert_eq!(k, "bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet");
+        assert_eq!(parse_partition_key(&k), Some(("BTCUSDT".to_string(), Timeframe::M1, m)));
+        assert_eq!(
+            coverage_key("ETHUSDT", Timeframe::H4).unwrap(),
+            "bars/v1/symbol=ETHUSDT/timeframe=4h/_coverage.json"
+        );
+        assert_eq!(parse_partition_key("bars/v1/symbol=ETHUSDT/timeframe=4h/_coverage.json"), None);
+        assert_eq!(parse_partition_key("bars/v1/symbol=ETHUSDT/timeframe=2h/month=2025-01.parquet"), None);
+        for bad in ["", "btcusdt", "BTC/USDT", "../X", "BTC USDT", &"A".repeat(33)] {
+            assert!(partition_key(bad, Timeframe::M1, m).is_err(), "{bad:?}");
+        }
+        let keys =
+            partition_keys_for_window("BTCUSDT", Timeframe::H1, ymd_ms(2024, 12, 31), ymd_ms(2025, 2, 1)).unwrap();
+        assert_eq!(
+            keys,
+            [
+                "bars/v1/symbol=BTCUSDT/timeframe=1h/month=2024-12.parquet",
+                "bars/v1/symbol=BTCUSDT/timeframe=1h/month=2025-01.parquet",
+                "bars/v1/symbol=BTCUSDT/timeframe=1h/month=2025-02.parquet",
+            ]
+        );
+    }
+
+    #[test]
+    fn split_into_months_and_back() {
+        let start = ymd_ms(2024, 1, 31) + 23 * 3_600_000;
+        let end = ymd_ms(2024, 3, 1) + 3_600_000;
+        let bars = crate::generate::generate_1m(5, 100.0, start, end);
+        let parts = split_by_month(&bars);
+        let months: Vec<String> = parts.iter().map(|(m, _)| m.to_string()).collect();
+        assert_eq!(months, ["2024-01", "2024-02", "2024-03"]);
+        assert_eq!(parts[0].1.len(), 60);
+        assert_eq!(parts[1].1.len(), 29 * 1440);
+        assert_eq!(parts[2].1.len(), 60);
+        assert_eq!(parts[1].1.open_time[0], ymd_ms(2024, 2, 1));
+        let mut back = Bars::default();
+        for (_, p) in &parts {
+            append(&mut back, p);
+        }
+        assert_eq!(back, bars);
+        assert!(split_by_month(&Bars::default()).is_empty());
+    }
+}

@@ -1,0 +1,461 @@
+//! The public API: one entry point, [`Api::handle`], that authenticates, charges request weight,
+//! runs the route's handler and turns any [`ApiError`] into `{code, message}` (the only place
+//! that happens). Each Lambda function serves one [`Route`]; local tools can route any request
+//! with [`Route::of`].
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use pipai_engine::time::{iso, parse_iso};
+use pipai_engine::{templates, JobConfig, Timeframe};
+use pipai_market_data::Coverage;
+use serde_json::{json, Value};
+
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::model::{is_job_id, new_job_id, JobRecord, JobStatus, MAX_ACTIVE_JOBS};
+use crate::ports::*;
+use crate::secrets::MasterKey;
+
+/// Every endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    CreateJob,
+    GetJob,
+    ListJobs,
+    CancelJob,
+    ListSymbols,
+    ListTemplates,
+}
+
+impl Route {
+    pub const ALL: [Route; 6] =
+        [Route::CreateJob, Route::GetJob, Route::ListJobs, Route::CancelJob, Route::ListSymbols, Route::ListTemplates];
+
+    /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
+    pub fn weight(self) -> u32 {
+        match self {
+            Route::CreateJob => 20,
+            Route::GetJob => 2,
+            Route::ListJobs => 5,
+            Route::CancelJob => 5,
+            Route::ListSymbols => 5,
+            Route::ListTemplates => 1,
+        }
+    }
+
+    /// Method and path pattern, as API Gateway routes them.
+    pub fn method_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            Route::CreateJob => ("POST", "/v1/backtest/jobs"),
+            Route::GetJob => ("GET", "/v1/backtest/jobs/{id}"),
+            Route::ListJobs => ("GET", "/v1/backtest/jobs"),
+            Route::CancelJob => ("POST", "/v1/backtest/jobs/{id}/cancel"),
+            Route::ListSymbols => ("GET", "/v1/backtest/symbols"),
+            Route::ListTemplates => ("GET", "/v1/backtest/templates"),
+        }
+    }
+
+    /// The route serving `method` and `path` (a path starting at `/v1/`).
+    pub fn of(method: &str, path: &str) -> Option<Route> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            ("POST", ["", "v1", "backtest", "jobs"]) => Some(Route::CreateJob),
+            ("GET", ["", "v1", "backtest", "jobs"]) => Some(Route::ListJobs),
+            ("GET", ["", "v1", "backtest", "jobs", _]) => Some(Route::GetJob),
+            ("POST", ["", "v1", "backtest", "jobs", _, "cancel"]) => Some(Route::CancelJob),
+            ("GET", ["", "v1", "backtest", "symbols"]) => Some(Route::ListSymbols),
+            ("GET", ["", "v1", "backtest", "templates"]) => Some(Route::ListTemplates),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Request weight per key per 60 s window.
+    pub weight_budget: u32,
+    pub max_active_jobs: u32,
+    /// A GET response larger than this returns its arrays in pages (Lambda's limit is 6 MB).
+    pub response_budget_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings { weight_budget: 1200, max_active_jobs: MAX_ACTIVE_JOBS, response_budget_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// The API's dependencies. `S` holds jobs, keys and the request log; `R` the result arrays;
+/// `M` the market data.
+pub struct Api<S, R, M> {
+    pub store: S,
+    pub results: R,
+    pub market: M,
+    pub master: MasterKey,
+    pub settings: ApiSettings,
+}
+
+/// Page sizes of the result arrays when a GET pages them.
+pub const EQUITY_PAGE: usize = 2_000;
+pub const TRADES_PAGE: usize = 1_000;
+pub const MAX_ARRAY_PAGE: usize = 10_000;
+
+impl<S, R, M> Api<S, R, M>
+where
+    S: JobStore + KeyStore + RequestLog,
+    R: ResultStore,
+    M: MarketData,
+{
+    /// Serves one request for `route`. Never fails: every error becomes its response.
+    pub async fn handle(&self, route: Route, req: &ApiRequest, now_ms: i64) -> ApiResponse {
+        let principal = match auth::authenticate(req, now_ms, &self.store, &self.store, &self.master).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
+        let used = match auth::charge_weight(&self.store, &principal.key_id, route.weight(), self.settings.weight_budget, now_ms).await {
+            Ok(used) => used,
+            Err((e, used)) => return e.into_response().with_header(auth::HEADER_USED_WEIGHT, used.to_string()),
+        };
+        let outcome = match route {
+            Route::CreateJob => self.create_job(req, &principal, now_ms).await,
+            Route::GetJob => self.get_job(req, &principal).await,
+            Route::ListJobs => self.list_jobs(req, &principal).await,
+            Route::CancelJob => self.cancel_job(req, &principal, now_ms).await,
+            Route::ListSymbols => self.list_symbols(req).await,
+            Route::ListTemplates => list_templates(req),
+        };
+        outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
+    }
+
+    async fn create_job(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+        reject_query(req, &[])?;
+        let now = chrono::DateTime::from_timestamp_millis(now_ms).expect("a valid clock");
+        let config = JobConfig::from_json_bytes(&req.body, now)?;
+        if let Some(strategy) = &config.strategy_id {
+            return Err(ApiError::InvalidState(format!(
+                "strategy_id: strategy {strategy:?} does not exist or is not usable (no stored strategies on this deployment)"
+            )));
+        }
+        for (i, symbol) in config.symbols.iter().enumerate() {
+            self.check_coverage(i, symbol, config.timeframe, config.start_ms(), config.end_ms()).await?;
+        }
+        let echoed = serde_json::to_value(&config).expect("configs serialize");
+        for _ in 0..5 {
+            let job = JobRecord::new_queued(new_job_id(), who.user_id.clone(), echoed.clone(), config.template_id.clone(), now_ms);
+            match self.store.create_job(&job, self.settings.max_active_jobs).await? {
+                CreateOutcome::Created => {
+                    return Ok(ApiResponse::json(201, &job.to_api(None))
+                        .with_header("location", format!("/v1/backtest/jobs/{}", job.id)));
+                }
+                CreateOutcome::IdTaken => continue,
+                CreateOutcome::TooManyActive => {
+                    return Err(ApiError::RateLimited {
+                        message: format!(
+                            "you already have {} jobs queued or running; wait for one to finish or cancel one",
+                            self.settings.max_active_jobs
+                        ),
+                        retry_after_s: None,
+                    })
+                }
+            }
+        }
+        Err(ApiError::Internal("five job id collisions in a row".into()))
+    }
+
+    /// 400 unless `symbol`'s bars cover the window at `timeframe`, directly or from 1m bars.
+    async fn check_coverage(&self, index: usize, symbol: &str, tf: Timeframe, start: i64, end: i64) -> Result<(), ApiError> {
+        let direct = self.market.coverage(symbol, tf).await?;
+        let field = format!("symbols[{index}]");
+        let uncovered = match direct.as_ref().map(|c| c.check(start, end)) {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(u)) => Some(u),
+            None => None,
+        };
+        if tf != Timeframe::M1 {
+            if let Some(minutes) = self.market.coverage(symbol, Timeframe::M1).await? {
+                match minutes.check(start, end) {
+                    Ok(()) => return Ok(()),
+                    Err(u) if uncovered.is_none() => {
+                        return Err(ApiError::InvalidParameter(format!("{field}: the window is not covered: {u}")))
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        Err(ApiError::InvalidParameter(match uncovered {
+            Some(u) => format!("{field}: the window is not covered: {u}"),
+            None => format!("{field}: no market data for {symbol} (GET /v1/backtest/symbols lists what is available)"),
+        }))
+    }
+
+    async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
+        let id = req.path.trim_end_matches('/').split('/').nth(4).unwrap_or_default();
+        if !is_job_id(id) {
+            return Err(ApiError::InvalidParameter(format!("id: {id:?} is not a job id like bt_3c91ef")));
+        }
+        match self.store.get_job(id).await? {
+            Some(job) if job.user_id == who.user_id => Ok(job),
+            _ => Err(ApiError::NotFound(format!("no job {id}"))),
+        }
+    }
+
+    async fn get_job(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+        let params = query_params(req, &["expand", "cursor", "limit"])?;
+        let job = self.owned_job(req, who).await?;
+        if let Some(expand) = params.iter().find(|(k, _)| k == "expand").map(|(_, v)| v.as_str()) {
+            return self.get_array_page(req, &job, who, expand, &params).await;
+        }
+        if params.iter().any(|(k, _)| k == "cursor" || k == "limit") {
+            return Err(ApiError::InvalidParameter("cursor: only allowed with expand=equity_curve or expand=trades".into()));
+        }
+        let result = match (&job.status, &job.summary) {
+            (JobStatus::Done, Some(summary)) => Some(self.full_result(&job, who, summary).await?),
+            _ => None,
+        };
+        Ok(ApiResponse::json(200, &job.to_api(result)))
+    }
+
+    async fn load_array(&self, job_id: &str, name: &str) -> Result<Vec<Value>, ApiError> {
+        let bytes = self
+            .results
+            .get_artifact(job_id, &format!("{name}.json"))
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("{job_id}: {name}.json missing from the result store")))?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("{job_id}: {name}.json: {e}")))
+    }
+
+    /// The seed's full result; when it would not fit the response budget, the first page of each
+    /// array and `pagination` cursors for the rest.
+    async fn full_result(&self, job: &JobRecord, who: &Principal, summary: &Value) -> Result<Value, ApiError> {
+        let equity = self.load_array(&job.id, "equity_curve").await?;
+        let trades = self.load_array(&job.id, "trades").await?;
+        let mut result = json!({
+            "metrics": summary["metrics"],
+            "structured_metrics": summary["structured_metrics"],
+            "summary": summary["summary"],
+            "equity_curve": equity,
+            "trades": trades,
+            "pagination": null,
+        });
+        let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > self.settings.response_budget_bytes {
+            let mut pages = serde_json::Map::new();
+            for (name, page) in [("equity_curve", EQUITY_PAGE), ("trades", TRADES_PAGE)] {
+                let all = result[name].as_array().cloned().unwrap_or_default();
+                let total = all.len();
+                let next = (total > page).then(|| self.page_cursor(&job.id, who, name, page));
+                result[name] = Value::Array(all.into_iter().take(page).collect());
+                pages.insert(name.into(), json!({"total": total, "returned": total.min(page), "next_cursor": next}));
+            }
+            result["pagination"] = Value::Object(pages);
+        }
+        Ok(result)
+    }
+
+    fn page_cursor(&self, job_id: &str, who: &Principal, expand: &str, offset: usize) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(json!({"j": job_id, "e": expand, "o": offset}).to_string());
+        let mac = self.master.mac("pipai-result-cursor-v1", format!("{}|{payload}", who.user_id).as_bytes());
+        format!("{payload}.{mac}")
+    }
+
+    fn read_page_cursor(&self, cursor: &str, job_id: &str, who: &Principal, expand: &str) -> Result<usize, ApiError> {
+        let bad = || ApiError::InvalidParameter("cursor: invalid, or from another job or expand".into());
+        let (payload, mac) = cursor.split_once('.').ok_or_else(bad)?;
+        if self.master.mac("pipai-result-cursor-v1", format!("{}|{payload}", who.user_id).as_bytes()) != mac {
+            return Err(bad());
+        }
+        let v: Value = URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
+        if v["j"] != job_id || v["e"] != expand {
+            return Err(bad());
+        }
+        v["o"].as_u64().map(|o| o as usize).ok_or_else(bad)
+    }
+
+    async fn get_array_page(
+        &self,
+        _req: &ApiRequest,
+        job: &JobRecord,
+        who: &Principal,
+        expand: &str,
+        params: &[(String, String)],
+    ) -> Result<ApiResponse, ApiError> {
+        if expand != "equity_curve" && expand != "trades" {
+            return Err(ApiError::InvalidParameter("expand: must be equity_curve or trades".into()));
+        }
+        if job.status != JobStatus::Done {
+            return Err(ApiError::InvalidState(format!("job {} is {}: results exist only when it is done", job.id, job.status)));
+        }
+        let default_page = if expand == "trades" { TRADES_PAGE } else { EQUITY_PAGE };
+        let limit = match params.iter().find(|(k, _)| k == "limit") {
+            None => default_page,
+            Some((_, v)) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_ARRAY_PAGE).contains(n))
+                .ok_or_else(|| ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {MAX_ARRAY_PAGE}")))?,
+        };
+        let offset = match params.iter().find(|(k, _)| k == "cursor") {
+            None => 0,
+            Some((_, c)) => self.read_page_cursor(c, &job.id, who, expand)?,
+        };
+        let all = self.load_array(&job.id, expand).await?;
+        let total = all.len();
+        let end = (offset + limit).min(total);
+        let data: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+        let next = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
+        Ok(ApiResponse::json(200, &json!({"id": job.id, "expand": expand, "data": data, "total": total, "next_cursor": next})))
+    }
+
+    async fn list_jobs(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+        let params = query_params(req, &["status", "template_id", "from", "to", "limit", "cursor"])?;
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let status = get("status").map(|s| s.parse::<JobStatus>().map_err(|m| ApiError::InvalidParameter(format!("status: {m}")))).transpose()?;
+        let time = |k: &str| -> Result<Option<i64>, ApiError> {
+            get(k)
+                .map(|v| {
+                    parse_iso(v).map(|t| t.timestamp_millis()).ok_or_else(|| {
+                        ApiError::InvalidParameter(format!("{k}: {v:?} is not an ISO 8601 UTC time like 2025-01-01T00:00:00Z"))
+                    })
+                })
+                .transpose()
+        };
+        let (from_ms, to_ms) = (time("from")?, time("to")?);
+        let limit = match get("limit") {
+            None => 20,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ApiError::InvalidParameter("limit: must be an integer from 1 to 100".into()))?,
+        };
+        let filters = format!(
+            "{}|{}|{}|{}",
+            status.map(|s| s.as_str()).unwrap_or(""),
+            get("template_id").unwrap_or(""),
+            from_ms.map(|v| v.to_string()).unwrap_or_default(),
+            to_ms.map(|v| v.to_string()).unwrap_or_default()
+        );
+        let after = get("cursor").map(|c| self.read_list_cursor(c, who, &filters)).transpose()?;
+        let query = ListQuery {
+            user_id: who.user_id.clone(),
+            status,
+            template_id: get("template_id").map(str::to_string),
+            from_ms,
+            to_ms,
+            after,
+            limit: limit + 1,
+        };
+        let mut jobs = self.store.list_jobs(&query).await?;
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        let next = match (more, jobs.last()) {
+            (true, Some(last)) => Some(self.list_cursor(who, &filters, &PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() })),
+            _ => None,
+        };
+        let data: Vec<Value> = jobs.iter().map(JobRecord::to_api_summary).collect();
+        Ok(ApiResponse::json(200, &json!({"data": data, "next_cursor": next})))
+    }
+
+    /// `payload.mac`, the MAC binding the position to the user and the filters.
+    fn list_cursor(&self, who: &Principal, filters: &str, after: &PageKey) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(json!({"s": after.submitted_at_ms, "i": after.id}).to_string());
+        let mac = self.master.mac("pipai-list-cursor-v1", format!("{}|{filters}|{payload}", who.user_id).as_bytes());
+        format!("{payload}.{mac}")
+    }
+
+    fn read_list_cursor(&self, cursor: &str, who: &Principal, filters: &str) -> Result<PageKey, ApiError> {
+        let bad = || ApiError::InvalidParameter("cursor: invalid, or from a different query (cursors are bound to the filters and the caller)".into());
+        let (payload, mac) = cursor.split_once('.').ok_or_else(bad)?;
+        if self.master.mac("pipai-list-cursor-v1", format!("{}|{filters}|{payload}", who.user_id).as_bytes()) != mac {
+            return Err(bad());
+        }
+        let v: Value = URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
+        match (v["s"].as_i64(), v["i"].as_str()) {
+            (Some(s), Some(i)) => Ok(PageKey { submitted_at_ms: s, id: i.to_string() }),
+            _ => Err(bad()),
+        }
+    }
+
+    async fn cancel_job(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+        reject_query(req, &[])?;
+        let job = self.owned_job(req, who).await?;
+        match self.store.cancel_job(&job.id, &who.user_id, now_ms).await? {
+            CancelOutcome::Cancelled(job) => Ok(ApiResponse::json(200, &job.to_api(None))),
+            CancelOutcome::AlreadyTerminal(status) => {
+                Err(ApiError::InvalidState(format!("job {} is already {status}; only queued or running jobs can be cancelled", job.id)))
+            }
+            CancelOutcome::NotFound => Err(ApiError::NotFound(format!("no job {}", job.id))),
+        }
+    }
+
+    async fn list_symbols(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+        reject_query(req, &[])?;
+        let catalog = self.market.catalog().await?;
+        let data: Vec<Value> = catalog.iter().map(|(c, synthetic)| symbol_entry(c, *synthetic)).collect();
+        Ok(ApiResponse::json(200, &json!({"data": data})))
+    }
+}
+
+fn symbol_entry(c: &Coverage, synthetic: bool) -> Value {
+    // 1m data serves every coarser timeframe by aggregation.
+    let derivable: Vec<&str> = if c.timeframe == Timeframe::M1 {
+        Timeframe::ALL.iter().filter(|t| **t != Timeframe::M1).map(|t| t.as_str()).collect()
+    } else {
+        vec![]
+    };
+    json!({
+        "symbol": c.symbol,
+        "timeframe": c.timeframe.as_str(),
+        "first_open_time": iso(c.first_open_time),
+        "last_open_time": iso(c.last_open_time),
+        "gaps": c.gaps.iter().map(|g| json!({"from": iso(g.from_ms), "to": iso(g.to_ms)})).collect::<Vec<_>>(),
+        "derived_timeframes": derivable,
+        "synthetic": synthetic,
+    })
+}
+
+fn list_templates(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    reject_query(req, &[])?;
+    Ok(ApiResponse::json(200, &json!({"data": templates::catalog()})))
+}
+
+/// The query parameters, all of them known, each at most once.
+fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let params = auth::decode_query(&req.raw_query).map_err(ApiError::InvalidParameter)?;
+    for (i, (name, _)) in params.iter().enumerate() {
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::InvalidParameter(if allowed.is_empty() {
+                format!("{name}: this endpoint takes no query parameters")
+            } else {
+                format!("{name}: unknown query parameter; allowed: {}", allowed.join(", "))
+            }));
+        }
+        if params[..i].iter().any(|(n, _)| n == name) {
+            return Err(ApiError::InvalidParameter(format!("{name}: given more than once")));
+        }
+    }
+    Ok(params)
+}
+
+fn reject_query(req: &ApiRequest, allowed: &[&str]) -> Result<(), ApiError> {
+    query_params(req, allowed).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_parse_from_method_and_path() {
+        assert_eq!(Route::of("POST", "/v1/backtest/jobs"), Some(Route::CreateJob));
+        assert_eq!(Route::of("GET", "/v1/backtest/jobs/"), Some(Route::ListJobs));
+        assert_eq!(Route::of("GET", "/v1/backtest/jobs/bt_123456"), Some(Route::GetJob));
+        assert_eq!(Route::of("POST", "/v1/backtest/jobs/bt_123456/cancel"), Some(Route::CancelJob));
+        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs/bt_123456"), None);
+        for r in Route::ALL {
+            let (m, p) = r.method_and_path();
+            assert_eq!(Route::of(m, &p.replace("{id}", "bt_abcdef")), Some(r));
+        }
+    }
+}

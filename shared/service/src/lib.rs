@@ -1,0 +1,18 @@
+//! The job service's logic, free of AWS: the signed public API, the worker that runs jobs and
+//! the stream bookkeeping, each generic over the [`ports`] it needs. `pipai-aws` implements the
+//! ports on DynamoDB, SQS and S3; [`memory`] implements them in memory for tests.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod memory;
+pub mod model;
+pub mod ports;
+pub mod secrets;
+pub mod worker;
+
+pub use api::{Api, ApiSettings, Route};
+pub use error::ApiError;
+pub use http::{ApiRequest, ApiResponse};

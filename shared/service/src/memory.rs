@@ -1,0 +1,281 @@
+//! In-memory implementations of every port, with the same conditional semantics as the
+//! DynamoDB ones: for unit tests of the handlers, worker and stream logic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use pipai_engine::{Bars, Timeframe};
+use pipai_market_data::Coverage;
+
+use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
+use crate::ports::*;
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<String, JobRecord>,
+    active: HashMap<String, u32>,
+    keys: BTreeMap<String, ApiKeyRecord>,
+    signatures: HashMap<(String, String), i64>,
+    weights: HashMap<(String, i64), u32>,
+    queue: Vec<String>,
+    artifacts: HashMap<(String, String), Vec<u8>>,
+    bars: HashMap<(String, Timeframe), (Bars, bool)>,
+}
+
+/// Every port in one struct, behind a mutex.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("no panics while holding the lock"))
+    }
+
+    pub fn active_jobs(&self, user_id: &str) -> u32 {
+        self.with(|s| s.active.get(user_id).copied().unwrap_or(0))
+    }
+
+    /// Takes every enqueued job id.
+    pub fn drain_queue(&self) -> Vec<String> {
+        self.with(|s| std::mem::take(&mut s.queue))
+    }
+
+    pub fn put_bars(&self, symbol: &str, timeframe: Timeframe, bars: Bars, synthetic: bool) {
+        self.with(|s| s.bars.insert((symbol.to_string(), timeframe), (bars, synthetic)));
+    }
+
+    pub fn put_job_raw(&self, job: JobRecord) {
+        self.with(|s| s.jobs.insert(job.id.clone(), job));
+    }
+}
+
+fn lease_live(job: &JobRecord, now_ms: i64) -> Option<i64> {
+    job.lease_until_ms.filter(|&until| job.status == JobStatus::Running && until > now_ms)
+}
+
+impl JobStore for MemoryStore {
+    async fn create_job(&self, job: &JobRecord, max_active: u32) -> Result<CreateOutcome, StoreError> {
+        self.with(|s| {
+            if s.jobs.contains_key(&job.id) {
+                return Ok(CreateOutcome::IdTaken);
+            }
+            let active = s.active.entry(job.user_id.clone()).or_insert(0);
+            if *active >= max_active {
+                return Ok(CreateOutcome::TooManyActive);
+            }
+            *active += 1;
+            s.jobs.insert(job.id.clone(), job.clone());
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.with(|s| s.jobs.get(id).cloned()))
+    }
+
+    async fn list_jobs(&self, q: &ListQuery) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.with(|s| {
+            let mut jobs: Vec<JobRecord> = s
+                .jobs
+                .values()
+                .filter(|j| j.user_id == q.user_id)
+                .filter(|j| q.status.is_none_or(|st| j.status == st))
+                .filter(|j| q.template_id.as_ref().is_none_or(|t| &j.template_id == t))
+                .filter(|j| q.from_ms.is_none_or(|f| j.submitted_at_ms >= f))
+                .filter(|j| q.to_ms.is_none_or(|t| j.submitted_at_ms < t))
+                .filter(|j| {
+                    q.after.as_ref().is_none_or(|a| (j.submitted_at_ms, j.id.as_str()) < (a.submitted_at_ms, a.id.as_str()))
+                })
+                .cloned()
+                .collect();
+            jobs.sort_by(|a, b| (b.submitted_at_ms, &b.id).cmp(&(a.submitted_at_ms, &a.id)));
+            jobs.truncate(q.limit);
+            jobs
+        }))
+    }
+
+    async fn cancel_job(&self, id: &str, user_id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        Ok(self.with(|s| match s.jobs.get_mut(id) {
+            Some(j) if j.user_id == user_id => {
+                if j.status.is_terminal() {
+                    CancelOutcome::AlreadyTerminal(j.status)
+                } else {
+                    j.status = JobStatus::Cancelled;
+                    j.finished_at_ms = Some(now_ms);
+                    CancelOutcome::Cancelled(Box::new(j.clone()))
+                }
+            }
+            _ => CancelOutcome::NotFound,
+        }))
+    }
+
+    async fn claim_job(&self, id: &str, token: &str, now_ms: i64, lease_ms: i64) -> Result<ClaimOutcome, StoreError> {
+        Ok(self.with(|s| match s.jobs.get_mut(id) {
+            None => ClaimOutcome::NotFound,
+            Some(j) if j.status.is_terminal() => ClaimOutcome::Terminal(j.status),
+            Some(j) => match lease_live(j, now_ms) {
+                Some(until_ms) => ClaimOutcome::Leased { until_ms },
+                None => {
+                    j.status = JobStatus::Running;
+                    j.started_at_ms.get_or_insert(now_ms);
+                    j.run_token = Some(token.to_string());
+                    j.lease_until_ms = Some(now_ms + lease_ms);
+                    j.attempts += 1;
+                    ClaimOutcome::Claimed(Box::new(j.clone()))
+                }
+            },
+        }))
+    }
+
+    async fn record_progress(&self, id: &str, token: &str, progress: f64, now_ms: i64, lease_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.jobs.get_mut(id) {
+            Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
+                j.progress = progress;
+                j.lease_until_ms = Some(now_ms + lease_ms);
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn complete_job(&self, id: &str, token: &str, now_ms: i64, completion: &Completion) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.jobs.get_mut(id) {
+            Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
+                j.finished_at_ms = Some(now_ms);
+                j.lease_until_ms = None;
+                match completion {
+                    Completion::Done { summary } => {
+                        j.status = JobStatus::Done;
+                        j.progress = 1.0;
+                        j.summary = Some(summary.clone());
+                    }
+                    Completion::Failed(e) => {
+                        j.status = JobStatus::Failed;
+                        j.error = Some(e.clone());
+                    }
+                }
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn fail_abandoned(&self, id: &str, now_ms: i64, error: &JobError) -> Result<AbandonOutcome, StoreError> {
+        Ok(self.with(|s| match s.jobs.get_mut(id) {
+            None => AbandonOutcome::NotFound,
+            Some(j) if j.status.is_terminal() => AbandonOutcome::AlreadyTerminal,
+            Some(j) => match lease_live(j, now_ms) {
+                Some(until_ms) => AbandonOutcome::StillLeased { until_ms },
+                None => {
+                    j.status = JobStatus::Failed;
+                    j.error = Some(error.clone());
+                    j.finished_at_ms = Some(now_ms);
+                    j.lease_until_ms = None;
+                    AbandonOutcome::Failed
+                }
+            },
+        }))
+    }
+
+    async fn release_slot(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let Some(j) = s.jobs.get_mut(id) else { return false };
+            if !j.status.is_terminal() || j.slot_released {
+                return false;
+            }
+            j.slot_released = true;
+            let active = s.active.entry(user_id.to_string()).or_insert(0);
+            *active = active.saturating_sub(1);
+            true
+        }))
+    }
+}
+
+impl KeyStore for MemoryStore {
+    async fn get_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.with(|s| s.keys.get(key_id).cloned()))
+    }
+
+    async fn put_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            if s.keys.contains_key(&key.key_id) {
+                return false;
+            }
+            s.keys.insert(key.key_id.clone(), key.clone());
+            true
+        }))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self.with(|s| s.keys.values().cloned().collect()))
+    }
+
+    async fn set_key_status(&self, key_id: &str, status: KeyStatus) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.keys.get_mut(key_id).map(|k| k.status = status).is_some()))
+    }
+}
+
+impl RequestLog for MemoryStore {
+    async fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.signatures.insert((key_id.to_string(), signature.to_string()), expires_ms).is_none()))
+    }
+
+    async fn add_weight(&self, key_id: &str, window_start_ms: i64, weight: u32) -> Result<u32, StoreError> {
+        Ok(self.with(|s| {
+            let w = s.weights.entry((key_id.to_string(), window_start_ms)).or_insert(0);
+            *w += weight;
+            *w
+        }))
+    }
+}
+
+impl JobQueue for MemoryStore {
+    async fn enqueue(&self, job_id: &str) -> Result<(), StoreError> {
+        self.with(|s| s.queue.push(job_id.to_string()));
+        Ok(())
+    }
+}
+
+impl ResultStore for MemoryStore {
+    async fn put_artifact(&self, job_id: &str, name: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+        self.with(|s| s.artifacts.insert((job_id.to_string(), name.to_string()), bytes));
+        Ok(())
+    }
+
+    async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|s| s.artifacts.get(&(job_id.to_string(), name.to_string())).cloned()))
+    }
+}
+
+impl MarketData for MemoryStore {
+    async fn coverage(&self, symbol: &str, timeframe: Timeframe) -> Result<Option<Coverage>, StoreError> {
+        Ok(self.with(|s| {
+            s.bars.get(&(symbol.to_string(), timeframe)).and_then(|(b, _)| Coverage::from_bars(symbol, timeframe, b).ok())
+        }))
+    }
+
+    async fn catalog(&self) -> Result<Vec<(Coverage, bool)>, StoreError> {
+        Ok(self.with(|s| {
+            let mut out: Vec<(Coverage, bool)> = s
+                .bars
+                .iter()
+                .filter_map(|((sym, tf), (b, synthetic))| Coverage::from_bars(sym, *tf, b).ok().map(|c| (c, *synthetic)))
+                .collect();
+            out.sort_by(|a, b| (&a.0.symbol, a.0.timeframe).cmp(&(&b.0.symbol, b.0.timeframe)));
+            out
+        }))
+    }
+
+    async fn load_bars(&self, symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> Result<Bars, DataError> {
+        self.with(|s| match s.bars.get(&(symbol.to_string(), timeframe)) {
+            Some((b, _)) => Ok(b.slice(b.window(start_ms, end_ms))),
+            None => Err(DataError::Unavailable(format!("no {timeframe} bars for {symbol}"))),
+        })
+    }
+}

@@ -1,0 +1,257 @@
+//! The worker: takes a job id from the queue, claims the job, runs the engine with progress and
+//! cancellation, stores the result arrays and completes the job. And the dead-letter path that
+//! makes sure a job whose messages all failed still ends in `failed`.
+//!
+//! Idempotence: a job is claimed with a conditional write (queued, or running with an expired
+//! lease), so a duplicate delivery while a run holds the lease is retried later and a delivery
+//! for a terminal job is dropped. Result objects have deterministic keys and the engine is
+//! deterministic, so a second run after a crash writes the same bytes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipai_engine::{run as run_engine, Bars, Control, EngineError, JobConfig, Timeframe};
+use pipai_market_data::{resample, Coverage};
+use serde_json::json;
+
+use crate::model::{fail_codes, JobError};
+use crate::ports::*;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long a claim holds the job without a heartbeat; progress writes extend it.
+    pub lease_ms: i64,
+    /// Progress is written at least this often while running (also how soon a cancel is seen).
+    pub heartbeat_ms: u64,
+    /// ... and whenever it advanced this much, but never more often than `min_write_gap_ms`.
+    pub progress_step: f64,
+    pub min_write_gap_ms: u64,
+    /// Stop (TIMEOUT) this long before the invocation's deadline, to record the failure.
+    pub deadline_margin_ms: i64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { lease_ms: 60_000, heartbeat_ms: 1_000, progress_step: 0.05, min_write_gap_ms: 250, deadline_margin_ms: 5_000 }
+    }
+}
+
+/// What to tell the queue about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handled (or nothing to do): delete the message.
+    Done,
+    /// Leave it for a later delivery (reported as a batch item failure).
+    Retry,
+}
+
+pub struct Worker<S, R, M> {
+    pub store: S,
+    pub results: R,
+    pub market: M,
+    pub settings: WorkerSettings,
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn run_token() -> String {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS random source works");
+    hex::encode(b)
+}
+
+/// Bars for a job: the stored timeframe, or 1m bars aggregated to it; `Unavailable` unless the
+/// whole window is there without gaps (a silent partial run is never acceptable).
+pub async fn load_job_bars<M: MarketData>(market: &M, symbol: &str, tf: Timeframe, start_ms: i64, end_ms: i64) -> Result<Bars, DataError> {
+    let direct = market.coverage(symbol, tf).await?;
+    let bars = match direct {
+        Some(_) => market.load_bars(symbol, tf, start_ms, end_ms).await?,
+        None if tf != Timeframe::M1 => {
+            let step = tf.millis();
+            // Whole buckets: from the start of the first bucket to the end of the last.
+            let from = start_ms.div_euclid(step) * step;
+            let to = end_ms.div_euclid(step) * step + step - Timeframe::M1.millis();
+            let minutes = market.load_bars(symbol, Timeframe::M1, from, to).await?;
+            resample(&minutes, tf)
+        }
+        None => return Err(DataError::Unavailable(format!("no {tf} bars for {symbol}"))),
+    };
+    let coverage = Coverage::from_bars(symbol, tf, &bars)
+        .map_err(|_| DataError::Unavailable(format!("no {tf} bars for {symbol} in the window")))?;
+    coverage.check(start_ms, end_ms).map_err(|u| DataError::Unavailable(format!("bars are missing: {u}")))?;
+    Ok(bars)
+}
+
+impl<S, R, M> Worker<S, R, M>
+where
+    S: JobStore,
+    R: ResultStore,
+    M: MarketData,
+{
+    /// Handles one queue message for `job_id`. `deadline_ms`: when the invocation will be killed.
+    /// `Err` only for storage failures, which the queue retries.
+    pub async fn process(&self, job_id: &str, deadline_ms: i64) -> Result<Delivery, StoreError> {
+        let token = run_token();
+        let job = match self.store.claim_job(job_id, &token, now_ms(), self.settings.lease_ms).await? {
+            ClaimOutcome::Claimed(job) => job,
+            ClaimOutcome::Terminal(status) => {
+                tracing::info!(job_id, %status, "already terminal; dropping the message");
+                return Ok(Delivery::Done);
+            }
+            ClaimOutcome::Leased { until_ms } => {
+                tracing::info!(job_id, until_ms, "another run holds the job; retrying later");
+                return Ok(Delivery::Retry);
+            }
+            ClaimOutcome::NotFound => {
+                tracing::warn!(job_id, "no such job; dropping the message");
+                return Ok(Delivery::Done);
+            }
+        };
+        tracing::info!(job_id, attempt = job.attempts, "running");
+        let fail = |code: &str, message: String| Completion::Failed(JobError::new(code, message));
+        let far_future = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+        let config = match JobConfig::from_value(&job.config, far_future) {
+            Ok(c) => c,
+            Err(e) => return self.finish(job_id, &token, fail(fail_codes::SIMULATION_ERROR, format!("stored config no longer validates: {e}"))).await,
+        };
+        let mut data = Vec::with_capacity(config.symbols.len());
+        for symbol in &config.symbols {
+            match load_job_bars(&self.market, symbol, config.timeframe, config.start_ms(), config.end_ms()).await {
+                Ok(bars) => data.push(bars),
+                Err(DataError::Unavailable(m)) => return self.finish(job_id, &token, fail(fail_codes::DATA_UNAVAILABLE, format!("{symbol}: {m}"))).await,
+                Err(DataError::Store(e)) => return Err(e),
+            }
+        }
+
+        let outcome = self.simulate(job_id, &token, config.clone(), data, deadline_ms).await?;
+        let completion = match outcome {
+            RunOutcome::Finished(backtest) => {
+                let result = &backtest.result;
+                self.results.put_artifact(job_id, "equity_curve.json", to_json(&result.equity_curve), "application/json").await?;
+                self.results.put_artifact(job_id, "trades.json", to_json(&result.trades), "application/json").await?;
+                self.results.put_artifact(job_id, "result.json", to_json(result), "application/json").await?;
+                Completion::Done {
+                    summary: json!({
+                        "metrics": result.metrics,
+                        "structured_metrics": result.structured_metrics,
+                        "summary": result.summary,
+                    }),
+                }
+            }
+            RunOutcome::Failed(code, message) => fail(code, message),
+            RunOutcome::Stopped => {
+                tracing::info!(job_id, "stopped: cancelled or taken over");
+                return Ok(Delivery::Done);
+            }
+        };
+        self.finish(job_id, &token, completion).await
+    }
+
+    async fn finish(&self, job_id: &str, token: &str, completion: Completion) -> Result<Delivery, StoreError> {
+        if let Completion::Failed(e) = &completion {
+            tracing::warn!(job_id, code = %e.code, message = %e.message, "job failed");
+        }
+        if !self.store.complete_job(job_id, token, now_ms(), &completion).await? {
+            tracing::info!(job_id, "job was cancelled or taken over before completion; result discarded");
+        }
+        Ok(Delivery::Done)
+    }
+
+    /// Runs the engine on a blocking thread while this task writes progress and watches for a
+    /// cancel (a failed conditional progress write) and the deadline.
+    async fn simulate(&self, job_id: &str, token: &str, config: JobConfig, data: Vec<Bars>, deadline_ms: i64) -> Result<RunOutcome, StoreError> {
+        let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (progress.clone(), stop.clone());
+        let mut engine = tokio::task::spawn_blocking(move || {
+            let mut observer = |fraction: f64| {
+                p.store(fraction.to_bits(), Ordering::Relaxed);
+                if s.load(Ordering::Relaxed) {
+                    Control::Cancel
+                } else {
+                    Control::Continue
+                }
+            };
+            run_engine(&config, &data, &mut observer)
+        });
+        let mut timed_out = false;
+        let mut lost = false;
+        let mut last_written = 0.0f64;
+        let mut last_write_ms = now_ms();
+        let joined = loop {
+            // Checked before waiting, so a run that starts with no time left stops at once.
+            let now = now_ms();
+            if now >= deadline_ms - self.settings.deadline_margin_ms && !timed_out {
+                timed_out = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+            let current = f64::from_bits(progress.load(Ordering::Relaxed));
+            let due = now - last_write_ms >= self.settings.heartbeat_ms as i64 || current - last_written >= self.settings.progress_step;
+            if due && !lost && !timed_out {
+                // Never report 1.0 before the result is stored: done sets it.
+                let shown = current.min(0.99);
+                if !self.store.record_progress(job_id, token, shown, now, self.settings.lease_ms).await? {
+                    lost = true;
+                    stop.store(true, Ordering::Relaxed);
+                }
+                last_written = current;
+                last_write_ms = now;
+            }
+            let wait = Duration::from_millis(self.settings.min_write_gap_ms.max(50));
+            tokio::select! {
+                joined = &mut engine => break joined,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        };
+        Ok(match joined {
+            Ok(Ok(backtest)) if !lost => RunOutcome::Finished(Box::new(backtest)),
+            Ok(Ok(_)) => RunOutcome::Stopped,
+            Ok(Err(EngineError::Cancelled)) if timed_out => RunOutcome::Failed(
+                fail_codes::TIMEOUT,
+                "the simulation did not finish within the worker's time limit; try a shorter window or a coarser timeframe".into(),
+            ),
+            Ok(Err(EngineError::Cancelled)) => RunOutcome::Stopped,
+            Ok(Err(EngineError::Data(m))) => RunOutcome::Failed(fail_codes::DATA_UNAVAILABLE, m),
+            Ok(Err(EngineError::Config(e))) => RunOutcome::Failed(fail_codes::SIMULATION_ERROR, e.to_string()),
+            Err(join) => {
+                tracing::error!(job_id, error = %join, "the simulation panicked");
+                RunOutcome::Failed(fail_codes::SIMULATION_ERROR, "the simulation stopped on an internal error".into())
+            }
+        })
+    }
+
+    /// A message that reached the dead-letter queue: fail its job unless it is terminal or a
+    /// live run holds it (then try again later, so a crash of that run still ends the job).
+    pub async fn process_dead_letter(&self, job_id: &str, receive_count: u32) -> Result<Delivery, StoreError> {
+        let error = JobError::new(
+            fail_codes::INTERNAL,
+            format!("the job could not be run: every delivery attempt failed ({receive_count} receives)"),
+        );
+        Ok(match self.store.fail_abandoned(job_id, now_ms(), &error).await? {
+            AbandonOutcome::Failed => {
+                tracing::warn!(job_id, "dead-lettered job marked failed");
+                Delivery::Done
+            }
+            AbandonOutcome::AlreadyTerminal | AbandonOutcome::NotFound => Delivery::Done,
+            AbandonOutcome::StillLeased { until_ms } => {
+                tracing::info!(job_id, until_ms, "dead-lettered job still leased by a run; retrying later");
+                Delivery::Retry
+            }
+        })
+    }
+}
+
+enum RunOutcome {
+    Finished(Box<pipai_engine::Backtest>),
+    Failed(&'static str, String),
+    /// Cancelled by the user, or the lease was lost: nothing more to write.
+    Stopped,
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("results serialize")
+}
