@@ -112,6 +112,18 @@ impl Bars {
         }
     }
 
+    /// [`BarsError::Ragged`] unless every column has the same length.
+    pub fn check_columns(&self) -> Result<(), BarsError> {
+        let n = self.len();
+        if [self.open.len(), self.high.len(), self.low.len(), self.close.len(), self.volume.len()]
+            .iter()
+            .any(|&l| l != n)
+        {
+            return Err(BarsError::Ragged);
+        }
+        Ok(())
+    }
+
     /// Checks what the simulation relies on: strictly increasing times, finite positive prices,
     /// `low <= open, close <= high`, finite non-negative volume.
     pub fn validate(&self) -> Result<(), BarsError> {
@@ -120,35 +132,53 @@ impl Bars {
 
     /// [`Bars::validate`] for the bars in `range` only (indices in errors are the series').
     pub fn validate_range(&self, range: std::ops::Range<usize>) -> Result<(), BarsError> {
-        let n = self.len();
-        if [self.open.len(), self.high.len(), self.low.len(), self.close.len(), self.volume.len()]
-            .iter()
-            .any(|&l| l != n)
-        {
-            return Err(BarsError::Ragged);
-        }
+        self.check_columns()?;
         for i in range {
-            let time = self.open_time[i];
-            if i > 0 && time <= self.open_time[i - 1] {
-                return Err(BarsError::NotIncreasing { index: i, time, previous: self.open_time[i - 1] });
-            }
-            let (o, h, l, c, v) = (self.open[i], self.high[i], self.low[i], self.close[i], self.volume[i]);
-            let bad = |reason| Err(BarsError::BadPrice { index: i, time, reason });
-            if !(o.is_finite() && h.is_finite() && l.is_finite() && c.is_finite()) {
-                return bad("a price is not a finite number");
-            }
-            if !(o > 0.0 && h > 0.0 && l > 0.0 && c > 0.0) {
-                return bad("a price is not positive");
-            }
-            if !(l <= o && l <= c && h >= o && h >= c && l <= h) {
-                return bad("high/low do not contain open and close");
-            }
+            let previous = if i > 0 { Some(self.open_time[i - 1]) } else { None };
+            let (o, h, l, c) = (self.open[i], self.high[i], self.low[i], self.close[i]);
+            check_bar(i, self.open_time[i], previous, o, h, l, c)?;
+            let v = self.volume[i];
             if !(v.is_finite() && v >= 0.0) {
-                return bad("volume is negative or not a finite number");
+                return Err(BarsError::BadPrice {
+                    index: i,
+                    time: self.open_time[i],
+                    reason: "volume is negative or not a finite number",
+                });
             }
         }
         Ok(())
     }
+}
+
+/// The time and price rules of [`Bars::validate_range`] for one bar (`previous`: the open time of
+/// the bar before it, if any), in the same order and with the same errors. The simulation loops
+/// use it to pinpoint a bar their fused check flagged (see `sim::BarCheck`).
+#[inline]
+pub(crate) fn check_bar(
+    index: usize,
+    time: i64,
+    previous: Option<i64>,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+) -> Result<(), BarsError> {
+    if let Some(previous) = previous {
+        if time <= previous {
+            return Err(BarsError::NotIncreasing { index, time, previous });
+        }
+    }
+    let bad = |reason| Err(BarsError::BadPrice { index, time, reason });
+    if !(o.is_finite() && h.is_finite() && l.is_finite() && c.is_finite()) {
+        return bad("a price is not a finite number");
+    }
+    if !(o > 0.0 && h > 0.0 && l > 0.0 && c > 0.0) {
+        return bad("a price is not positive");
+    }
+    if !(l <= o && l <= c && h >= o && h >= c && l <= h) {
+        return bad("high/low do not contain open and close");
+    }
+    Ok(())
 }
 
 /// Bar interval. The API accepts exactly these six.

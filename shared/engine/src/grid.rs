@@ -2,8 +2,8 @@
 
 use crate::fees::Liquidity;
 use crate::sim::{
-    BarsView, Cancelled, Control, Execution, ExitReason, Observer, RawRun, RawTrade, StopReason, CHECK_EVERY,
-    MAINTENANCE_MARGIN,
+    curve_for, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, Stop, StopReason, BLOCK,
+    CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 use crate::templates::Spacing;
 
@@ -74,7 +74,7 @@ pub fn grid_loop(
     exec: &mut Execution,
     bar_ms: i64,
     observer: &mut dyn Observer,
-) -> Result<RawRun, Cancelled> {
+) -> Result<RawRun, Stop> {
     let n = bars.len();
     let levels = levels(n_levels, lower, upper, spacing);
     let budget = capital * exec.leverage / (n_levels - 1) as f64;
@@ -85,7 +85,8 @@ pub fn grid_loop(
     let mut grid = Grid { levels, qty, cells, max_buy: 0.0, min_sell: 0.0, min_idle: 0.0, held: 0.0 };
     grid.refresh();
 
-    let mut equity = Vec::with_capacity(n);
+    let mut check = BarCheck::new(&bars);
+    let mut curve = curve_for(&bars, capital, bar_ms);
     let mut trades = Vec::new();
     let mut cash = capital;
     let mut traded = 0.0;
@@ -93,84 +94,92 @@ pub fn grid_loop(
     let mut shortfall = 0.0;
     let mut stopped = None;
 
+    let mut equity = [0.0; BLOCK];
     let mut start = 0;
     while start < n {
         let stop = (start + CHECK_EVERY).min(n);
-        for i in start..stop {
-            let (t, low, high, close) = (bars.open_time[i], bars.low[i], bars.high[i], bars.close[i]);
-            if low <= grid.max_buy || high >= grid.min_sell {
-                for k in 0..grid.cells.len() {
-                    let (buy, sell, q) = (grid.levels[k], grid.levels[k + 1], grid.qty[k]);
-                    match grid.cells[k] {
-                        Cell::Armed if low <= buy => {
-                            let fee = exec.fee(t, q, buy, Liquidity::Maker);
-                            cash -= q * buy + fee;
-                            traded += q * buy;
-                            grid.cells[k] = Cell::Holding { time: t, fee };
+        for b in (start..stop).step_by(BLOCK) {
+            let e = (b + BLOCK).min(stop);
+            let (time, opens, highs, lows, closes) =
+                (&bars.open_time[b..e], &bars.open[b..e], &bars.high[b..e], &bars.low[b..e], &bars.close[b..e]);
+            check.block(time, opens, highs, lows, closes);
+            let equity = &mut equity[..e - b];
+            let bars_of_block = time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(equity.iter_mut());
+            for (((((&t, &open), &high), &low), &close), equity) in bars_of_block {
+                if low <= grid.max_buy || high >= grid.min_sell {
+                    for k in 0..grid.cells.len() {
+                        let (buy, sell, q) = (grid.levels[k], grid.levels[k + 1], grid.qty[k]);
+                        match grid.cells[k] {
+                            Cell::Armed if low <= buy => {
+                                let fee = exec.fee(t, q, buy, Liquidity::Maker);
+                                cash -= q * buy + fee;
+                                traded += q * buy;
+                                grid.cells[k] = Cell::Holding { time: t, fee };
+                            }
+                            Cell::Holding { time, fee: entry_fee } if high >= sell => {
+                                let fee = exec.fee(t, q, sell, Liquidity::Maker);
+                                cash += q * sell - fee;
+                                traded += q * sell;
+                                trades.push(cell_trade(time, buy, t, sell, q, entry_fee, fee, ExitReason::Grid));
+                                grid.cells[k] = Cell::Armed;
+                            }
+                            _ => {}
                         }
-                        Cell::Holding { time, fee: entry_fee } if high >= sell => {
-                            let fee = exec.fee(t, q, sell, Liquidity::Maker);
-                            cash += q * sell - fee;
-                            traded += q * sell;
-                            trades.push(cell_trade(time, buy, t, sell, q, entry_fee, fee, ExitReason::Grid));
+                    }
+                    grid.refresh();
+                }
+                if grid.held > 0.0 && cash < 0.0 {
+                    let liq = -cash / (grid.held * (1.0 - MAINTENANCE_MARGIN));
+                    if low <= liq {
+                        let price = liq.min(open);
+                        for k in 0..grid.cells.len() {
+                            if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
+                                let q = grid.qty[k];
+                                let fee = exec.fee(t, q, price, Liquidity::Taker);
+                                cash += q * price - fee;
+                                traded += q * price;
+                                trades.push(cell_trade(
+                                    time,
+                                    grid.levels[k],
+                                    t,
+                                    price,
+                                    q,
+                                    entry_fee,
+                                    fee,
+                                    ExitReason::Liquidation,
+                                ));
+                            }
+                        }
+                        grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
+                        grid.refresh();
+                        grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
+                        stopped = Some(StopReason::Liquidated);
+                        if cash < 0.0 {
+                            shortfall = -cash;
+                            cash = 0.0;
+                            stopped = Some(StopReason::Bankrupt);
+                        }
+                    }
+                }
+                if close > grid.min_idle {
+                    for k in 0..grid.cells.len() {
+                        if grid.cells[k] == Cell::Idle && grid.levels[k] < close {
                             grid.cells[k] = Cell::Armed;
                         }
-                        _ => {}
                     }
-                }
-                grid.refresh();
-            }
-            if grid.held > 0.0 && cash < 0.0 {
-                let liq = -cash / (grid.held * (1.0 - MAINTENANCE_MARGIN));
-                if low <= liq {
-                    let price = liq.min(bars.open[i]);
-                    for k in 0..grid.cells.len() {
-                        if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
-                            let q = grid.qty[k];
-                            let fee = exec.fee(t, q, price, Liquidity::Taker);
-                            cash += q * price - fee;
-                            traded += q * price;
-                            trades.push(cell_trade(
-                                time,
-                                grid.levels[k],
-                                t,
-                                price,
-                                q,
-                                entry_fee,
-                                fee,
-                                ExitReason::Liquidation,
-                            ));
-                        }
-                    }
-                    grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
                     grid.refresh();
-                    grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
-                    stopped = Some(StopReason::Liquidated);
-                    if cash < 0.0 {
-                        shortfall = -cash;
-                        cash = 0.0;
-                        stopped = Some(StopReason::Bankrupt);
-                    }
                 }
+                in_market += (grid.held > 0.0) as u64;
+                *equity = cash + grid.held * close;
             }
-            if close > grid.min_idle {
-                for k in 0..grid.cells.len() {
-                    if grid.cells[k] == Cell::Idle && grid.levels[k] < close {
-                        grid.cells[k] = Cell::Armed;
-                    }
-                }
-                grid.refresh();
-            }
-            in_market += (grid.held > 0.0) as u64;
-            equity.push(cash + grid.held * close);
+            curve.extend(time, equity);
         }
+        check.end_chunk(std::slice::from_ref(&bars), start, stop, observer)?;
         start = stop;
-        if observer.on_progress(start as f64 / n as f64) == Control::Cancel {
-            return Err(Cancelled);
-        }
     }
 
     let last = n - 1;
+    let mut final_equity = curve.last().unwrap_or(capital);
     if grid.held > 0.0 {
         let t = bars.open_time[last] + bar_ms;
         let price = exec.market_price(bars.close[last], false);
@@ -183,16 +192,9 @@ pub fn grid_loop(
                 trades.push(cell_trade(time, grid.levels[k], t, price, q, entry_fee, fee, ExitReason::EndOfWindow));
             }
         }
-        equity[last] = cash;
+        final_equity = cash;
     }
-    Ok(RawRun {
-        equity,
-        trades,
-        traded_notional: traded,
-        bars_in_market: in_market,
-        bankruptcy_shortfall: shortfall,
-        stopped,
-    })
+    Ok(RawRun::new(curve.finish(final_equity), trades, traded, in_market, shortfall, stopped))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -236,7 +238,7 @@ mod tests {
         let h: Vec<f64> = rows.iter().map(|r| r.1).collect();
         let l: Vec<f64> = rows.iter().map(|r| r.2).collect();
         let c: Vec<f64> = rows.iter().map(|r| r.3).collect();
-        let view = BarsView { open_time: &t, open: &o, high: &h, low: &l, close: &c };
+        let view = BarsView::whole(&t, &o, &h, &l, &c);
         grid_loop(view, levels, lower, upper, Spacing::Arithmetic, 900.0, ex, 60_000, &mut NoObserver).unwrap()
     }
 

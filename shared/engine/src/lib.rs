@@ -17,6 +17,7 @@
 
 pub mod bars;
 pub mod config;
+pub mod curve;
 pub mod fees;
 pub mod grid;
 pub mod metrics;
@@ -36,7 +37,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;
 
 use crate::fees::FeeSchedule;
-use crate::sim::{BarsView, Execution, RawRun, Sizing};
+use crate::sim::{BarsView, Execution, RawRun, Sizing, Stop};
 use crate::templates::StrategyParams;
 
 /// Why a run did not produce a result.
@@ -64,6 +65,11 @@ pub struct Backtest {
 
 /// Runs `config` on `data`: one bar series per symbol, in `config.symbols` order, covering at
 /// least the window (bars outside `[start, end]` are ignored).
+///
+/// The window's bars are checked (`Bars::validate_range`'s rules, volume aside) by the simulation
+/// loop as it reads them rather than in a pass of their own; the errors are the ones validating
+/// first would give, symbol by symbol. The only difference a caller can see: progress may be
+/// reported for the chunks before the one holding a bad bar.
 pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Result<Backtest, EngineError> {
     let params = config.strategy_params()?;
     if data.len() != config.symbols.len() {
@@ -74,28 +80,39 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         )));
     }
     let (start, end) = (config.start_ms(), config.end_ms());
+    let bad_bar = |stop: Stop| match stop {
+        Stop::BadBar { symbol, error } => EngineError::Data(format!("{}: {error}", config.symbols[symbol])),
+        Stop::Cancelled { .. } => EngineError::Cancelled,
+    };
+    // A problem with symbol `s` found before the loop comes after any bad bar of the symbols
+    // before it, as when each symbol was validated in full before the next was looked at.
+    let earlier_first = |views: &[BarsView], error: EngineError| match sim::first_bad_bar(views, 0) {
+        Some(stop) => bad_bar(stop),
+        None => error,
+    };
     let mut views = Vec::with_capacity(data.len());
     let mut window = 0..0;
     for (symbol, bars) in config.symbols.iter().zip(data) {
         let range = bars.window(start, end);
         if range.is_empty() {
-            return Err(EngineError::Data(format!(
-                "{symbol}: no bars between {} and {}",
-                time::iso(start),
-                time::iso(end)
-            )));
+            let error =
+                EngineError::Data(format!("{symbol}: no bars between {} and {}", time::iso(start), time::iso(end)));
+            return Err(earlier_first(&views, error));
         }
         let view = BarsView::new(bars, range.clone());
         if let Some(first) = views.first() {
             let first: &BarsView = first;
             if first.open_time != view.open_time {
-                return Err(EngineError::Data(format!(
+                let error = EngineError::Data(format!(
                     "{symbol}: bar times differ from {}'s; multi-symbol runs need aligned bars",
                     config.symbols[0]
-                )));
+                ));
+                return Err(earlier_first(&views, error));
             }
         }
-        bars.validate_range(range.clone()).map_err(|e| EngineError::Data(format!("{symbol}: {e}")))?;
+        if let Err(e) = bars.check_columns() {
+            return Err(earlier_first(&views, EngineError::Data(format!("{symbol}: {e}"))));
+        }
         window = range;
         views.push(view);
     }
@@ -108,20 +125,35 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         leverage: config.leverage as f64,
     };
     let v = views[0];
-    let signal = |flags: Vec<u8>, fraction: f64, exec: &mut Execution, obs: &mut dyn Observer| {
-        sim::signal_loop(v, &flags, capital, Sizing { fraction }, exec, bar_ms, obs)
-    };
-    let raw: RawRun = match params {
-        StrategyParams::MaCross { fast, slow, direction, fraction } => {
-            signal(signals::ma_cross(v.close, fast, slow, direction), fraction, &mut exec, observer)
-        }
-        StrategyParams::Breakout { lookback, direction, fraction } => {
-            signal(signals::breakout(v.high, v.low, v.close, lookback, direction), fraction, &mut exec, observer)
-        }
-        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => signal(
-            signals::rsi_reversion(v.close, period, oversold, overbought, direction),
-            fraction,
+    let outcome = match params {
+        StrategyParams::MaCross { fast, slow, direction, fraction } => sim::signal_loop(
+            v,
+            signals::MaCross::new(fast, slow),
+            direction,
+            capital,
+            Sizing { fraction },
             &mut exec,
+            bar_ms,
+            observer,
+        ),
+        StrategyParams::Breakout { lookback, direction, fraction } => sim::signal_loop(
+            v,
+            signals::Breakout::new(v.high, v.low, lookback),
+            direction,
+            capital,
+            Sizing { fraction },
+            &mut exec,
+            bar_ms,
+            observer,
+        ),
+        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => sim::signal_loop(
+            v,
+            signals::RsiReversion::new(period, oversold, overbought),
+            direction,
+            capital,
+            Sizing { fraction },
+            &mut exec,
+            bar_ms,
             observer,
         ),
         StrategyParams::Grid { levels, lower, upper, spacing } => {
@@ -131,16 +163,24 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
             let p = rotation::RotationParams { lookback, top_n, rebalance_every, fraction };
             rotation::rotation_loop(&views, capital, &p, &mut exec, bar_ms, observer)
         }
-    }
-    .map_err(|_| EngineError::Cancelled)?;
+    };
+    let raw: RawRun = match outcome {
+        Ok(raw) => raw,
+        // Bad bars after the cancelled point still make the run a data error, as they did when
+        // the bars were validated before the loop.
+        Err(Stop::Cancelled { checked }) => {
+            return Err(sim::first_bad_bar(&views, checked).map_or(EngineError::Cancelled, bad_bar))
+        }
+        Err(stop) => return Err(bad_bar(stop)),
+    };
 
-    let values = metrics::compute(capital, v.open_time, bar_ms, &raw);
-    let daily = metrics::daily_equity(v.open_time, &raw.equity);
+    let values = metrics::compute(capital, &raw);
     let final_equity = raw.equity.last().copied().unwrap_or(capital);
     let result = BacktestResult {
         metrics: result::Metrics::from_values(&values),
         structured_metrics: result::StructuredMetrics::from_values(&values),
-        equity_curve: daily
+        equity_curve: raw
+            .daily
             .iter()
             .map(|&(t, e)| result::EquityPoint { time_ms: t, equity: result::money(e) })
             .collect(),
@@ -155,4 +195,123 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         },
     };
     Ok(Backtest { result, bar_equity: raw.equity, window })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    const START: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+    const MINUTE: i64 = 60_000;
+
+    /// `n` one-minute bars of a zigzag from `START`.
+    fn bars(n: usize) -> Bars {
+        let mut out = Bars::with_capacity(n);
+        let mut close = 100.0;
+        for i in 0..n {
+            let open = close;
+            close = 100.0 + ((i * 7919) % 23) as f64 - 11.0;
+            let (lo, hi) = (open.min(close), open.max(close));
+            out.push(Bar {
+                open_time: START + i as i64 * MINUTE,
+                open,
+                high: hi + 0.5,
+                low: lo - 0.5,
+                close,
+                volume: 1.0,
+            });
+        }
+        out
+    }
+
+    fn config(template: &str, params: serde_json::Value, symbols: &[&str], from: i64, to: i64) -> JobConfig {
+        let body = json!({"template_id": template, "params": params, "symbols": symbols, "timeframe": "1m",
+            "start": time::iso(from), "end": time::iso(to), "capital": "10000", "fee_model": "fixed_bps"});
+        JobConfig::from_value(&body, Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap()).unwrap()
+    }
+
+    /// The error validating the window before the run gives, as the run reports it.
+    fn validation_error(symbol: &str, bars: &Bars, range: Range<usize>) -> EngineError {
+        EngineError::Data(format!("{symbol}: {}", bars.validate_range(range).unwrap_err()))
+    }
+
+    #[test]
+    fn bad_bars_give_the_errors_validation_gives() {
+        let n = 2 * sim::CHECK_EVERY + 100;
+        type Corrupt = fn(&mut Bars, usize);
+        let corruptions: [(&str, Corrupt); 7] = [
+            ("nan close", |b, i| b.close[i] = f64::NAN),
+            ("infinite high", |b, i| b.high[i] = f64::INFINITY),
+            ("zero low", |b, i| b.low[i] = 0.0),
+            ("negative prices", |b, i| (b.open[i], b.high[i], b.low[i], b.close[i]) = (-2.0, -1.0, -3.0, -2.0)),
+            ("high below close", |b, i| b.high[i] = b.close[i] - 0.25),
+            ("repeated time", |b, i| b.open_time[i] = b.open_time[i - 1]),
+            ("time going back", |b, i| b.open_time[i] -= 5 * MINUTE),
+        ];
+        let templates = [
+            ("tpl_ma_cross", json!({"fast": 3, "slow": 10})),
+            ("tpl_breakout", json!({"lookback": 5})),
+            ("tpl_rsi_reversion", json!({"period": 5})),
+            ("tpl_grid", json!({"grid_levels": 5, "lower_price": "90", "upper_price": "110"})),
+        ];
+        for (name, corrupt) in corruptions {
+            // The window starts at bar 1 (bar 0 is only the previous time), chunk edges, the end.
+            for at in [1, 2, 511, 512, sim::CHECK_EVERY, sim::CHECK_EVERY + 1, n - 1] {
+                let mut b = bars(n);
+                corrupt(&mut b, at);
+                let (from, to) = (START + MINUTE, START + n as i64 * MINUTE);
+                // As validated before the run: the window's bars (bar 0 only as the time before).
+                let expected = b.validate_range(b.window(from, to)).map_err(|e| format!("BTCUSDT: {e}"));
+                for (template, params) in &templates {
+                    let cfg = config(template, params.clone(), &["BTCUSDT"], from, to);
+                    let got =
+                        run(&cfg, std::slice::from_ref(&b), &mut NoObserver).map(|_| ()).map_err(|e| e.to_string());
+                    assert_eq!(got, expected, "{name} at {at}, {template}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_symbol_with_a_bad_bar_is_reported_and_bad_bars_beat_cancel_and_alignment() {
+        let n = 3 * sim::CHECK_EVERY;
+        let cfg = config(
+            "tpl_momentum_rotation",
+            json!({"lookback": 10}),
+            &["BTCUSDT", "ETHUSDT"],
+            START,
+            START + n as i64 * MINUTE,
+        );
+        let (mut first, mut second) = (bars(n), bars(n));
+        first.close[2 * sim::CHECK_EVERY + 5] = f64::NAN;
+        let expected = validation_error("BTCUSDT", &first, 0..n);
+        let err = |data: &[Bars], observer: &mut dyn Observer| run(&cfg, data, observer).map(|_| ()).unwrap_err();
+        // A cancel before the bad bar is read: still the data error.
+        let mut calls = 0;
+        let mut cancel = |_: f64| {
+            calls += 1;
+            Control::Cancel
+        };
+        assert_eq!(err(&[first.clone(), second.clone()], &mut cancel), expected);
+        assert_eq!(calls, 1);
+        // Validated symbol by symbol: the first symbol's late bad bar comes before the second's.
+        second.low[10] = 0.0;
+        assert_eq!(err(&[first.clone(), second.clone()], &mut NoObserver), expected);
+        // A misaligned second symbol: the first symbol's bad bar still comes first.
+        second.open_time.iter_mut().for_each(|t| *t += 1);
+        assert_eq!(err(&[first.clone(), second], &mut NoObserver), expected);
+        // Clean bars: cancelled.
+        assert_eq!(err(&[bars(n), bars(n)], &mut |_| Control::Cancel), EngineError::Cancelled);
+    }
+
+    #[test]
+    fn volume_is_left_to_ingest() {
+        let mut b = bars(100);
+        b.volume[50] = f64::NAN;
+        assert!(b.validate().is_err());
+        let cfg = config("tpl_ma_cross", json!({"fast": 3, "slow": 10}), &["BTCUSDT"], START, START + 99 * MINUTE);
+        assert!(run(&cfg, &[b], &mut NoObserver).is_ok());
+    }
 }

@@ -1,5 +1,9 @@
 //! Every metric of `docs/metrics.md`, computed in `f64` from a [`RawRun`]. A metric that is
 //! undefined (division by zero, too little data) or not finite is `None`, never NaN or infinity.
+//!
+//! The per-bar parts (end-of-day equity, drawdown) are tracked by the loops as they run
+//! (`curve::Curve`); [`daily_equity`] and [`drawdown`] are their reference definitions over a whole
+//! series, which the tracker is tested against.
 
 use crate::sim::RawRun;
 use crate::time::day_start;
@@ -134,10 +138,10 @@ pub fn drawdown(capital: f64, open_time: &[i64], bar_ms: i64, equity: &[f64]) ->
     (max_dd, longest)
 }
 
-/// All metrics of a run. `open_time` are the window's bar times (of the first symbol).
-pub fn compute(capital: f64, open_time: &[i64], bar_ms: i64, run: &RawRun) -> MetricValues {
-    let daily = daily_equity(open_time, &run.equity);
-    let returns = daily_returns(capital, &daily);
+/// All metrics of a run.
+pub fn compute(capital: f64, run: &RawRun) -> MetricValues {
+    let daily = &run.daily;
+    let returns = daily_returns(capital, daily);
     let days = returns.len() as f64;
     let annual = YEAR_DAYS.sqrt();
     let final_equity = run.equity.last().copied().unwrap_or(capital);
@@ -148,7 +152,7 @@ pub fn compute(capital: f64, open_time: &[i64], bar_ms: i64, run: &RawRun) -> Me
     let downside =
         if returns.is_empty() { 0.0 } else { (returns.iter().map(|&r| r.min(0.0).powi(2)).sum::<f64>() / days).sqrt() };
     let sortino = (downside > 0.0).then(|| m / downside * annual).and_then(finite);
-    let (max_drawdown, dd_ms) = drawdown(capital, open_time, bar_ms, &run.equity);
+    let (max_drawdown, dd_ms) = (run.max_drawdown, run.max_drawdown_ms);
     let total_return = final_equity / capital - 1.0;
     let cagr = if days == 0.0 {
         None
@@ -217,12 +221,15 @@ pub fn compute(capital: f64, open_time: &[i64], bar_ms: i64, run: &RawRun) -> Me
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::curve::track;
     use crate::sim::{ExitReason, RawTrade};
 
     const DAY: i64 = 86_400_000;
 
-    fn run_with(equity: Vec<f64>, trades: Vec<RawTrade>) -> RawRun {
-        RawRun { equity, trades, traded_notional: 0.0, bars_in_market: 0, bankruptcy_shortfall: 0.0, stopped: None }
+    /// Metrics of a run with this per-bar equity (bars opening at `times`, a day long each).
+    fn metrics(capital: f64, times: &[i64], equity: Vec<f64>, trades: Vec<RawTrade>) -> MetricValues {
+        let curve = track(capital, times, DAY, &equity);
+        compute(capital, &RawRun::new(curve, trades, 0.0, 0, 0.0, None))
     }
 
     fn trade(pnl_before_fees: f64, fee: f64, entry: i64, exit: i64) -> RawTrade {
@@ -243,7 +250,7 @@ mod tests {
     #[test]
     fn no_trades_and_flat_equity_give_nulls_not_nan() {
         let times: Vec<i64> = (0..3).map(|d| d * DAY).collect();
-        let m = compute(1000.0, &times, DAY, &run_with(vec![1000.0; 3], vec![]));
+        let m = metrics(1000.0, &times, vec![1000.0; 3], vec![]);
         assert_eq!(m.sharpe, None);
         assert_eq!(m.sortino, None);
         assert_eq!(m.calmar, None);
@@ -264,7 +271,7 @@ mod tests {
         // Four daily closes from 1000: returns +10%, -10%, +5%, 0%.
         let times: Vec<i64> = (0..4).map(|d| d * DAY).collect();
         let eq = vec![1100.0, 990.0, 1039.5, 1039.5];
-        let m = compute(1000.0, &times, DAY, &run_with(eq, vec![]));
+        let m = metrics(1000.0, &times, eq, vec![]);
         let r = [0.1, -0.1, 0.05, 0.0];
         let mean = 0.0125;
         let sd = (r.iter().map(|x: &f64| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
@@ -287,7 +294,7 @@ mod tests {
     fn hand_computed_trade_metrics() {
         let times: Vec<i64> = vec![0];
         let trades = vec![trade(10.0, 1.0, 0, 3_600_000), trade(-4.0, 1.0, 0, 7_200_000), trade(1.0, 1.0, 0, 1_000)];
-        let m = compute(1000.0, &times, DAY, &run_with(vec![1004.0], trades));
+        let m = metrics(1000.0, &times, vec![1004.0], trades);
         // pnls 9, -5, 0: one winner, one loser, one neither.
         assert_eq!(m.win_rate, Some(1.0 / 3.0));
         assert_eq!(m.profit_factor, Some(9.0 / 5.0));
@@ -303,7 +310,7 @@ mod tests {
 
     #[test]
     fn only_winners_give_null_profit_factor_and_bankrupt_cagr_is_minus_one() {
-        let m = compute(1000.0, &[0], DAY, &run_with(vec![0.0], vec![trade(5.0, 0.0, 0, 1000)]));
+        let m = metrics(1000.0, &[0], vec![0.0], vec![trade(5.0, 0.0, 0, 1000)]);
         assert_eq!(m.profit_factor, None);
         assert_eq!(m.avg_loss, None);
         assert_eq!(m.cagr, Some(-1.0));

@@ -2,8 +2,8 @@
 
 use crate::fees::Liquidity;
 use crate::sim::{
-    BarsView, Cancelled, Control, Execution, ExitReason, Observer, RawRun, RawTrade, StopReason, CHECK_EVERY,
-    MAINTENANCE_MARGIN,
+    curve_for, reportable, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, Stop, StopReason,
+    BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +37,18 @@ pub fn rotation_loop(
     exec: &mut Execution,
     bar_ms: i64,
     observer: &mut dyn Observer,
-) -> Result<RawRun, Cancelled> {
+) -> Result<RawRun, Stop> {
     let n = symbols[0].len();
     let mut held: Vec<Option<Held>> = vec![None; symbols.len()];
-    let mut equity = Vec::with_capacity(n);
+    // The symbols share one time column (the caller checks they are aligned), so times are
+    // checked on the first symbol; only each window's first bar has its own predecessor.
+    let mut check = BarCheck::new(&symbols[0]);
+    for v in &symbols[1..] {
+        if v.before.is_some_and(|b| v.open_time.first().is_some_and(|&t| t <= b)) {
+            check.fail();
+        }
+    }
+    let mut curve = curve_for(&symbols[0], capital, bar_ms);
     let mut trades = Vec::new();
     let mut cash = capital;
     let mut traded = 0.0;
@@ -68,116 +76,118 @@ pub fn rotation_loop(
             }
         };
 
+    let mut equity = [0.0; BLOCK];
     let mut start = 0;
     while start < n {
         let stop = (start + CHECK_EVERY).min(n);
-        for i in start..stop {
-            let t = symbols[0].open_time[i];
-            if let Some(selected) = pending.take() {
-                for (s, slot) in held.iter_mut().enumerate() {
-                    if let Some(h) = *slot {
-                        if !selected.contains(&s) {
-                            let price = exec.market_price(symbols[s].open[i], false);
-                            trades.push(close_position(
-                                s,
-                                h,
-                                t,
-                                price,
-                                ExitReason::Signal,
-                                exec,
-                                &mut cash,
-                                &mut traded,
-                            ));
-                            *slot = None;
+        for b in (start..stop).step_by(BLOCK) {
+            let e = (b + BLOCK).min(stop);
+            let v = &symbols[0];
+            check.block(&v.open_time[b..e], &v.open[b..e], &v.high[b..e], &v.low[b..e], &v.close[b..e]);
+            for v in &symbols[1..] {
+                check.prices(&v.open[b..e], &v.high[b..e], &v.low[b..e], &v.close[b..e]);
+            }
+            for i in b..e {
+                let t = symbols[0].open_time[i];
+                if let Some(selected) = pending.take() {
+                    for (s, slot) in held.iter_mut().enumerate() {
+                        if let Some(h) = *slot {
+                            if !selected.contains(&s) {
+                                let price = exec.market_price(symbols[s].open[i], false);
+                                trades.push(close_position(
+                                    s,
+                                    h,
+                                    t,
+                                    price,
+                                    ExitReason::Signal,
+                                    exec,
+                                    &mut cash,
+                                    &mut traded,
+                                ));
+                                *slot = None;
+                            }
+                        }
+                    }
+                    let marked: f64 =
+                        held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].open[i])).sum();
+                    let eq = cash + marked;
+                    let budget = eq * p.fraction * exec.leverage;
+                    let per_symbol = budget / p.top_n as f64;
+                    let mut remaining = (budget - marked).max(0.0);
+                    for &s in &selected {
+                        if held[s].is_some() || eq <= 0.0 {
+                            continue;
+                        }
+                        let notional = per_symbol.min(remaining);
+                        if notional <= 0.0 {
+                            break;
+                        }
+                        let price = exec.market_price(symbols[s].open[i], true);
+                        let rate = exec.fees.taker_rate(t);
+                        let qty = notional / (price * (1.0 + rate));
+                        if !reportable(qty) {
+                            continue;
+                        }
+                        let fee = exec.fee(t, qty, price, Liquidity::Taker);
+                        cash -= qty * price + fee;
+                        traded += qty * price;
+                        remaining -= notional;
+                        held[s] = Some(Held { qty, time: t, price, fee });
+                    }
+                }
+                let any_held = held.iter().any(|h| h.is_some());
+                if any_held && cash < 0.0 {
+                    // Account-wide maintenance check at every symbol's low (the adverse extreme).
+                    let at_lows: f64 =
+                        held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].low[i])).sum();
+                    if cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
+                        for (s, slot) in held.iter_mut().enumerate() {
+                            if let Some(h) = slot.take() {
+                                let price = symbols[s].low[i];
+                                trades.push(close_position(
+                                    s,
+                                    h,
+                                    t,
+                                    price,
+                                    ExitReason::Liquidation,
+                                    exec,
+                                    &mut cash,
+                                    &mut traded,
+                                ));
+                            }
+                        }
+                        if cash <= 0.0 {
+                            shortfall = -cash;
+                            cash = 0.0;
+                            stopped = Some(StopReason::Bankrupt);
                         }
                     }
                 }
                 let marked: f64 =
-                    held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].open[i])).sum();
-                let eq = cash + marked;
-                let budget = eq * p.fraction * exec.leverage;
-                let per_symbol = budget / p.top_n as f64;
-                let mut remaining = (budget - marked).max(0.0);
-                for &s in &selected {
-                    if held[s].is_some() || eq <= 0.0 {
-                        continue;
-                    }
-                    let notional = per_symbol.min(remaining);
-                    if notional <= 0.0 {
-                        break;
-                    }
-                    let price = exec.market_price(symbols[s].open[i], true);
-                    let rate = exec.fees.taker_rate(t);
-                    let qty = notional / (price * (1.0 + rate));
-                    let fee = exec.fee(t, qty, price, Liquidity::Taker);
-                    cash -= qty * price + fee;
-                    traded += qty * price;
-                    remaining -= notional;
-                    held[s] = Some(Held { qty, time: t, price, fee });
+                    held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
+                in_market += held.iter().any(|h| h.is_some()) as u64;
+                equity[i - b] = cash + marked;
+                if stopped.is_none() && i >= p.lookback && (i - p.lookback).is_multiple_of(p.rebalance_every) {
+                    pending = Some(select(symbols, i, p.lookback, p.top_n));
                 }
             }
-            let any_held = held.iter().any(|h| h.is_some());
-            if any_held && cash < 0.0 {
-                // Account-wide maintenance check at every symbol's low (the adverse extreme).
-                let at_lows: f64 =
-                    held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].low[i])).sum();
-                if cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
-                    for (s, slot) in held.iter_mut().enumerate() {
-                        if let Some(h) = slot.take() {
-                            let price = symbols[s].low[i];
-                            trades.push(close_position(
-                                s,
-                                h,
-                                t,
-                                price,
-                                ExitReason::Liquidation,
-                                exec,
-                                &mut cash,
-                                &mut traded,
-                            ));
-                        }
-                    }
-                    if cash <= 0.0 {
-                        shortfall = -cash;
-                        cash = 0.0;
-                        stopped = Some(StopReason::Bankrupt);
-                    }
-                }
-            }
-            let marked: f64 = held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
-            in_market += held.iter().any(|h| h.is_some()) as u64;
-            equity.push(cash + marked);
-            if stopped.is_none() && i >= p.lookback && (i - p.lookback).is_multiple_of(p.rebalance_every) {
-                pending = Some(select(symbols, i, p.lookback, p.top_n));
-            }
+            curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
         }
+        check.end_chunk(symbols, start, stop, observer)?;
         start = stop;
-        if observer.on_progress(start as f64 / n as f64) == Control::Cancel {
-            return Err(Cancelled);
-        }
     }
 
     let last = n - 1;
     let t = symbols[0].open_time[last] + bar_ms;
-    let mut closed_any = false;
+    let mut final_equity = curve.last().unwrap_or(capital);
     for (s, slot) in held.iter_mut().enumerate() {
         if let Some(h) = slot.take() {
             let price = exec.market_price(symbols[s].close[last], false);
             trades.push(close_position(s, h, t, price, ExitReason::EndOfWindow, exec, &mut cash, &mut traded));
-            closed_any = true;
+            final_equity = cash;
         }
     }
-    if closed_any {
-        equity[last] = cash;
-    }
-    Ok(RawRun {
-        equity,
-        trades,
-        traded_notional: traded,
-        bars_in_market: in_market,
-        bankruptcy_shortfall: shortfall,
-        stopped,
-    })
+    Ok(RawRun::new(curve.finish(final_equity), trades, traded, in_market, shortfall, stopped))
 }
 
 #[cfg(test)]
@@ -197,7 +207,7 @@ mod tests {
         }
         fn view(&self) -> BarsView<'_> {
             // Open = high = low = close: fills at the open are at the previous close's level.
-            BarsView { open_time: &self.t, open: &self.c, high: &self.c, low: &self.c, close: &self.c }
+            BarsView::whole(&self.t, &self.c, &self.c, &self.c, &self.c)
         }
     }
 

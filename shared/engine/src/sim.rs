@@ -1,12 +1,20 @@
 //! The simulation loops, in `f64` (the numeric core; see `docs/execution-model.md`, "Numbers").
 //!
-//! Each template family has one loop: [`signal_loop`] (market orders from per-bar signal flags),
+//! Each template family has one loop: [`signal_loop`] (market orders from a [`Signal`]),
 //! `grid::grid_loop` (resting limit orders) and `rotation::rotation_loop` (several symbols). They
 //! share the accounting pieces here and all return a [`RawRun`], which `result` turns into
 //! decimals and `metrics` into numbers.
+//!
+//! The work is bound by memory bandwidth (a year of 1m bars is 25 MB), so each loop is the run's
+//! only pass over the bars. It takes them a [`BLOCK`] at a time: checks them ([`BarCheck`]),
+//! computes its indicator, simulates, and hands the block's equity to the curve tracker
+//! ([`Curve`]), all while the block is in L1.
 
+use crate::bars::{check_bar, BarsError};
+use crate::curve::{Curve, CurveSummary};
 use crate::fees::{FeeSchedule, Liquidity};
-use crate::signals::{ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT};
+use crate::signals::{flag_table, Signal, ENTER_LONG, ENTER_SHORT, EXIT_LONG, EXIT_SHORT, NONE};
+use crate::templates::Direction;
 
 /// Maintenance margin rate: a position is liquidated when equity falls to this share of its notional.
 pub const MAINTENANCE_MARGIN: f64 = 0.005;
@@ -14,6 +22,13 @@ pub const MAINTENANCE_MARGIN: f64 = 0.005;
 /// Bars between progress / cancellation checks: rare enough to cost nothing measurable, frequent
 /// enough (a few hundred microseconds of simulation) that a cancel is honoured at once.
 pub const CHECK_EVERY: usize = 1 << 16;
+
+/// Bars per block. A loop takes its bars a block at a time through a few tight loops (check,
+/// indicator, simulation, equity curve): the block's bars come from memory once and stay in L1
+/// (5 columns × 8 bytes × 512 = 20 KB) for the later loops, and each loop keeps its few values in
+/// registers, where one loop doing everything would spill.
+pub const BLOCK: usize = 512;
+const _: () = assert!(CHECK_EVERY.is_multiple_of(BLOCK), "chunks are whole blocks");
 
 /// Whether the run goes on; returned by the [`Observer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +57,16 @@ impl<F: FnMut(f64) -> Control> Observer for F {
     }
 }
 
-/// The run was cancelled by its observer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cancelled;
+/// Why a loop stopped before the end of the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The observer cancelled. The window's bars before `checked` passed the bar check; the rest
+    /// were not read.
+    Cancelled { checked: usize },
+    /// A bar the simulation cannot use: the first bad bar of the first symbol (index into the
+    /// views) that has one, as `Bars::validate_range` would report it.
+    BadBar { symbol: usize, error: BarsError },
+}
 
 /// Borrowed columns of one symbol's bars inside the window.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +76,10 @@ pub struct BarsView<'a> {
     pub high: &'a [f64],
     pub low: &'a [f64],
     pub close: &'a [f64],
+    /// Index of the window's first bar in the whole series (bar errors give series indices).
+    pub first: usize,
+    /// Open time of the bar just before the window, if any: the window's first bar must be later.
+    pub before: Option<i64>,
 }
 
 impl<'a> BarsView<'a> {
@@ -63,8 +89,15 @@ impl<'a> BarsView<'a> {
             open: &bars.open[range.clone()],
             high: &bars.high[range.clone()],
             low: &bars.low[range.clone()],
-            close: &bars.close[range],
+            close: &bars.close[range.clone()],
+            first: range.start,
+            before: range.start.checked_sub(1).map(|i| bars.open_time[i]),
         }
+    }
+
+    /// Whole columns as a view (the window is the whole series).
+    pub fn whole(open_time: &'a [i64], open: &'a [f64], high: &'a [f64], low: &'a [f64], close: &'a [f64]) -> Self {
+        BarsView { open_time, open, high, low, close, first: 0, before: None }
     }
 
     pub fn len(&self) -> usize {
@@ -73,6 +106,105 @@ impl<'a> BarsView<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.open_time.is_empty()
+    }
+
+    /// The first bar from window index `from` on that breaks the rules of
+    /// `Bars::validate_range` (volume aside), with its error.
+    pub fn first_bad_bar(&self, from: usize) -> Option<BarsError> {
+        (from..self.len()).find_map(|k| {
+            let previous = if k > 0 { Some(self.open_time[k - 1]) } else { self.before };
+            check_bar(
+                self.first + k,
+                self.open_time[k],
+                previous,
+                self.open[k],
+                self.high[k],
+                self.low[k],
+                self.close[k],
+            )
+            .err()
+        })
+    }
+}
+
+/// The first bad bar from window index `from` on, symbol by symbol in order: what validating
+/// each symbol's window in full, one symbol after the other, reports first.
+pub fn first_bad_bar(views: &[BarsView<'_>], from: usize) -> Option<Stop> {
+    views.iter().enumerate().find_map(|(symbol, v)| v.first_bad_bar(from).map(|error| Stop::BadBar { symbol, error }))
+}
+
+/// The bar rules of `Bars::validate_range` (open times strictly increasing, prices finite and
+/// positive, `low <= open, close <= high`), checked inside the loops so the bars are read once.
+///
+/// Branch-free over a block of bars (so it vectorizes): the verdicts are and-ed into one flag,
+/// and only when the flag drops does [`BarCheck::end_chunk`] re-read the chunk with [`check_bar`]
+/// to name the first bad bar with the usual error. Volume is not read: ingest validates it and
+/// the simulation does not use it.
+#[derive(Debug, Clone, Copy)]
+pub struct BarCheck {
+    previous: i64,
+    ok: bool,
+}
+
+impl BarCheck {
+    pub fn new(bars: &BarsView<'_>) -> BarCheck {
+        // Bars before the window are not read except this one; i64::MIN is below any window.
+        BarCheck { previous: bars.before.unwrap_or(i64::MIN), ok: true }
+    }
+
+    /// The next bars of the symbol whose times are checked.
+    #[inline]
+    pub fn block(&mut self, time: &[i64], open: &[f64], high: &[f64], low: &[f64], close: &[f64]) {
+        let (Some(&first), Some(&last)) = (time.first(), time.last()) else { return };
+        self.ok &= first > self.previous;
+        self.previous = last;
+        // `t[k] - t[k-1] - 1` is negative exactly when the times do not increase: window times
+        // are within chrono's range (about ±2^53 ms), far from overflowing. Or-ing them keeps the
+        // sign of any.
+        let steps = time.windows(2).fold(0i64, |acc, w| acc | w[1].wrapping_sub(w[0]).wrapping_sub(1));
+        self.ok &= steps >= 0;
+        self.prices(open, high, low, close);
+    }
+
+    /// The price rules only (for the other symbols of an aligned multi-symbol run).
+    #[inline]
+    pub fn prices(&mut self, open: &[f64], high: &[f64], low: &[f64], close: &[f64]) {
+        let n = open.len();
+        let (high, low, close) = (&high[..n], &low[..n], &close[..n]);
+        let mut ok = true;
+        for k in 0..n {
+            let (o, h, l, c) = (open[k], high[k], low[k], close[k]);
+            // `0 < low <= open, close <= high < inf` implies every price is finite and positive;
+            // NaN fails every comparison. `&` on bools: no branch.
+            ok &= (l > 0.0) & (l <= o) & (l <= c) & (o <= h) & (c <= h) & (h < f64::INFINITY);
+        }
+        self.ok &= ok;
+    }
+
+    /// Flags the check as failed (a condition found outside the per-bar calls).
+    pub fn fail(&mut self) {
+        self.ok = false;
+    }
+
+    /// At the end of the chunk of window bars `start..stop`: the first bad bar if the check
+    /// failed, then progress to the observer, who may cancel.
+    pub fn end_chunk(
+        &mut self,
+        views: &[BarsView<'_>],
+        start: usize,
+        stop: usize,
+        observer: &mut dyn Observer,
+    ) -> Result<(), Stop> {
+        if !self.ok {
+            if let Some(bad) = first_bad_bar(views, start) {
+                return Err(bad);
+            }
+            self.ok = true;
+        }
+        if observer.on_progress(stop as f64 / views[0].len() as f64) == Control::Cancel {
+            return Err(Stop::Cancelled { checked: stop });
+        }
+        Ok(())
     }
 }
 
@@ -143,12 +275,47 @@ impl StopReason {
 pub struct RawRun {
     /// Equity at each bar's close; the last one after the end-of-window close.
     pub equity: Vec<f64>,
+    /// End-of-day equity: `(day at 00:00 UTC, equity at the close of the day's last bar)`.
+    pub daily: Vec<(i64, f64)>,
+    /// `min_t (e_t / peak_t - 1)` over the per-bar equity (`docs/metrics.md`).
+    pub max_drawdown: f64,
+    /// Longest peak-to-recovery time of the per-bar equity, milliseconds.
+    pub max_drawdown_ms: i64,
     pub trades: Vec<RawTrade>,
     /// Σ |qty| * price over every fill.
     pub traded_notional: f64,
     pub bars_in_market: u64,
     pub bankruptcy_shortfall: f64,
     pub stopped: Option<StopReason>,
+}
+
+impl RawRun {
+    pub fn new(
+        curve: CurveSummary,
+        trades: Vec<RawTrade>,
+        traded_notional: f64,
+        bars_in_market: u64,
+        bankruptcy_shortfall: f64,
+        stopped: Option<StopReason>,
+    ) -> RawRun {
+        RawRun {
+            equity: curve.equity,
+            daily: curve.daily,
+            max_drawdown: curve.max_drawdown,
+            max_drawdown_ms: curve.max_drawdown_ms,
+            trades,
+            traded_notional,
+            bars_in_market,
+            bankruptcy_shortfall,
+            stopped,
+        }
+    }
+}
+
+/// A fresh [`Curve`] for the bars of `view`.
+pub fn curve_for(view: &BarsView<'_>, capital: f64, bar_ms: i64) -> Curve {
+    let (first, last) = (view.open_time.first().copied().unwrap_or(0), view.open_time.last().copied().unwrap_or(0));
+    Curve::new(capital, first, last, bar_ms, view.len())
 }
 
 /// Prices and fees common to every loop.
@@ -188,6 +355,13 @@ struct Open {
     fee: f64,
 }
 
+/// Whether a position of `qty` shows in the result: an entry whose quantity rounds to zero at the
+/// result's 8 places (equity all but gone, after liquidations) would be a trade of nothing, so it
+/// is not made.
+pub fn reportable(qty: f64) -> bool {
+    !crate::result::quantity(qty).is_zero()
+}
+
 /// Liquidation price of a single position. `0` for a long that cannot be liquidated (no borrowed
 /// cash); a short always has one.
 pub fn liquidation_price(cash: f64, signed_qty: f64) -> f64 {
@@ -215,126 +389,222 @@ pub struct Sizing {
     pub fraction: f64,
 }
 
-/// The market-order loop of the signal templates: flags at bar `i`'s close become an order at bar
-/// `i + 1`'s open.
-pub fn signal_loop(
+/// The values the signal loop reads on every bar, copied into locals for a block's loop (so they
+/// stay in registers) and written back around the rare calls into [`Book`].
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    cash: f64,
+    signed_qty: f64,
+    /// A bar needs the book when its low reaches `alert_low` or its high `alert_high`: the
+    /// liquidation price of a long (low side) or a short (high side), the other side ±inf, which
+    /// valid bars never reach; both ±inf the other way round while an order waits for the next
+    /// open, so any bar reaches them. One test per bar covers fills and liquidations.
+    alert_low: f64,
+    alert_high: f64,
+}
+
+/// The account of a single-symbol signal run: everything but [`Hot`] changes only at fills.
+struct Book<'e> {
+    hot: Hot,
+    pos: Option<Open>,
+    /// Liquidation thresholds of the position, as in [`Hot`] without a pending order.
+    liq_low: f64,
+    liq_high: f64,
+    /// The order the last close asked for, filled at the next open.
+    pending: u8,
+    /// Bar from which the open position counts as in the market (none for a zero quantity).
+    in_market_from: Option<usize>,
+    in_market: u64,
+    trades: Vec<RawTrade>,
+    traded: f64,
+    shortfall: f64,
+    stopped: Option<StopReason>,
+    sizing: Sizing,
+    exec: &'e mut Execution,
+}
+
+impl Book<'_> {
+    /// Bar `i`, with a pending order (filled at its open) or whose range reaches the liquidation
+    /// price, in the order of `docs/execution-model.md`.
+    #[cold]
+    #[inline(never)]
+    fn at_bar(&mut self, i: usize, t: i64, open: f64, high: f64, low: f64) {
+        let pending = self.pending;
+        if pending != 0 {
+            // Exit first (an exit flag, or the exit half of a reversal).
+            if let Some(p) = self.pos {
+                let exits = if p.long { pending & EXIT_LONG != 0 } else { pending & EXIT_SHORT != 0 };
+                if exits {
+                    let price = self.exec.market_price(open, !p.long);
+                    self.close(p, i, t, price, ExitReason::Signal);
+                }
+            }
+            if self.pos.is_none() && self.stopped.is_none() {
+                let long = pending & ENTER_LONG != 0;
+                if long || pending & ENTER_SHORT != 0 {
+                    self.enter(i, t, open, long);
+                }
+            }
+            self.pending = 0;
+        }
+        if low <= self.liq_low || high >= self.liq_high {
+            if let Some(p) = self.pos {
+                let liq = if p.long { self.liq_low } else { self.liq_high };
+                // A gap through the liquidation price fills at the open, which is worse.
+                let price = if p.long { liq.min(open) } else { liq.max(open) };
+                self.close(p, i, t, price, ExitReason::Liquidation);
+                let hot = &mut self.hot;
+                if hot.cash <= 0.0 {
+                    self.shortfall = -hot.cash;
+                    hot.cash = 0.0;
+                    self.stopped = Some(StopReason::Bankrupt);
+                }
+            }
+        }
+        (self.hot.alert_low, self.hot.alert_high) = (self.liq_low, self.liq_high);
+    }
+
+    /// A market entry at bar `i`'s open: sized off the equity at that open (all cash when flat).
+    fn enter(&mut self, i: usize, t: i64, open: f64, long: bool) {
+        let eq = self.hot.cash;
+        if eq <= 0.0 {
+            return;
+        }
+        let exec = &mut *self.exec;
+        let price = exec.market_price(open, long);
+        let rate = exec.fees.taker_rate(t);
+        let qty = eq * self.sizing.fraction * exec.leverage / (price * (1.0 + rate));
+        if !reportable(qty) {
+            return;
+        }
+        let fee = exec.fee(t, qty, price, Liquidity::Taker);
+        let hot = &mut self.hot;
+        hot.signed_qty = if long { qty } else { -qty };
+        hot.cash -= hot.signed_qty * price + fee;
+        self.traded += qty * price;
+        self.pos = Some(Open { qty, long, time: t, price, fee });
+        self.in_market_from = (hot.signed_qty != 0.0).then_some(i);
+        let liq = liquidation_price(hot.cash, hot.signed_qty);
+        if long {
+            self.liq_low = liq;
+        } else {
+            self.liq_high = liq;
+        }
+    }
+
+    /// Closes position `p` at `price` (a taker fill) during bar `i`.
+    fn close(&mut self, p: Open, i: usize, t: i64, price: f64, reason: ExitReason) {
+        let fee = self.exec.fee(t, p.qty, price, Liquidity::Taker);
+        let hot = &mut self.hot;
+        hot.cash += hot.signed_qty * price - fee;
+        self.traded += p.qty * price;
+        self.trades.push(close_trade(p, t, price, fee, reason));
+        self.pos = None;
+        hot.signed_qty = 0.0;
+        (self.liq_low, self.liq_high) = (f64::NEG_INFINITY, f64::INFINITY);
+        // The position was non-zero at the closes of its bars before this one.
+        if let Some(from) = self.in_market_from.take() {
+            self.in_market += (i - from) as u64;
+        }
+    }
+
+    /// A close whose signal flags are `f` (not 0): the order for the next open, given the position.
+    #[cold]
+    #[inline(never)]
+    fn signal(&mut self, f: u8) {
+        self.pending = match self.pos {
+            Some(p) if p.long && f & EXIT_LONG != 0 => f & (EXIT_LONG | ENTER_SHORT),
+            Some(p) if !p.long && f & EXIT_SHORT != 0 => f & (EXIT_SHORT | ENTER_LONG),
+            Some(_) => 0,
+            None if f & ENTER_LONG != 0 => ENTER_LONG,
+            None => f & ENTER_SHORT,
+        };
+        if self.pending != 0 {
+            (self.hot.alert_low, self.hot.alert_high) = (f64::INFINITY, f64::NEG_INFINITY);
+        }
+    }
+}
+
+/// The market-order loop of the signal templates: `signal`'s event at bar `i`'s close becomes an
+/// order at bar `i + 1`'s open. Generic so each template's indicator is compiled into the loop.
+#[allow(clippy::too_many_arguments)]
+pub fn signal_loop<S: Signal>(
     bars: BarsView<'_>,
-    flags: &[u8],
+    mut signal: S,
+    direction: Direction,
     capital: f64,
     sizing: Sizing,
     exec: &mut Execution,
     bar_ms: i64,
     observer: &mut dyn Observer,
-) -> Result<RawRun, Cancelled> {
+) -> Result<RawRun, Stop> {
     let n = bars.len();
-    let mut equity = Vec::with_capacity(n);
-    let mut trades = Vec::new();
-    let mut cash = capital;
-    let mut pos: Option<Open> = None;
-    let mut signed_qty = 0.0f64;
-    let mut liq = 0.0f64;
-    let mut pending = 0u8;
-    let mut traded = 0.0f64;
-    let mut in_market = 0u64;
-    let mut shortfall = 0.0;
-    let mut stopped = None;
-
+    let flags_of = flag_table(direction);
+    let mut check = BarCheck::new(&bars);
+    let mut curve = curve_for(&bars, capital, bar_ms);
+    let mut book = Book {
+        hot: Hot { cash: capital, signed_qty: 0.0, alert_low: f64::NEG_INFINITY, alert_high: f64::INFINITY },
+        pos: None,
+        liq_low: f64::NEG_INFINITY,
+        liq_high: f64::INFINITY,
+        pending: 0,
+        in_market_from: None,
+        in_market: 0,
+        trades: Vec::new(),
+        traded: 0.0,
+        shortfall: 0.0,
+        stopped: None,
+        sizing,
+        exec,
+    };
+    let mut events = [NONE; BLOCK];
+    let mut equity = [0.0; BLOCK];
     let mut start = 0;
     while start < n {
         let stop = (start + CHECK_EVERY).min(n);
-        for i in start..stop {
-            if pending != 0 {
-                let t = bars.open_time[i];
-                let open = bars.open[i];
-                // Exit first (an exit flag, or the exit half of a reversal).
-                if let Some(p) = pos {
-                    let exits = if p.long { pending & EXIT_LONG != 0 } else { pending & EXIT_SHORT != 0 };
-                    if exits {
-                        let price = exec.market_price(open, !p.long);
-                        let fee = exec.fee(t, p.qty, price, Liquidity::Taker);
-                        cash += signed_qty * price - fee;
-                        traded += p.qty * price;
-                        trades.push(close_trade(p, t, price, fee, ExitReason::Signal));
-                        pos = None;
-                        signed_qty = 0.0;
-                    }
+        for b in (start..stop).step_by(BLOCK) {
+            let e = (b + BLOCK).min(stop);
+            let (time, opens, highs, lows, closes) =
+                (&bars.open_time[b..e], &bars.open[b..e], &bars.high[b..e], &bars.low[b..e], &bars.close[b..e]);
+            let (events, equity) = (&mut events[..e - b], &mut equity[..e - b]);
+            // The check first: its wide loads of all five columns bring the block from memory
+            // with the most loads in flight (measured faster than letting the indicator do it).
+            check.block(time, opens, highs, lows, closes);
+            signal.block(b, highs, lows, closes, events);
+            let mut hot = book.hot;
+            let bars_of_block =
+                time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(events.iter()).zip(equity.iter_mut());
+            for (k, ((((((&t, &open), &high), &low), &close), &event), equity)) in bars_of_block.enumerate() {
+                if (low <= hot.alert_low) | (high >= hot.alert_high) {
+                    book.hot = hot;
+                    book.at_bar(b + k, t, open, high, low);
+                    hot = book.hot;
                 }
-                if pos.is_none() && stopped.is_none() {
-                    let long = pending & ENTER_LONG != 0;
-                    if long || pending & ENTER_SHORT != 0 {
-                        let eq = cash;
-                        if eq > 0.0 {
-                            let price = exec.market_price(open, long);
-                            let rate = exec.fees.taker_rate(t);
-                            let qty = eq * sizing.fraction * exec.leverage / (price * (1.0 + rate));
-                            let fee = exec.fee(t, qty, price, Liquidity::Taker);
-                            signed_qty = if long { qty } else { -qty };
-                            cash -= signed_qty * price + fee;
-                            traded += qty * price;
-                            pos = Some(Open { qty, long, time: t, price, fee });
-                            liq = liquidation_price(cash, signed_qty);
-                        }
-                    }
-                }
-                pending = 0;
-            }
-            if let Some(p) = pos {
-                let hit = if p.long { bars.low[i] <= liq } else { bars.high[i] >= liq };
-                if hit {
-                    let t = bars.open_time[i];
-                    let open = bars.open[i];
-                    // A gap through the liquidation price fills at the open, which is worse.
-                    let price = if p.long { liq.min(open) } else { liq.max(open) };
-                    let fee = exec.fee(t, p.qty, price, Liquidity::Taker);
-                    cash += signed_qty * price - fee;
-                    traded += p.qty * price;
-                    trades.push(close_trade(p, t, price, fee, ExitReason::Liquidation));
-                    pos = None;
-                    signed_qty = 0.0;
-                    if cash <= 0.0 {
-                        shortfall = -cash;
-                        cash = 0.0;
-                        stopped = Some(StopReason::Bankrupt);
-                    }
+                *equity = hot.cash + hot.signed_qty * close;
+                let f = flags_of[event as usize & 3];
+                if f != 0 {
+                    book.hot = hot;
+                    book.signal(f);
+                    hot = book.hot;
                 }
             }
-            in_market += (signed_qty != 0.0) as u64;
-            equity.push(cash + signed_qty * bars.close[i]);
-            let f = flags[i];
-            if f != 0 {
-                pending = match pos {
-                    Some(p) if p.long && f & EXIT_LONG != 0 => f & (EXIT_LONG | ENTER_SHORT),
-                    Some(p) if !p.long && f & EXIT_SHORT != 0 => f & (EXIT_SHORT | ENTER_LONG),
-                    Some(_) => 0,
-                    None if f & ENTER_LONG != 0 => ENTER_LONG,
-                    None => f & ENTER_SHORT,
-                };
-            }
+            book.hot = hot;
+            curve.extend(time, equity);
         }
+        check.end_chunk(std::slice::from_ref(&bars), start, stop, observer)?;
         start = stop;
-        if observer.on_progress(start as f64 / n as f64) == Control::Cancel {
-            return Err(Cancelled);
-        }
     }
 
-    if let Some(p) = pos {
+    let mut final_equity = curve.last().unwrap_or(capital);
+    if let Some(p) = book.pos {
         let last = n - 1;
         let t = bars.open_time[last] + bar_ms;
-        let price = exec.market_price(bars.close[last], !p.long);
-        let fee = exec.fee(t, p.qty, price, Liquidity::Taker);
-        cash += signed_qty * price - fee;
-        traded += p.qty * price;
-        trades.push(close_trade(p, t, price, fee, ExitReason::EndOfWindow));
-        equity[last] = cash;
+        let price = book.exec.market_price(bars.close[last], !p.long);
+        // Closed after the last bar's close, which found it open: the last bar counts.
+        book.close(p, n, t, price, ExitReason::EndOfWindow);
+        final_equity = book.hot.cash;
     }
-    Ok(RawRun {
-        equity,
-        trades,
-        traded_notional: traded,
-        bars_in_market: in_market,
-        bankruptcy_shortfall: shortfall,
-        stopped,
-    })
+    Ok(RawRun::new(curve.finish(final_equity), book.trades, book.traded, book.in_market, book.shortfall, book.stopped))
 }
 
 fn close_trade(p: Open, time: i64, price: f64, fee: f64, reason: ExitReason) -> RawTrade {
@@ -356,6 +626,30 @@ fn close_trade(p: Open, time: i64, price: f64, fee: f64, reason: ExitReason) -> 
 mod tests {
     use super::*;
     use crate::fees::Rates;
+    use crate::signals::{DOWN, UP};
+
+    /// Events given bar by bar.
+    struct Script(Vec<u8>);
+
+    impl Signal for Script {
+        fn block(&mut self, first: usize, _high: &[f64], _low: &[f64], close: &[f64], events: &mut [u8]) {
+            events.copy_from_slice(&self.0[first..first + close.len()]);
+        }
+    }
+
+    fn run(bars: &Cols, events: &[u8], direction: Direction, ex: &mut Execution) -> RawRun {
+        signal_loop(
+            bars.view(),
+            Script(events.to_vec()),
+            direction,
+            1000.0,
+            Sizing { fraction: 1.0 },
+            ex,
+            60_000,
+            &mut NoObserver,
+        )
+        .unwrap()
+    }
 
     fn exec(bps: f64, leverage: f64) -> Execution {
         Execution { fees: FeeSchedule::fixed(Rates { maker_bps: bps, taker_bps: bps }), slippage: 0.0, leverage }
@@ -380,7 +674,7 @@ mod tests {
             }
         }
         fn view(&self) -> BarsView<'_> {
-            BarsView { open_time: &self.t, open: &self.o, high: &self.h, low: &self.l, close: &self.c }
+            BarsView::whole(&self.t, &self.o, &self.h, &self.l, &self.c)
         }
     }
 
@@ -388,17 +682,7 @@ mod tests {
     fn entry_fills_next_open_and_end_of_window_closes_at_last_close() {
         let bars =
             Cols::new(&[(100.0, 100.0, 100.0, 100.0), (100.0, 110.0, 100.0, 110.0), (110.0, 120.0, 110.0, 120.0)]);
-        let flags = [ENTER_LONG, 0, 0];
-        let run = signal_loop(
-            bars.view(),
-            &flags,
-            1000.0,
-            Sizing { fraction: 1.0 },
-            &mut exec(10.0, 1.0),
-            60_000,
-            &mut NoObserver,
-        )
-        .unwrap();
+        let run = run(&bars, &[UP, NONE, NONE], Direction::Long, &mut exec(10.0, 1.0));
         let t = run.trades[0];
         assert_eq!((t.entry_time, t.entry_price), (60_000, 100.0));
         // qty = 1000 / (100 * 1.001); entry fee = qty * 100 * 0.001 = 1000 * 0.001 / 1.001
@@ -417,16 +701,7 @@ mod tests {
     #[test]
     fn a_signal_on_the_last_bar_never_fills() {
         let bars = Cols::new(&[(100.0, 100.0, 100.0, 100.0), (100.0, 100.0, 100.0, 100.0)]);
-        let run = signal_loop(
-            bars.view(),
-            &[0, ENTER_LONG],
-            1000.0,
-            Sizing { fraction: 1.0 },
-            &mut exec(5.0, 1.0),
-            60_000,
-            &mut NoObserver,
-        )
-        .unwrap();
+        let run = run(&bars, &[NONE, UP], Direction::Long, &mut exec(5.0, 1.0));
         assert!(run.trades.is_empty());
         assert_eq!(run.equity, vec![1000.0, 1000.0]);
     }
@@ -439,17 +714,7 @@ mod tests {
             (90.0, 90.0, 90.0, 90.0),
             (80.0, 80.0, 80.0, 80.0),
         ]);
-        let flags = [ENTER_LONG | EXIT_SHORT, EXIT_LONG | ENTER_SHORT, 0, 0];
-        let run = signal_loop(
-            bars.view(),
-            &flags,
-            1000.0,
-            Sizing { fraction: 1.0 },
-            &mut exec(0.0, 1.0),
-            60_000,
-            &mut NoObserver,
-        )
-        .unwrap();
+        let run = run(&bars, &[UP, DOWN, NONE, NONE], Direction::Both, &mut exec(0.0, 1.0));
         assert_eq!(run.trades.len(), 2);
         assert!(run.trades[0].long && !run.trades[1].long);
         assert_eq!(run.trades[1].entry_time, 120_000);
@@ -467,16 +732,7 @@ mod tests {
             (99.0, 99.0, 85.0, 86.0),
             (86.0, 86.0, 86.0, 86.0),
         ]);
-        let run = signal_loop(
-            bars.view(),
-            &[ENTER_LONG, 0, 0, 0],
-            1000.0,
-            Sizing { fraction: 1.0 },
-            &mut exec(0.0, 10.0),
-            60_000,
-            &mut NoObserver,
-        )
-        .unwrap();
+        let run = run(&bars, &[UP, NONE, NONE, NONE], Direction::Long, &mut exec(0.0, 10.0));
         let t = run.trades[0];
         let p = 9000.0 / (100.0 * 0.995);
         assert_eq!(t.exit_reason, ExitReason::Liquidation);
@@ -496,17 +752,7 @@ mod tests {
             (50.0, 50.0, 50.0, 50.0),
             (50.0, 50.0, 50.0, 50.0),
         ]);
-        let flags = [ENTER_LONG, 0, ENTER_LONG, 0];
-        let run = signal_loop(
-            bars.view(),
-            &flags,
-            1000.0,
-            Sizing { fraction: 1.0 },
-            &mut exec(0.0, 10.0),
-            60_000,
-            &mut NoObserver,
-        )
-        .unwrap();
+        let run = run(&bars, &[UP, NONE, UP, NONE], Direction::Long, &mut exec(0.0, 10.0));
         assert_eq!(run.stopped, Some(StopReason::Bankrupt));
         // qty 100 sold at 50: cash -9000 + 5000 = -4000 -> shortfall 4000, equity 0.
         assert!((run.bankruptcy_shortfall - 4000.0).abs() < 1e-9);
@@ -518,15 +764,23 @@ mod tests {
     fn observer_cancels_between_chunks() {
         let n = CHECK_EVERY + 10;
         let bars = Cols::new(&vec![(100.0, 100.0, 100.0, 100.0); n]);
-        let flags = vec![0u8; n];
         let mut calls = 0;
         let mut obs = |_f: f64| {
             calls += 1;
             Control::Cancel
         };
-        let r =
-            signal_loop(bars.view(), &flags, 1000.0, Sizing { fraction: 1.0 }, &mut exec(0.0, 1.0), 60_000, &mut obs);
-        assert_eq!(r, Err(Cancelled));
+        let script = Script(vec![NONE; n]);
+        let r = signal_loop(
+            bars.view(),
+            script,
+            Direction::Long,
+            1000.0,
+            Sizing { fraction: 1.0 },
+            &mut exec(0.0, 1.0),
+            60_000,
+            &mut obs,
+        );
+        assert_eq!(r, Err(Stop::Cancelled { checked: CHECK_EVERY }));
         assert_eq!(calls, 1);
     }
 }

@@ -169,3 +169,13 @@ fn result_has_the_seed_shape() {
         assert!(v["structured_metrics"]["risk"].get(key).is_some(), "risk.{key}");
     }
 }
+
+/// Found by the property test: at 20x with `both`, repeated liquidations shrink equity towards
+/// zero; an entry then must not produce a trade whose quantity rounds to zero.
+#[test]
+fn near_zero_equity_never_makes_zero_quantity_trades() {
+    let cfg =
+        config("tpl_rsi_reversion", json!({"direction": "both", "period": 2}), &["BTCUSDT"], 20, "fixed_bps", 460);
+    let out = run(&cfg, &[walk(12_717_249_894, 460, 100.0, 3_600_000)], &mut NoObserver).unwrap();
+    assert!(out.result.trades.iter().all(|t| t.qty > Decimal::ZERO), "a trade rounded to zero quantity");
+}
