@@ -50,7 +50,12 @@ case "${1:-}" in
       exit 1
     fi
     # setsid: own process group, so `stop` ends exactly this server and nothing else.
-    setsid "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG" 2>&1 </dev/null &
+    # moto's DynamoDB backend takes no lock and its server is threaded: concurrent conditional
+    # writes would both succeed, and a failed transaction restores stale copies of whole tables.
+    # infra/moto-python/sitecustomize.py serializes DynamoDB (and Streams) requests, as DynamoDB's
+    # own conditional writes are; SQS and S3 stay concurrent.
+    PYTHONPATH="$REPO/infra/moto-python${PYTHONPATH:+:$PYTHONPATH}" PIPAI_MOTO_SERIALIZE_DYNAMODB=1 \
+      setsid "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 150); do
       if answers; then

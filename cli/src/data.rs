@@ -4,16 +4,53 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use pipai_engine::time::parse_iso;
+use pipai_engine::Bars;
 use pipai_engine::Timeframe;
 use pipai_market_data::generate::GeneratorParams;
-use pipai_market_data::{generate, resample, Preset};
+use pipai_market_data::{generate, resample, Coverage, Preset};
+use pipai_service::ports::MarketData;
 
 use crate::error::CliError;
 
-/// Market data: synthetic demo bars (and, with the service, ingest of exchange dumps).
+/// Market data: ingest exchange dumps into the service's store, or make synthetic demo bars.
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
     Generate(GenerateArgs),
+    Ingest(IngestArgs),
+}
+
+/// Load bars into the market-data bucket (one Parquet file per symbol, timeframe and UTC month)
+/// and the coverage catalog, through the same code the service reads with.
+///
+/// Files: Binance kline dumps (monthly or daily CSV, or the zip they ship in; with or without
+/// header; ms or µs times) or plain `open_time,open,high,low,close,volume` CSV, all of one
+/// symbol and interval. Every file is parsed and checked before anything is written: a bad row
+/// stops with its file, line and reason. Each month is replaced whole (one PutObject), so
+/// re-ingesting a month is atomic and idempotent.
+///
+/// --synthetic loads the deterministic demo markets instead (BTCUSDT, ETHUSDT), marked synthetic
+/// in the catalog (the API says so). Needs the deployment's environment (MARKET_DATA_BUCKET,
+/// MARKET_CATALOG_TABLE, AWS credentials); locally `. .local/env`.
+///
+///   pipai data ingest --symbol BTCUSDT BTCUSDT-1m-2025-01.zip BTCUSDT-1m-2025-02.zip
+///   pipai data ingest --synthetic --symbol BTCUSDT --symbol ETHUSDT --from 2024-01-01 --to 2026-01-01
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct IngestArgs {
+    /// Bar files (not with --synthetic).
+    files: Vec<PathBuf>,
+    /// The symbol the files hold (with --synthetic: each symbol to generate).
+    #[arg(long = "symbol", required = true)]
+    symbols: Vec<String>,
+    /// Generate and load synthetic 1m bars instead of reading files.
+    #[arg(long)]
+    synthetic: bool,
+    /// With --synthetic: first day (inclusive).
+    #[arg(long, default_value = "2024-01-01")]
+    from: String,
+    /// With --synthetic: end day (exclusive).
+    #[arg(long, default_value = "2026-01-01")]
+    to: String,
 }
 
 /// Generate deterministic synthetic bars as a plain CSV (open_time,open,high,low,close,volume).
@@ -51,6 +88,7 @@ pub struct GenerateArgs {
 pub fn run(cmd: DataCommand) -> Result<(), CliError> {
     match cmd {
         DataCommand::Generate(args) => generate_csv(args),
+        DataCommand::Ingest(args) => ingest(args),
     }
 }
 
@@ -98,4 +136,89 @@ fn generate_csv(args: GenerateArgs) -> Result<(), CliError> {
     std::fs::write(&args.out, csv).map_err(CliError::io(&args.out))?;
     println!("{} {} bars of {} written to {}", bars.len(), args.timeframe, args.symbol, args.out.display());
     Ok(())
+}
+
+/// Bars of every file, in time order, checked across files too.
+fn read_files(files: &[PathBuf]) -> Result<(Bars, Timeframe), CliError> {
+    let mut parts: Vec<(PathBuf, Bars)> = Vec::new();
+    for path in files {
+        parts.push((path.clone(), crate::bar_files::read_bars(path)?));
+    }
+    parts.sort_by_key(|(_, b)| b.open_time[0]);
+    let mut all = Bars::default();
+    let mut previous: Option<&PathBuf> = None;
+    for (path, bars) in &parts {
+        if let (Some(prev), Some(&last)) = (previous, all.open_time.last()) {
+            if bars.open_time[0] <= last {
+                return Err(CliError::Data(format!(
+                    "{} overlaps {} (both hold bars at or before {})",
+                    path.display(),
+                    prev.display(),
+                    pipai_engine::time::iso(last)
+                )));
+            }
+        }
+        pipai_market_data::layout::append(&mut all, bars);
+        previous = Some(path);
+    }
+    let tf = crate::bar_files::file_timeframe(&parts[0].0, &all)?;
+    Ok((all, tf))
+}
+
+fn ingest(args: IngestArgs) -> Result<(), CliError> {
+    let mut batches: Vec<(String, Timeframe, Bars)> = Vec::new();
+    if args.synthetic {
+        if !args.files.is_empty() {
+            return Err(CliError::Config("--synthetic generates its bars: pass no files".into()));
+        }
+        let (from, to) = (parse_day_or_time("from", &args.from)?, parse_day_or_time("to", &args.to)?);
+        for symbol in &args.symbols {
+            let preset = Preset::for_symbol(symbol).ok_or_else(|| {
+                CliError::Config(format!("no synthetic market for {symbol}; there are BTCUSDT and ETHUSDT"))
+            })?;
+            batches.push((symbol.clone(), Timeframe::M1, preset.generate(from, to)));
+        }
+    } else {
+        let [symbol] = args.symbols.as_slice() else {
+            return Err(CliError::Config("files hold one symbol: pass exactly one --symbol".into()));
+        };
+        if args.files.is_empty() {
+            return Err(CliError::Config("no files to ingest (or pass --synthetic)".into()));
+        }
+        pipai_market_data::layout::validate_symbol(symbol).map_err(|e| CliError::Config(e.to_string()))?;
+        let (bars, tf) = read_files(&args.files)?;
+        batches.push((symbol.clone(), tf, bars));
+    }
+
+    let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Network(e.to_string()))?;
+    rt.block_on(async move {
+        let sdk = pipai_aws::load_sdk_config().await;
+        let market = pipai_aws::S3MarketData::from_env(&sdk).map_err(|e| CliError::Config(e.to_string()))?;
+        let net = |e: pipai_service::ports::StoreError| CliError::Network(e.to_string());
+        for (symbol, tf, bars) in batches {
+            let started = std::time::Instant::now();
+            let months = pipai_market_data::split_by_month(&bars);
+            for (month, part) in &months {
+                market.put_month(&symbol, tf, *month, part, args.synthetic).await.map_err(net)?;
+            }
+            let added = Coverage::from_bars(&symbol, tf, &bars).map_err(|e| CliError::Data(e.to_string()))?;
+            let merged = match market.coverage(&symbol, tf).await.map_err(net)? {
+                Some(existing) => existing.merge(&added).map_err(|e| CliError::Data(e.to_string()))?,
+                None => added,
+            };
+            market.put_coverage(&merged, args.synthetic).await.map_err(net)?;
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{symbol} {tf}: {} bars in {} month file(s), {:.0} rows/s; catalog: {} to {}, {} gap(s){}",
+                bars.len(),
+                months.len(),
+                bars.len() as f64 / secs,
+                pipai_engine::time::iso(merged.first_open_time),
+                pipai_engine::time::iso(merged.last_open_time),
+                merged.gaps.len(),
+                if args.synthetic { " (synthetic)" } else { "" }
+            );
+        }
+        Ok(())
+    })
 }

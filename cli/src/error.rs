@@ -13,14 +13,27 @@ pub enum CliError {
     /// Reading or writing a file failed: exit code 1.
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The API could not be reached or answered 5xx: exit code 1.
+    #[error("{0}")]
+    Network(String),
+    /// The API refused the request (4xx): exit code 2.
+    #[error("{0}")]
+    Api(String),
+    /// The job ended `failed`: exit code 3.
+    #[error("{0}")]
+    JobFailed(String),
+    /// The job ended `cancelled`: exit code 4.
+    #[error("{0}")]
+    JobCancelled(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            CliError::Io { .. } => 1,
-            CliError::Config(_) => 2,
-            CliError::Data(_) => 3,
+            CliError::Io { .. } | CliError::Network(_) => 1,
+            CliError::Config(_) | CliError::Api(_) => 2,
+            CliError::Data(_) | CliError::JobFailed(_) => 3,
+            CliError::JobCancelled(_) => 4,
         })
     }
 

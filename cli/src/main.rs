@@ -4,8 +4,11 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bar_files;
 mod data;
 mod error;
+mod jobs;
+mod keys;
 mod run;
 mod table;
 mod templates;
@@ -27,17 +30,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Jobs(jobs::JobsArgs),
     #[command(subcommand)]
     Data(data::DataCommand),
     Templates(templates::TemplatesArgs),
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Jobs(args) => jobs::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,13 @@
 //! `pipai run`: one backtest, offline, on local bar files. The same engine, config validation and
 //! result shape as the service, so what you see here is what a job returns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::Utc;
-use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver, Timeframe};
-use pipai_market_data::{read_klines, resample, Coverage, CsvError};
+use pipai_engine::{run as run_engine, EngineError, JobConfig, NoObserver};
+use pipai_market_data::Coverage;
+
+use crate::bar_files::load_bars;
 
 use crate::error::CliError;
 use crate::table;
@@ -76,7 +78,9 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         other => CliError::Data(other.to_string()),
     })?;
 
-    print!("{}", table::render(&config, &backtest.result));
+    let config_json = serde_json::to_value(&config).expect("configs serialize");
+    let result_json = serde_json::to_value(&backtest.result).expect("results serialize");
+    print!("{}", table::render(&config_json, &result_json));
     if let Some(out) = &args.out {
         let json = serde_json::to_vec_pretty(&backtest.result).expect("results serialize");
         std::fs::write(out, json).map_err(CliError::io(out))?;
@@ -130,35 +134,6 @@ fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, Cli
         return Err(CliError::Config("with several symbols every --data must be SYMBOL=PATH".into()));
     }
     Ok(out)
-}
-
-/// Reads a bar file and brings it to `timeframe` (aggregating finer bars).
-fn load_bars(symbol: &str, path: &Path, timeframe: Timeframe) -> Result<Bars, CliError> {
-    let bars = read_klines(path).map_err(|e| match e {
-        CsvError::Io { file, source } => CliError::Io { path: file, source },
-        other => CliError::Data(other.to_string()),
-    })?;
-    if bars.is_empty() {
-        return Err(CliError::Data(format!("{}: no bars", path.display())));
-    }
-    let step = bars.open_time.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(timeframe.millis());
-    let Some(file_tf) = Timeframe::ALL.into_iter().find(|t| t.millis() == step) else {
-        return Err(CliError::Data(format!(
-            "{}: bars are {step} ms apart, which is none of 1m, 5m, 15m, 1h, 4h, 1d",
-            path.display()
-        )));
-    };
-    if file_tf == timeframe {
-        Ok(bars)
-    } else if file_tf < timeframe && timeframe.millis() % file_tf.millis() == 0 {
-        eprintln!("note: {symbol}: aggregating {file_tf} bars from {} to {timeframe}", path.display());
-        Ok(resample(&bars, timeframe))
-    } else {
-        Err(CliError::Data(format!(
-            "{}: holds {file_tf} bars, too coarse for the job's {timeframe} timeframe",
-            path.display()
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -131,7 +131,20 @@ fn every_documented_example_job_runs() {
     let dir = tempfile::tempdir().unwrap();
     for s in ["BTCUSDT", "ETHUSDT"] {
         let out = pipai(
-            &["data", "generate", "--symbol", s, "--from", "2025-01-01", "--to", "2026-01-01", "--timeframe", "15m", "--out", &format!("{s}.csv")],
+            &[
+                "data",
+                "generate",
+                "--symbol",
+                s,
+                "--from",
+                "2025-01-01",
+                "--to",
+                "2026-01-01",
+                "--timeframe",
+                "15m",
+                "--out",
+                &format!("{s}.csv"),
+            ],
             dir.path(),
         );
         assert!(out.status.success(), "{}", text(&out).1);

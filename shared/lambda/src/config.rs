@@ -1,6 +1,7 @@
 //! Typed configuration from environment variables, read once at cold start; a missing or bad
 //! variable stops the function before it serves anything.
 
+use pipai_service::worker::WorkerSettings;
 use pipai_service::ApiSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +33,26 @@ pub fn api_settings() -> Result<ApiSettings, ConfigError> {
     Ok(ApiSettings { weight_budget: parse_or("REQUEST_WEIGHT_BUDGET", defaults.weight_budget)?, ..defaults })
 }
 
-/// The worker's: `JOBS_DLQ_URL`, to tell dead-lettered messages from fresh ones.
+/// The worker's: `JOBS_DLQ_URL`, to tell dead-lettered messages from fresh ones, and
+/// `WORKER_LEASE_SECONDS` (default 60), how long a run holds a job between heartbeats, which is
+/// how soon a crashed run's job can be taken over.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub dead_letter_queue_name: String,
+    pub settings: WorkerSettings,
 }
 
 impl WorkerConfig {
     pub fn from_env() -> Result<WorkerConfig, ConfigError> {
         let url = required("JOBS_DLQ_URL")?;
-        Ok(WorkerConfig { dead_letter_queue_name: queue_name(&url).to_string() })
+        let lease_s: i64 = parse_or("WORKER_LEASE_SECONDS", 60)?;
+        if !(5..=900).contains(&lease_s) {
+            return Err(ConfigError::Invalid { name: "WORKER_LEASE_SECONDS", reason: "must be from 5 to 900".into() });
+        }
+        Ok(WorkerConfig {
+            dead_letter_queue_name: queue_name(&url).to_string(),
+            settings: WorkerSettings { lease_ms: lease_s * 1000, ..WorkerSettings::default() },
+        })
     }
 }
 
@@ -54,7 +65,13 @@ pub fn queue_name(url_or_arn: &str) -> &str {
 mod tests {
     #[test]
     fn queue_names_from_urls_and_arns() {
-        assert_eq!(super::queue_name("http://127.0.0.1:4566/123456789012/pipai-local-JobsDeadLetterQueue"), "pipai-local-JobsDeadLetterQueue");
-        assert_eq!(super::queue_name("arn:aws:sqs:us-east-1:123456789012:pipai-local-JobsDeadLetterQueue"), "pipai-local-JobsDeadLetterQueue");
+        assert_eq!(
+            super::queue_name("http://127.0.0.1:4566/123456789012/pipai-local-JobsDeadLetterQueue"),
+            "pipai-local-JobsDeadLetterQueue"
+        );
+        assert_eq!(
+            super::queue_name("arn:aws:sqs:us-east-1:123456789012:pipai-local-JobsDeadLetterQueue"),
+            "pipai-local-JobsDeadLetterQueue"
+        );
     }
 }

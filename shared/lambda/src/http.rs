@@ -31,7 +31,11 @@ pub fn to_http_response(resp: ApiResponse) -> Response<Body> {
 }
 
 /// Serves one API Gateway request for `route`.
-pub async fn handle<S, R, M>(api: &Api<S, R, M>, route: Route, req: Request) -> Result<Response<Body>, lambda_http::Error>
+pub async fn handle<S, R, M>(
+    api: &Api<S, R, M>,
+    route: Route,
+    req: Request,
+) -> Result<Response<Body>, lambda_http::Error>
 where
     S: JobStore + KeyStore + RequestLog,
     R: ResultStore,

@@ -11,7 +11,12 @@ use pipai_service::worker::{Delivery, Worker};
 use crate::config::queue_name;
 
 /// Handles a batch; `deadline_ms` is the invocation's deadline (epoch ms).
-pub async fn handle_batch<S, R, M>(worker: &Worker<S, R, M>, dead_letter_queue: &str, event: SqsEvent, deadline_ms: i64) -> SqsBatchResponse
+pub async fn handle_batch<S, R, M>(
+    worker: &Worker<S, R, M>,
+    dead_letter_queue: &str,
+    event: SqsEvent,
+    deadline_ms: i64,
+) -> SqsBatchResponse
 where
     S: JobStore,
     R: ResultStore,
@@ -35,7 +40,12 @@ where
     response
 }
 
-async fn handle_message<S, R, M>(worker: &Worker<S, R, M>, dead_letter_queue: &str, message: &SqsMessage, deadline_ms: i64) -> Delivery
+async fn handle_message<S, R, M>(
+    worker: &Worker<S, R, M>,
+    dead_letter_queue: &str,
+    message: &SqsMessage,
+    deadline_ms: i64,
+) -> Delivery
 where
     S: JobStore,
     R: ResultStore,

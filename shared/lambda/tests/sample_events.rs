@@ -62,8 +62,11 @@ async fn api(store: &'static MemoryStore) -> Api<&'static MemoryStore, &'static 
 async fn http_events_reach_their_routes() {
     let store = store_with_demo();
     let api = api(store).await;
-    let mut queued = JobRecord::new_queued("bt_3c91ef00".into(), "demo".into(), serde_json::json!({}), "tpl_grid".into(), now_ms());
-    queued.config = serde_json::from_str::<Value>(&event("create-job.json")).map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap()).unwrap();
+    let mut queued =
+        JobRecord::new_queued("bt_3c91ef00".into(), "demo".into(), serde_json::json!({}), "tpl_grid".into(), now_ms());
+    queued.config = serde_json::from_str::<Value>(&event("create-job.json"))
+        .map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap())
+        .unwrap();
     store.put_job_raw(queued);
     let cases = [
         ("create-job.json", Route::CreateJob, 201),
@@ -92,7 +95,9 @@ async fn http_events_reach_their_routes() {
 #[tokio::test]
 async fn sqs_events_run_and_dead_letter_jobs() {
     let store = store_with_demo();
-    let config: Value = serde_json::from_str::<Value>(&event("create-job.json")).map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap()).unwrap();
+    let config: Value = serde_json::from_str::<Value>(&event("create-job.json"))
+        .map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap())
+        .unwrap();
     for id in ["bt_3c91ef00", "bt_88a21000"] {
         store.put_job_raw(JobRecord::new_queued(id.into(), "demo".into(), config.clone(), "tpl_grid".into(), now_ms()));
     }

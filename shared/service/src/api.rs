@@ -113,7 +113,15 @@ where
             Ok(p) => p,
             Err(e) => return e.into_response(),
         };
-        let used = match auth::charge_weight(&self.store, &principal.key_id, route.weight(), self.settings.weight_budget, now_ms).await {
+        let used = match auth::charge_weight(
+            &self.store,
+            &principal.key_id,
+            route.weight(),
+            self.settings.weight_budget,
+            now_ms,
+        )
+        .await
+        {
             Ok(used) => used,
             Err((e, used)) => return e.into_response().with_header(auth::HEADER_USED_WEIGHT, used.to_string()),
         };
@@ -142,7 +150,13 @@ where
         }
         let echoed = serde_json::to_value(&config).expect("configs serialize");
         for _ in 0..5 {
-            let job = JobRecord::new_queued(new_job_id(), who.user_id.clone(), echoed.clone(), config.template_id.clone(), now_ms);
+            let job = JobRecord::new_queued(
+                new_job_id(),
+                who.user_id.clone(),
+                echoed.clone(),
+                config.template_id.clone(),
+                now_ms,
+            );
             match self.store.create_job(&job, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {
                     return Ok(ApiResponse::json(201, &job.to_api(None))
@@ -164,7 +178,14 @@ where
     }
 
     /// 400 unless `symbol`'s bars cover the window at `timeframe`, directly or from 1m bars.
-    async fn check_coverage(&self, index: usize, symbol: &str, tf: Timeframe, start: i64, end: i64) -> Result<(), ApiError> {
+    async fn check_coverage(
+        &self,
+        index: usize,
+        symbol: &str,
+        tf: Timeframe,
+        start: i64,
+        end: i64,
+    ) -> Result<(), ApiError> {
         let direct = self.market.coverage(symbol, tf).await?;
         let field = format!("symbols[{index}]");
         let uncovered = match direct.as_ref().map(|c| c.check(start, end)) {
@@ -207,7 +228,9 @@ where
             return self.get_array_page(req, &job, who, expand, &params).await;
         }
         if params.iter().any(|(k, _)| k == "cursor" || k == "limit") {
-            return Err(ApiError::InvalidParameter("cursor: only allowed with expand=equity_curve or expand=trades".into()));
+            return Err(ApiError::InvalidParameter(
+                "cursor: only allowed with expand=equity_curve or expand=trades".into(),
+            ));
         }
         let result = match (&job.status, &job.summary) {
             (JobStatus::Done, Some(summary)) => Some(self.full_result(&job, who, summary).await?),
@@ -265,7 +288,8 @@ where
         if self.master.mac("pipai-result-cursor-v1", format!("{}|{payload}", who.user_id).as_bytes()) != mac {
             return Err(bad());
         }
-        let v: Value = URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
+        let v: Value =
+            URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
         if v["j"] != job_id || v["e"] != expand {
             return Err(bad());
         }
@@ -284,16 +308,17 @@ where
             return Err(ApiError::InvalidParameter("expand: must be equity_curve or trades".into()));
         }
         if job.status != JobStatus::Done {
-            return Err(ApiError::InvalidState(format!("job {} is {}: results exist only when it is done", job.id, job.status)));
+            return Err(ApiError::InvalidState(format!(
+                "job {} is {}: results exist only when it is done",
+                job.id, job.status
+            )));
         }
         let default_page = if expand == "trades" { TRADES_PAGE } else { EQUITY_PAGE };
         let limit = match params.iter().find(|(k, _)| k == "limit") {
             None => default_page,
-            Some((_, v)) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_ARRAY_PAGE).contains(n))
-                .ok_or_else(|| ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {MAX_ARRAY_PAGE}")))?,
+            Some((_, v)) => v.parse::<usize>().ok().filter(|n| (1..=MAX_ARRAY_PAGE).contains(n)).ok_or_else(|| {
+                ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {MAX_ARRAY_PAGE}"))
+            })?,
         };
         let offset = match params.iter().find(|(k, _)| k == "cursor") {
             None => 0,
@@ -304,18 +329,25 @@ where
         let end = (offset + limit).min(total);
         let data: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
         let next = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
-        Ok(ApiResponse::json(200, &json!({"id": job.id, "expand": expand, "data": data, "total": total, "next_cursor": next})))
+        Ok(ApiResponse::json(
+            200,
+            &json!({"id": job.id, "expand": expand, "data": data, "total": total, "next_cursor": next}),
+        ))
     }
 
     async fn list_jobs(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
         let params = query_params(req, &["status", "template_id", "from", "to", "limit", "cursor"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let status = get("status").map(|s| s.parse::<JobStatus>().map_err(|m| ApiError::InvalidParameter(format!("status: {m}")))).transpose()?;
+        let status = get("status")
+            .map(|s| s.parse::<JobStatus>().map_err(|m| ApiError::InvalidParameter(format!("status: {m}"))))
+            .transpose()?;
         let time = |k: &str| -> Result<Option<i64>, ApiError> {
             get(k)
                 .map(|v| {
                     parse_iso(v).map(|t| t.timestamp_millis()).ok_or_else(|| {
-                        ApiError::InvalidParameter(format!("{k}: {v:?} is not an ISO 8601 UTC time like 2025-01-01T00:00:00Z"))
+                        ApiError::InvalidParameter(format!(
+                            "{k}: {v:?} is not an ISO 8601 UTC time like 2025-01-01T00:00:00Z"
+                        ))
                     })
                 })
                 .transpose()
@@ -350,7 +382,11 @@ where
         let more = jobs.len() > limit;
         jobs.truncate(limit);
         let next = match (more, jobs.last()) {
-            (true, Some(last)) => Some(self.list_cursor(who, &filters, &PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() })),
+            (true, Some(last)) => Some(self.list_cursor(
+                who,
+                &filters,
+                &PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() },
+            )),
             _ => None,
         };
         let data: Vec<Value> = jobs.iter().map(JobRecord::to_api_summary).collect();
@@ -365,12 +401,17 @@ where
     }
 
     fn read_list_cursor(&self, cursor: &str, who: &Principal, filters: &str) -> Result<PageKey, ApiError> {
-        let bad = || ApiError::InvalidParameter("cursor: invalid, or from a different query (cursors are bound to the filters and the caller)".into());
+        let bad = || {
+            ApiError::InvalidParameter(
+                "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)".into(),
+            )
+        };
         let (payload, mac) = cursor.split_once('.').ok_or_else(bad)?;
         if self.master.mac("pipai-list-cursor-v1", format!("{}|{filters}|{payload}", who.user_id).as_bytes()) != mac {
             return Err(bad());
         }
-        let v: Value = URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
+        let v: Value =
+            URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
         match (v["s"].as_i64(), v["i"].as_str()) {
             (Some(s), Some(i)) => Ok(PageKey { submitted_at_ms: s, id: i.to_string() }),
             _ => Err(bad()),
@@ -382,9 +423,10 @@ where
         let job = self.owned_job(req, who).await?;
         match self.store.cancel_job(&job.id, &who.user_id, now_ms).await? {
             CancelOutcome::Cancelled(job) => Ok(ApiResponse::json(200, &job.to_api(None))),
-            CancelOutcome::AlreadyTerminal(status) => {
-                Err(ApiError::InvalidState(format!("job {} is already {status}; only queued or running jobs can be cancelled", job.id)))
-            }
+            CancelOutcome::AlreadyTerminal(status) => Err(ApiError::InvalidState(format!(
+                "job {} is already {status}; only queued or running jobs can be cancelled",
+                job.id
+            ))),
             CancelOutcome::NotFound => Err(ApiError::NotFound(format!("no job {}", job.id))),
         }
     }

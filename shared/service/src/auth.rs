@@ -34,7 +34,10 @@ pub fn decode_query(raw: &str) -> Result<Vec<(String, String)>, String> {
     for part in raw.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         let decode = |s: &str| {
-            percent_decode_str(s).decode_utf8().map(|c| c.into_owned()).map_err(|_| format!("query parameter {s:?} is not UTF-8"))
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| format!("query parameter {s:?} is not UTF-8"))
         };
         out.push((decode(name)?, decode(value)?));
     }
@@ -63,7 +66,14 @@ pub fn canonical_query(raw: &str) -> Result<String, String> {
     Ok(pairs.into_iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("&"))
 }
 
-pub fn string_to_sign(timestamp: &str, api_key: &str, method: &str, path: &str, canonical_query: &str, body: &[u8]) -> String {
+pub fn string_to_sign(
+    timestamp: &str,
+    api_key: &str,
+    method: &str,
+    path: &str,
+    canonical_query: &str,
+    body: &[u8],
+) -> String {
     let body_hash = hex::encode(Sha256::digest(body));
     format!("{SCHEME}\n{timestamp}\n{api_key}\n{}\n{path}\n{canonical_query}\n{body_hash}", method.to_ascii_uppercase())
 }
@@ -112,16 +122,16 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
     master: &MasterKey,
 ) -> Result<Principal, ApiError> {
     let header = |name: &str, shown: &str| {
-        req.header(name).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::Unauthenticated(format!("missing header {shown}")))
+        req.header(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::Unauthenticated(format!("missing header {shown}")))
     };
     let key_id = header(HEADER_KEY, "X-PipAI-API-Key")?;
     let ts_text = header(HEADER_TIMESTAMP, "X-PipAI-Timestamp")?;
     let sig = header(HEADER_SIGNATURE, "X-PipAI-Signature")?;
-    let ts: i64 = ts_text
-        .parse()
-        .ok()
-        .filter(|_| ts_text.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| ApiError::Unauthenticated("X-PipAI-Timestamp must be Unix epoch milliseconds as digits".into()))?;
+    let ts: i64 = ts_text.parse().ok().filter(|_| ts_text.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
+        ApiError::Unauthenticated("X-PipAI-Timestamp must be Unix epoch milliseconds as digits".into())
+    })?;
     if (now_ms - ts).abs() > MAX_SKEW_MS {
         return Err(ApiError::Unauthenticated(format!(
             "X-PipAI-Timestamp is more than 300 s from server time ({now_ms} ms); check the client clock"
@@ -159,14 +169,22 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
 
 /// Charges `weight` to the key's 60-second window; the used weight for the response header, or
 /// 429 with `Retry-After` when the budget is spent.
-pub async fn charge_weight<L: RequestLog>(log: &L, key_id: &str, weight: u32, budget: u32, now_ms: i64) -> Result<u32, (ApiError, u32)> {
+pub async fn charge_weight<L: RequestLog>(
+    log: &L,
+    key_id: &str,
+    weight: u32,
+    budget: u32,
+    now_ms: i64,
+) -> Result<u32, (ApiError, u32)> {
     let window = now_ms.div_euclid(WEIGHT_WINDOW_MS) * WEIGHT_WINDOW_MS;
     let used = log.add_weight(key_id, window, weight).await.map_err(|e| (ApiError::from(e), 0))?;
     if used > budget {
         let retry = ((window + WEIGHT_WINDOW_MS - now_ms) as u64).div_ceil(1000).max(1);
         return Err((
             ApiError::RateLimited {
-                message: format!("request weight budget of {budget} per minute is spent ({used} used); retry in {retry} s"),
+                message: format!(
+                    "request weight budget of {budget} per minute is spent ({used} used); retry in {retry} s"
+                ),
                 retry_after_s: Some(retry),
             },
             used,

@@ -28,7 +28,11 @@ pub struct JobChange {
 }
 
 /// Applies one change. `Err` means "retry this record and the ones after it".
-pub async fn apply_change<S: JobStore, Q: JobQueue>(store: &S, queue: &Q, change: &JobChange) -> Result<(), StoreError> {
+pub async fn apply_change<S: JobStore, Q: JobQueue>(
+    store: &S,
+    queue: &Q,
+    change: &JobChange,
+) -> Result<(), StoreError> {
     if change.kind == ChangeKind::Insert && change.status == Some(JobStatus::Queued) {
         queue.enqueue(&change.job_id).await?;
         tracing::info!(job_id = %change.job_id, "enqueued");

@@ -90,7 +90,9 @@ impl JobStore for MemoryStore {
                 .filter(|j| q.from_ms.is_none_or(|f| j.submitted_at_ms >= f))
                 .filter(|j| q.to_ms.is_none_or(|t| j.submitted_at_ms < t))
                 .filter(|j| {
-                    q.after.as_ref().is_none_or(|a| (j.submitted_at_ms, j.id.as_str()) < (a.submitted_at_ms, a.id.as_str()))
+                    q.after
+                        .as_ref()
+                        .is_none_or(|a| (j.submitted_at_ms, j.id.as_str()) < (a.submitted_at_ms, a.id.as_str()))
                 })
                 .cloned()
                 .collect();
@@ -133,7 +135,14 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn record_progress(&self, id: &str, token: &str, progress: f64, now_ms: i64, lease_ms: i64) -> Result<bool, StoreError> {
+    async fn record_progress(
+        &self,
+        id: &str,
+        token: &str,
+        progress: f64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
             Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
                 j.progress = progress;
@@ -144,7 +153,13 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn complete_job(&self, id: &str, token: &str, now_ms: i64, completion: &Completion) -> Result<bool, StoreError> {
+    async fn complete_job(
+        &self,
+        id: &str,
+        token: &str,
+        now_ms: i64,
+        completion: &Completion,
+    ) -> Result<bool, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
             Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
                 j.finished_at_ms = Some(now_ms);
@@ -243,7 +258,13 @@ impl JobQueue for MemoryStore {
 }
 
 impl ResultStore for MemoryStore {
-    async fn put_artifact(&self, job_id: &str, name: &str, bytes: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
+    async fn put_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), StoreError> {
         self.with(|s| s.artifacts.insert((job_id.to_string(), name.to_string()), bytes));
         Ok(())
     }
@@ -256,7 +277,9 @@ impl ResultStore for MemoryStore {
 impl MarketData for MemoryStore {
     async fn coverage(&self, symbol: &str, timeframe: Timeframe) -> Result<Option<Coverage>, StoreError> {
         Ok(self.with(|s| {
-            s.bars.get(&(symbol.to_string(), timeframe)).and_then(|(b, _)| Coverage::from_bars(symbol, timeframe, b).ok())
+            s.bars
+                .get(&(symbol.to_string(), timeframe))
+                .and_then(|(b, _)| Coverage::from_bars(symbol, timeframe, b).ok())
         }))
     }
 
@@ -265,14 +288,22 @@ impl MarketData for MemoryStore {
             let mut out: Vec<(Coverage, bool)> = s
                 .bars
                 .iter()
-                .filter_map(|((sym, tf), (b, synthetic))| Coverage::from_bars(sym, *tf, b).ok().map(|c| (c, *synthetic)))
+                .filter_map(|((sym, tf), (b, synthetic))| {
+                    Coverage::from_bars(sym, *tf, b).ok().map(|c| (c, *synthetic))
+                })
                 .collect();
             out.sort_by(|a, b| (&a.0.symbol, a.0.timeframe).cmp(&(&b.0.symbol, b.0.timeframe)));
             out
         }))
     }
 
-    async fn load_bars(&self, symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> Result<Bars, DataError> {
+    async fn load_bars(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Bars, DataError> {
         self.with(|s| match s.bars.get(&(symbol.to_string(), timeframe)) {
             Some((b, _)) => Ok(b.slice(b.window(start_ms, end_ms))),
             None => Err(DataError::Unavailable(format!("no {timeframe} bars for {symbol}"))),

@@ -168,8 +168,9 @@ pub fn new_job_id() -> String {
 
 /// A job id the API accepts: `bt_` + 6 to 8 lowercase hex.
 pub fn is_job_id(s: &str) -> bool {
-    s.strip_prefix("bt_")
-        .is_some_and(|h| (6..=8).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    s.strip_prefix("bt_").is_some_and(|h| {
+        (6..=8).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

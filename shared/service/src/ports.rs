@@ -47,14 +47,18 @@ pub enum ClaimOutcome {
     /// Done, failed or cancelled: nothing to do.
     Terminal(JobStatus),
     /// Another run holds a live lease until this time.
-    Leased { until_ms: i64 },
+    Leased {
+        until_ms: i64,
+    },
     NotFound,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     /// `summary` = `{metrics, structured_metrics, summary}`.
-    Done { summary: Value },
+    Done {
+        summary: Value,
+    },
     Failed(JobError),
 }
 
@@ -90,21 +94,54 @@ pub struct ListQuery {
 
 pub trait JobStore: Send + Sync {
     /// Stores a new queued job and takes one of the user's active slots, atomically.
-    fn create_job(&self, job: &JobRecord, max_active: u32) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+    fn create_job(
+        &self,
+        job: &JobRecord,
+        max_active: u32,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
     fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
     /// The user's jobs matching `query`, newest first.
     fn list_jobs(&self, query: &ListQuery) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
     /// `queued`/`running` -> `cancelled` for the job's owner.
-    fn cancel_job(&self, id: &str, user_id: &str, now_ms: i64) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
+    fn cancel_job(
+        &self,
+        id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
     /// `queued` (or `running` with an expired lease) -> `running` under `token` until `now + lease_ms`.
-    fn claim_job(&self, id: &str, token: &str, now_ms: i64, lease_ms: i64) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+    fn claim_job(
+        &self,
+        id: &str,
+        token: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
     /// Records progress and extends the lease; `false` when the job is no longer running under
     /// `token` (cancelled, or taken over), which tells the worker to stop.
-    fn record_progress(&self, id: &str, token: &str, progress: f64, now_ms: i64, lease_ms: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn record_progress(
+        &self,
+        id: &str,
+        token: &str,
+        progress: f64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// `running` under `token` -> `done` or `failed`; `false` if the job was no longer ours.
-    fn complete_job(&self, id: &str, token: &str, now_ms: i64, completion: &Completion) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn complete_job(
+        &self,
+        id: &str,
+        token: &str,
+        now_ms: i64,
+        completion: &Completion,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Fails a job whose delivery was given up on, unless it is terminal or a live run holds it.
-    fn fail_abandoned(&self, id: &str, now_ms: i64, error: &JobError) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send;
+    fn fail_abandoned(
+        &self,
+        id: &str,
+        now_ms: i64,
+        error: &JobError,
+    ) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send;
     /// Gives the user's active slot back for a terminal job, once: `false` if already given back.
     fn release_slot(&self, id: &str, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
@@ -121,9 +158,19 @@ pub trait KeyStore: Send + Sync {
 /// Short-lived request bookkeeping: replay protection and request weight.
 pub trait RequestLog: Send + Sync {
     /// Remembers a signature until `expires_ms`; `false` if it was already remembered (a replay).
-    fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn remember_signature(
+        &self,
+        key_id: &str,
+        signature: &str,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Adds `weight` to the key's counter for the window starting at `window_start_ms`, returns the new total.
-    fn add_weight(&self, key_id: &str, window_start_ms: i64, weight: u32) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    fn add_weight(
+        &self,
+        key_id: &str,
+        window_start_ms: i64,
+        weight: u32,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }
 
 pub trait JobQueue: Send + Sync {
@@ -133,8 +180,18 @@ pub trait JobQueue: Send + Sync {
 /// The large result arrays of done jobs, as JSON documents.
 pub trait ResultStore: Send + Sync {
     /// Writes one artifact (`result.json`, `equity_curve.json`, `trades.json`, `bar_equity.csv`).
-    fn put_artifact(&self, job_id: &str, name: &str, bytes: Vec<u8>, content_type: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn get_artifact(&self, job_id: &str, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    fn put_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 }
 
 /// Why bars could not be loaded.
@@ -149,17 +206,31 @@ pub enum DataError {
 
 /// Market data: what is covered, and the bars themselves.
 pub trait MarketData: Send + Sync {
-    fn coverage(&self, symbol: &str, timeframe: Timeframe) -> impl Future<Output = Result<Option<Coverage>, StoreError>> + Send;
+    fn coverage(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+    ) -> impl Future<Output = Result<Option<Coverage>, StoreError>> + Send;
     /// All symbols and timeframes held, with their coverage and whether they are synthetic.
     fn catalog(&self) -> impl Future<Output = Result<Vec<(Coverage, bool)>, StoreError>> + Send;
     /// Bars with `start_ms <= open_time <= end_ms`.
-    fn load_bars(&self, symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Bars, DataError>> + Send;
+    fn load_bars(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> impl Future<Output = Result<Bars, DataError>> + Send;
 }
 
 // A reference to a port is a port: one store serves the API, the worker and the stream
 // bookkeeping in tests, and one client serves several roles in a function.
 impl<T: JobStore> JobStore for &T {
-    fn create_job(&self, job: &JobRecord, max_active: u32) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
+    fn create_job(
+        &self,
+        job: &JobRecord,
+        max_active: u32,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
         (**self).create_job(job, max_active)
     }
     fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send {
@@ -168,19 +239,48 @@ impl<T: JobStore> JobStore for &T {
     fn list_jobs(&self, query: &ListQuery) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send {
         (**self).list_jobs(query)
     }
-    fn cancel_job(&self, id: &str, user_id: &str, now_ms: i64) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send {
+    fn cancel_job(
+        &self,
+        id: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send {
         (**self).cancel_job(id, user_id, now_ms)
     }
-    fn claim_job(&self, id: &str, token: &str, now_ms: i64, lease_ms: i64) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+    fn claim_job(
+        &self,
+        id: &str,
+        token: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
         (**self).claim_job(id, token, now_ms, lease_ms)
     }
-    fn record_progress(&self, id: &str, token: &str, progress: f64, now_ms: i64, lease_ms: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn record_progress(
+        &self,
+        id: &str,
+        token: &str,
+        progress: f64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).record_progress(id, token, progress, now_ms, lease_ms)
     }
-    fn complete_job(&self, id: &str, token: &str, now_ms: i64, completion: &Completion) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn complete_job(
+        &self,
+        id: &str,
+        token: &str,
+        now_ms: i64,
+        completion: &Completion,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).complete_job(id, token, now_ms, completion)
     }
-    fn fail_abandoned(&self, id: &str, now_ms: i64, error: &JobError) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send {
+    fn fail_abandoned(
+        &self,
+        id: &str,
+        now_ms: i64,
+        error: &JobError,
+    ) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send {
         (**self).fail_abandoned(id, now_ms, error)
     }
     fn release_slot(&self, id: &str, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
@@ -204,10 +304,20 @@ impl<T: KeyStore> KeyStore for &T {
 }
 
 impl<T: RequestLog> RequestLog for &T {
-    fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn remember_signature(
+        &self,
+        key_id: &str,
+        signature: &str,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).remember_signature(key_id, signature, expires_ms)
     }
-    fn add_weight(&self, key_id: &str, window_start_ms: i64, weight: u32) -> impl Future<Output = Result<u32, StoreError>> + Send {
+    fn add_weight(
+        &self,
+        key_id: &str,
+        window_start_ms: i64,
+        weight: u32,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send {
         (**self).add_weight(key_id, window_start_ms, weight)
     }
 }
@@ -219,22 +329,42 @@ impl<T: JobQueue> JobQueue for &T {
 }
 
 impl<T: ResultStore> ResultStore for &T {
-    fn put_artifact(&self, job_id: &str, name: &str, bytes: Vec<u8>, content_type: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn put_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put_artifact(job_id, name, bytes, content_type)
     }
-    fn get_artifact(&self, job_id: &str, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+    fn get_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
         (**self).get_artifact(job_id, name)
     }
 }
 
 impl<T: MarketData> MarketData for &T {
-    fn coverage(&self, symbol: &str, timeframe: Timeframe) -> impl Future<Output = Result<Option<Coverage>, StoreError>> + Send {
+    fn coverage(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+    ) -> impl Future<Output = Result<Option<Coverage>, StoreError>> + Send {
         (**self).coverage(symbol, timeframe)
     }
     fn catalog(&self) -> impl Future<Output = Result<Vec<(Coverage, bool)>, StoreError>> + Send {
         (**self).catalog()
     }
-    fn load_bars(&self, symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> impl Future<Output = Result<Bars, DataError>> + Send {
+    fn load_bars(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> impl Future<Output = Result<Bars, DataError>> + Send {
         (**self).load_bars(symbol, timeframe, start_ms, end_ms)
     }
 }

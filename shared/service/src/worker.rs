@@ -33,7 +33,13 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { lease_ms: 60_000, heartbeat_ms: 1_000, progress_step: 0.05, min_write_gap_ms: 250, deadline_margin_ms: 5_000 }
+        WorkerSettings {
+            lease_ms: 60_000,
+            heartbeat_ms: 1_000,
+            progress_step: 0.05,
+            min_write_gap_ms: 250,
+            deadline_margin_ms: 5_000,
+        }
     }
 }
 
@@ -66,7 +72,13 @@ fn run_token() -> String {
 
 /// Bars for a job: the stored timeframe, or 1m bars aggregated to it; `Unavailable` unless the
 /// whole window is there without gaps (a silent partial run is never acceptable).
-pub async fn load_job_bars<M: MarketData>(market: &M, symbol: &str, tf: Timeframe, start_ms: i64, end_ms: i64) -> Result<Bars, DataError> {
+pub async fn load_job_bars<M: MarketData>(
+    market: &M,
+    symbol: &str,
+    tf: Timeframe,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Bars, DataError> {
     let direct = market.coverage(symbol, tf).await?;
     let bars = match direct {
         Some(_) => market.load_bars(symbol, tf, start_ms, end_ms).await?,
@@ -116,13 +128,25 @@ where
         let far_future = chrono::DateTime::<chrono::Utc>::MAX_UTC;
         let config = match JobConfig::from_value(&job.config, far_future) {
             Ok(c) => c,
-            Err(e) => return self.finish(job_id, &token, fail(fail_codes::SIMULATION_ERROR, format!("stored config no longer validates: {e}"))).await,
+            Err(e) => {
+                return self
+                    .finish(
+                        job_id,
+                        &token,
+                        fail(fail_codes::SIMULATION_ERROR, format!("stored config no longer validates: {e}")),
+                    )
+                    .await
+            }
         };
         let mut data = Vec::with_capacity(config.symbols.len());
         for symbol in &config.symbols {
             match load_job_bars(&self.market, symbol, config.timeframe, config.start_ms(), config.end_ms()).await {
                 Ok(bars) => data.push(bars),
-                Err(DataError::Unavailable(m)) => return self.finish(job_id, &token, fail(fail_codes::DATA_UNAVAILABLE, format!("{symbol}: {m}"))).await,
+                Err(DataError::Unavailable(m)) => {
+                    return self
+                        .finish(job_id, &token, fail(fail_codes::DATA_UNAVAILABLE, format!("{symbol}: {m}")))
+                        .await
+                }
                 Err(DataError::Store(e)) => return Err(e),
             }
         }
@@ -131,7 +155,9 @@ where
         let completion = match outcome {
             RunOutcome::Finished(backtest) => {
                 let result = &backtest.result;
-                self.results.put_artifact(job_id, "equity_curve.json", to_json(&result.equity_curve), "application/json").await?;
+                self.results
+                    .put_artifact(job_id, "equity_curve.json", to_json(&result.equity_curve), "application/json")
+                    .await?;
                 self.results.put_artifact(job_id, "trades.json", to_json(&result.trades), "application/json").await?;
                 self.results.put_artifact(job_id, "result.json", to_json(result), "application/json").await?;
                 Completion::Done {
@@ -163,7 +189,14 @@ where
 
     /// Runs the engine on a blocking thread while this task writes progress and watches for a
     /// cancel (a failed conditional progress write) and the deadline.
-    async fn simulate(&self, job_id: &str, token: &str, config: JobConfig, data: Vec<Bars>, deadline_ms: i64) -> Result<RunOutcome, StoreError> {
+    async fn simulate(
+        &self,
+        job_id: &str,
+        token: &str,
+        config: JobConfig,
+        data: Vec<Bars>,
+        deadline_ms: i64,
+    ) -> Result<RunOutcome, StoreError> {
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (progress.clone(), stop.clone());
@@ -190,7 +223,8 @@ where
                 stop.store(true, Ordering::Relaxed);
             }
             let current = f64::from_bits(progress.load(Ordering::Relaxed));
-            let due = now - last_write_ms >= self.settings.heartbeat_ms as i64 || current - last_written >= self.settings.progress_step;
+            let due = now - last_write_ms >= self.settings.heartbeat_ms as i64
+                || current - last_written >= self.settings.progress_step;
             if due && !lost && !timed_out {
                 // Never report 1.0 before the result is stored: done sets it.
                 let shown = current.min(0.99);

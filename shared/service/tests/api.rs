@@ -21,7 +21,10 @@ async fn create_returns_the_queued_job_with_the_resolved_config() {
     assert_eq!(job["status"], "queued");
     assert_eq!(job["progress"], 0.0);
     assert_eq!(job["submitted_at"], "2026-04-29T10:15:00Z");
-    assert_eq!((job["started_at"].clone(), job["finished_at"].clone(), job["result"].clone(), job["error"].clone()), (Value::Null, Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        (job["started_at"].clone(), job["finished_at"].clone(), job["result"].clone(), job["error"].clone()),
+        (Value::Null, Value::Null, Value::Null, Value::Null)
+    );
     let mut expected = seed_body();
     expected["params"]["spacing"] = json!("arithmetic");
     assert_eq!(job["config"], expected);
@@ -32,7 +35,10 @@ async fn create_returns_the_queued_job_with_the_resolved_config() {
         minimal.as_object_mut().unwrap().remove(k);
     }
     let job = kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&minimal), NOW + 1).await.body_json();
-    assert_eq!((job["config"]["leverage"].clone(), job["config"]["fee_model"].clone(), job["config"]["fee_bps"].clone()), (json!(1), json!("fixed_bps"), json!("5")));
+    assert_eq!(
+        (job["config"]["leverage"].clone(), job["config"]["fee_model"].clone(), job["config"]["fee_bps"].clone()),
+        (json!(1), json!("fixed_bps"), json!("5"))
+    );
 }
 
 #[tokio::test]
@@ -42,18 +48,102 @@ async fn every_create_validation_is_a_400_naming_the_field() {
     let cases: Vec<(Value, &str)> = vec![
         (json!("not an object"), "body: must be a JSON object"),
         (json!({"template_id": "tpl_grid"}), "params: is required"),
-        ({ let mut b = seed_body(); b["template_id"] = json!("tpl_x"); b }, "template_id: unknown template"),
-        ({ let mut b = seed_body(); b["params"]["grid_levels"] = json!(500); b }, "params.grid_levels"),
-        ({ let mut b = seed_body(); b["end"] = json!("2024-12-31T00:00:00Z"); b }, "end: must be after start"),
-        ({ let mut b = seed_body(); b["start"] = json!("2019-01-01T00:00:00Z"); b }, "end: the window from start to end may span at most 5 years"),
-        ({ let mut b = seed_body(); b["end"] = json!("2026-05-01T00:00:00Z"); b }, "end: is in the future"),
-        ({ let mut b = seed_body(); b["timeframe"] = json!("3m"); b }, "timeframe: unsupported"),
-        ({ let mut b = seed_body(); b["capital"] = json!("lots"); b }, "capital:"),
-        ({ let mut b = seed_body(); b["capital"] = json!("0"); b }, "capital: must be greater than 0"),
-        ({ let mut b = seed_body(); b["leverage"] = json!(0); b }, "leverage: must be an integer from 1 to 20"),
-        ({ let mut b = seed_body(); b["fee_model"] = json!("free"); b }, "fee_model: must be one of"),
-        ({ let mut b = seed_body(); b["symbols"] = json!(["btcusdt"]); b }, "symbols[0]"),
-        ({ let mut b = seed_body(); b["extra"] = json!(1); b }, "extra: unknown field"),
+        (
+            {
+                let mut b = seed_body();
+                b["template_id"] = json!("tpl_x");
+                b
+            },
+            "template_id: unknown template",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["params"]["grid_levels"] = json!(500);
+                b
+            },
+            "params.grid_levels",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["end"] = json!("2024-12-31T00:00:00Z");
+                b
+            },
+            "end: must be after start",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["start"] = json!("2019-01-01T00:00:00Z");
+                b
+            },
+            "end: the window from start to end may span at most 5 years",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["end"] = json!("2026-05-01T00:00:00Z");
+                b
+            },
+            "end: is in the future",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["timeframe"] = json!("3m");
+                b
+            },
+            "timeframe: unsupported",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["capital"] = json!("lots");
+                b
+            },
+            "capital:",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["capital"] = json!("0");
+                b
+            },
+            "capital: must be greater than 0",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["leverage"] = json!(0);
+                b
+            },
+            "leverage: must be an integer from 1 to 20",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["fee_model"] = json!("free");
+                b
+            },
+            "fee_model: must be one of",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["symbols"] = json!(["btcusdt"]);
+                b
+            },
+            "symbols[0]",
+        ),
+        (
+            {
+                let mut b = seed_body();
+                b["extra"] = json!(1);
+                b
+            },
+            "extra: unknown field",
+        ),
     ];
     for (i, (b, needle)) in cases.into_iter().enumerate() {
         let resp = kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&b), NOW + i as i64).await;
@@ -70,7 +160,12 @@ async fn windows_without_data_are_400_saying_what_is_covered() {
     let mut b = seed_body();
     b["start"] = json!("2024-06-01T00:00:00Z");
     let resp = kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&b), NOW).await;
-    assert_error(&resp, 400, "INVALID_PARAMETER", "symbols[0]: the window is not covered: BTCUSDT 1h has data from 2025-01-01T00:00:00Z");
+    assert_error(
+        &resp,
+        400,
+        "INVALID_PARAMETER",
+        "symbols[0]: the window is not covered: BTCUSDT 1h has data from 2025-01-01T00:00:00Z",
+    );
     b = seed_body();
     b["symbols"] = json!(["SOLUSDT"]);
     let resp = kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&b), NOW + 1).await;
@@ -88,16 +183,20 @@ async fn strategy_ids_are_409_invalid_state() {
     let alice = kit.client("alice").await;
     let mut b = seed_body();
     b["strategy_id"] = json!("st_1");
-    assert_error(&kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&b), NOW).await, 409, "INVALID_STATE", "strategy_id");
+    assert_error(
+        &kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&b), NOW).await,
+        409,
+        "INVALID_STATE",
+        "strategy_id",
+    );
 }
 
 #[tokio::test]
 async fn the_sixth_active_job_is_429_per_user() {
     let kit = kit();
     let alice = kit.client("alice").await;
-    let requests: Vec<_> = (0..20)
-        .map(|i| signed(&alice, "POST", "/v1/backtest/jobs", &body(&seed_body()), NOW + i))
-        .collect();
+    let requests: Vec<_> =
+        (0..20).map(|i| signed(&alice, "POST", "/v1/backtest/jobs", &body(&seed_body()), NOW + i)).collect();
     let responses = send_all(&kit, &requests).await;
     let created = responses.iter().filter(|r| r.status == 201).count();
     let limited: Vec<_> = responses.iter().filter(|r| r.status == 429).collect();
@@ -212,7 +311,12 @@ async fn other_users_jobs_are_404_like_missing_ones() {
     let missing = kit.call(&bob, "GET", "/v1/backtest/jobs/bt_00000000", b"", NOW).await;
     assert_error(&theirs, 404, "NOT_FOUND", "no job");
     assert_error(&missing, 404, "NOT_FOUND", "no job");
-    assert_error(&kit.call(&bob, "POST", &format!("/v1/backtest/jobs/{id}/cancel"), b"", NOW).await, 404, "NOT_FOUND", "no job");
+    assert_error(
+        &kit.call(&bob, "POST", &format!("/v1/backtest/jobs/{id}/cancel"), b"", NOW).await,
+        404,
+        "NOT_FOUND",
+        "no job",
+    );
     assert_error(&kit.call(&bob, "GET", "/v1/backtest/jobs/nope", b"", NOW).await, 400, "INVALID_PARAMETER", "id:");
     let mine = kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}"), b"", NOW).await;
     assert_eq!(mine.status, 200);
@@ -274,15 +378,12 @@ async fn list_is_newest_first_filters_and_pages_with_bound_cursors() {
     assert_eq!(seen, ids.iter().map(|(_, id, _)| id.clone()).collect::<Vec<_>>());
 
     // Filters: template, status, from (inclusive) / to (exclusive).
-    let page = kit.call(&alice, "GET", "/v1/backtest/jobs?template_id=tpl_breakout&limit=100", b"", NOW).await.body_json();
+    let page =
+        kit.call(&alice, "GET", "/v1/backtest/jobs?template_id=tpl_breakout&limit=100", b"", NOW).await.body_json();
     assert_eq!(page["data"].as_array().unwrap().len(), 8);
     assert!(page["next_cursor"].is_null());
     let (t5, t2) = (ids[5].0, ids[2].0);
-    let window = format!(
-        "/v1/backtest/jobs?from={}&to={}",
-        pipai_engine::time::iso(t5),
-        pipai_engine::time::iso(t2)
-    );
+    let window = format!("/v1/backtest/jobs?from={}&to={}", pipai_engine::time::iso(t5), pipai_engine::time::iso(t2));
     let page = kit.call(&alice, "GET", &window, b"", NOW).await.body_json();
     let got: Vec<&str> = page["data"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
     assert_eq!(got, vec![ids[3].1.as_str(), ids[4].1.as_str(), ids[5].1.as_str()]);
@@ -303,7 +404,12 @@ async fn list_is_newest_first_filters_and_pages_with_bound_cursors() {
     for q in bad {
         assert_error(&kit.call(&alice, "GET", &q, b"", NOW).await, 400, "INVALID_PARAMETER", "cursor:");
     }
-    assert_error(&kit.call(&bob, "GET", &format!("/v1/backtest/jobs?limit=1&cursor={c}"), b"", NOW).await, 400, "INVALID_PARAMETER", "cursor:");
+    assert_error(
+        &kit.call(&bob, "GET", &format!("/v1/backtest/jobs?limit=1&cursor={c}"), b"", NOW).await,
+        400,
+        "INVALID_PARAMETER",
+        "cursor:",
+    );
 }
 
 #[tokio::test]

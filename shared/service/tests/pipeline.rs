@@ -157,7 +157,13 @@ async fn missing_bars_fail_with_data_unavailable() {
     let mut cfg = seed_body();
     cfg["symbols"] = json!(["GAPUSDT"]);
     let config = JobConfig::from_value(&cfg, chrono::Utc::now()).unwrap();
-    let job = JobRecord::new_queued("bt_0000aaaa".into(), "alice".into(), serde_json::to_value(&config).unwrap(), "tpl_grid".into(), now_ms());
+    let job = JobRecord::new_queued(
+        "bt_0000aaaa".into(),
+        "alice".into(),
+        serde_json::to_value(&config).unwrap(),
+        "tpl_grid".into(),
+        now_ms(),
+    );
     kit.store.put_job_raw(job);
     assert_eq!(worker(&kit).process("bt_0000aaaa", FAR).await.unwrap(), Delivery::Done);
     let job = kit.store.get_job("bt_0000aaaa").await.unwrap().unwrap();
@@ -186,7 +192,12 @@ async fn a_job_cancelled_while_its_data_loads_stays_cancelled() {
     let kit = kit();
     let alice = kit.client("alice").await;
     let id = create(&kit, &alice, &seed_body()).await;
-    let w = Worker { store: kit.store, results: kit.store, market: CancellingMarket(kit.store, id.clone()), settings: WorkerSettings::default() };
+    let w = Worker {
+        store: kit.store,
+        results: kit.store,
+        market: CancellingMarket(kit.store, id.clone()),
+        settings: WorkerSettings::default(),
+    };
     assert_eq!(w.process(&id, FAR).await.unwrap(), Delivery::Done);
     let job = kit.store.get_job(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Cancelled);
@@ -236,7 +247,9 @@ async fn results_too_large_for_one_response_are_paged() {
     let mut all: Vec<serde_json::Value> = result["trades"].as_array().unwrap().clone();
     let mut cursor = result["pagination"]["trades"]["next_cursor"].as_str().map(str::to_string);
     while let Some(c) = cursor {
-        let page = kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}?expand=trades&limit=700&cursor={c}"), b"", now_ms()).await;
+        let page = kit
+            .call(&alice, "GET", &format!("/v1/backtest/jobs/{id}?expand=trades&limit=700&cursor={c}"), b"", now_ms())
+            .await;
         assert_eq!(page.status, 200, "{}", page.body_json());
         let page = page.body_json();
         all.extend(page["data"].as_array().unwrap().iter().cloned());
@@ -246,7 +259,8 @@ async fn results_too_large_for_one_response_are_paged() {
     assert!(all.iter().enumerate().all(|(i, t)| t["id"] == json!(i + 1)));
     // The cursor belongs to its job and its array.
     let c = result["pagination"]["trades"]["next_cursor"].as_str().unwrap();
-    let wrong = kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}?expand=equity_curve&cursor={c}"), b"", now_ms()).await;
+    let wrong =
+        kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}?expand=equity_curve&cursor={c}"), b"", now_ms()).await;
     assert_error(&wrong, 400, "INVALID_PARAMETER", "cursor:");
     let bad = kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}?expand=orders"), b"", now_ms()).await;
     assert_error(&bad, 400, "INVALID_PARAMETER", "expand:");
@@ -255,9 +269,21 @@ async fn results_too_large_for_one_response_are_paged() {
 #[tokio::test]
 async fn stream_bookkeeping_ignores_what_it_need_not_act_on() {
     let store = MemoryStore::new();
-    let base = JobChange { kind: ChangeKind::Modify, job_id: "bt_00000001".into(), user_id: "u".into(), status: Some(JobStatus::Running), slot_released: false };
+    let base = JobChange {
+        kind: ChangeKind::Modify,
+        job_id: "bt_00000001".into(),
+        user_id: "u".into(),
+        status: Some(JobStatus::Running),
+        slot_released: false,
+    };
     apply_change(&store, &store, &base).await.unwrap();
     apply_change(&store, &store, &JobChange { kind: ChangeKind::Remove, status: None, ..base.clone() }).await.unwrap();
-    apply_change(&store, &store, &JobChange { kind: ChangeKind::Modify, status: Some(JobStatus::Done), slot_released: true, ..base }).await.unwrap();
+    apply_change(
+        &store,
+        &store,
+        &JobChange { kind: ChangeKind::Modify, status: Some(JobStatus::Done), slot_released: true, ..base },
+    )
+    .await
+    .unwrap();
     assert!(store.drain_queue().is_empty());
 }

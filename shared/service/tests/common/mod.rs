@@ -65,7 +65,14 @@ impl Kit {
         Client { key, secret }
     }
 
-    pub async fn call(&self, client: &Client, method: &str, path_and_query: &str, body: &[u8], now: i64) -> ApiResponse {
+    pub async fn call(
+        &self,
+        client: &Client,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        now: i64,
+    ) -> ApiResponse {
         let req = signed(client, method, path_and_query, body, now);
         self.send(&req, now).await
     }

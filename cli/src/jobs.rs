@@ -1,0 +1,382 @@
+//! `pipai jobs`: the signed API client. Every request is signed as `../shared/API.md` says
+//! (the same code the server verifies with), so this is also the reference client.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pipai_service::auth::{rfc3986, sign_request};
+use serde_json::Value;
+
+use crate::error::CliError;
+use crate::table;
+
+/// Call the PipAI Backtest API: submit jobs, watch them, read results.
+///
+/// Credentials come from flags or the environment (PIPAI_API_URL, PIPAI_API_KEY,
+/// PIPAI_API_SECRET); `infra/local.sh up` prints a demo key for the local stack.
+///
+///   pipai jobs submit docs/examples/grid-btc-2025.json --wait
+///   pipai jobs list --status done --limit 10
+///   pipai jobs get bt_3c91ef00 --out result.json
+///
+/// Exit codes: 0 success, 1 network or server error, 2 the API refused the request (4xx),
+/// 3 the job ended failed, 4 the job was cancelled.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct JobsArgs {
+    /// API base URL.
+    #[arg(long, env = "PIPAI_API_URL", default_value = "http://127.0.0.1:3000", global = true)]
+    url: String,
+    /// API key id.
+    #[arg(long, env = "PIPAI_API_KEY", global = true, hide_env_values = true)]
+    key: Option<String>,
+    /// API key secret.
+    #[arg(long, env = "PIPAI_API_SECRET", global = true, hide_env_values = true)]
+    secret: Option<String>,
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum JobsCommand {
+    /// Submit a job from a JSON file (the create-job body); --wait follows it to the end.
+    Submit {
+        file: PathBuf,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show one job; when done, its metrics. --out writes the full job JSON with every trade and
+    /// equity point (pages are fetched and joined).
+    Get {
+        id: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the raw JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your jobs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        template_id: Option<String>,
+        /// Submitted at or after (ISO 8601 UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Submitted before (ISO 8601 UTC).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Follow next_cursor through every page.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued or running job.
+    Cancel { id: String },
+    /// Wait for a job to finish (polls every 5 s, backing off to 30 s), with a progress bar.
+    Wait {
+        id: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// The symbols, timeframes and date ranges with market data.
+    Symbols,
+    /// The strategy template catalog.
+    Templates,
+    /// Refresh the signatures of sample API Gateway events (for `cargo lambda invoke`) with this
+    /// key, timestamped now; they are valid for 5 minutes.
+    SignEvents { files: Vec<PathBuf> },
+}
+
+struct Client {
+    base: String,
+    key: String,
+    secret: String,
+    agent: ureq::Agent,
+}
+
+/// An API answer: status and JSON body.
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Client {
+    fn new(args: &JobsArgs) -> Result<Client, CliError> {
+        let key =
+            args.key.clone().ok_or_else(|| CliError::Config("no API key: pass --key or set PIPAI_API_KEY".into()))?;
+        let secret = args
+            .secret
+            .clone()
+            .ok_or_else(|| CliError::Config("no API secret: pass --secret or set PIPAI_API_SECRET".into()))?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Ok(Client { base: args.url.trim_end_matches('/').to_string(), key, secret, agent })
+    }
+
+    fn call(&self, method: &str, path: &str, query: &[(&str, String)], body: &[u8]) -> Result<Reply, CliError> {
+        let raw_query =
+            query.iter().map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v))).collect::<Vec<_>>().join("&");
+        let now = chrono::Utc::now().timestamp_millis();
+        let headers = sign_request(&self.key, &self.secret, now, method, path, &raw_query, body);
+        let url = if raw_query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{raw_query}", self.base)
+        };
+        let network = |e: ureq::Error| CliError::Network(format!("{method} {url}: {e}"));
+        let mut resp = if method == "GET" {
+            let mut r = self.agent.get(&url);
+            for (k, v) in &headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.call().map_err(network)?
+        } else {
+            let mut r = self.agent.post(&url).header("content-type", "application/json");
+            for (k, v) in &headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send(body).map_err(network)?
+        };
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().map_err(network)?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Reply { status, body })
+    }
+
+    /// The body of a 2xx reply, or the API's `{code, message}` as an error.
+    fn ok(&self, method: &str, path: &str, query: &[(&str, String)], body: &[u8]) -> Result<Value, CliError> {
+        let reply = self.call(method, path, query, body)?;
+        if (200..300).contains(&reply.status) {
+            return Ok(reply.body);
+        }
+        let detail = format!(
+            "HTTP {} {}: {}",
+            reply.status,
+            reply.body["code"].as_str().unwrap_or("?"),
+            reply.body["message"].as_str().map(str::to_string).unwrap_or_else(|| reply.body.to_string())
+        );
+        Err(if reply.status >= 500 { CliError::Network(detail) } else { CliError::Api(detail) })
+    }
+
+    fn job(&self, id: &str) -> Result<Value, CliError> {
+        self.ok("GET", &format!("/v1/backtest/jobs/{id}"), &[], b"")
+    }
+
+    /// The job with every page of its result arrays joined in.
+    fn full_job(&self, id: &str) -> Result<Value, CliError> {
+        let mut job = self.job(id)?;
+        let pages = job["result"]["pagination"].clone();
+        for array in ["equity_curve", "trades"] {
+            let mut cursor = pages[array]["next_cursor"].as_str().map(str::to_string);
+            while let Some(c) = cursor {
+                let page = self.ok(
+                    "GET",
+                    &format!("/v1/backtest/jobs/{id}"),
+                    &[("expand", array.to_string()), ("cursor", c), ("limit", "10000".into())],
+                    b"",
+                )?;
+                if let (Some(all), Some(more)) = (job["result"][array].as_array_mut(), page["data"].as_array()) {
+                    all.extend(more.iter().cloned());
+                }
+                cursor = page["next_cursor"].as_str().map(str::to_string);
+            }
+        }
+        if !pages.is_null() {
+            job["result"]["pagination"] = Value::Null;
+        }
+        Ok(job)
+    }
+}
+
+fn print_job_line(job: &Value) {
+    println!(
+        "{}  {:<9}  {:<22}  {:<10}  submitted {}  progress {:.0}%",
+        job["id"].as_str().unwrap_or("?"),
+        job["status"].as_str().unwrap_or("?"),
+        job["config"]["template_id"].as_str().unwrap_or("?"),
+        job["config"]["symbols"]
+            .as_array()
+            .map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .unwrap_or_default(),
+        job["submitted_at"].as_str().unwrap_or("?"),
+        job["progress"].as_f64().unwrap_or(0.0) * 100.0
+    );
+}
+
+/// Prints a finished job (metrics table, or its error) and turns its end state into the exit code.
+fn report_end(job: &Value) -> Result<(), CliError> {
+    match job["status"].as_str() {
+        Some("done") => {
+            print!("{}", table::render(&job["config"], &job["result"]));
+            Ok(())
+        }
+        Some("failed") => Err(CliError::JobFailed(format!(
+            "job {} failed: {} {}",
+            job["id"].as_str().unwrap_or("?"),
+            job["error"]["code"].as_str().unwrap_or("?"),
+            job["error"]["message"].as_str().unwrap_or("")
+        ))),
+        Some("cancelled") => {
+            Err(CliError::JobCancelled(format!("job {} was cancelled", job["id"].as_str().unwrap_or("?"))))
+        }
+        _ => {
+            print_job_line(job);
+            Ok(())
+        }
+    }
+}
+
+fn wait(client: &Client, id: &str, timeout: Duration) -> Result<Value, CliError> {
+    let bar = ProgressBar::new(1000);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<10} [{bar:40}] {percent:>3}% {elapsed}").expect("valid template"),
+    );
+    let started = Instant::now();
+    // The seeds' polling guidance: at most every 5 s, then back off (x1.5 up to 30 s).
+    let mut interval = Duration::from_secs(5);
+    let mut polls = 0;
+    loop {
+        let job = client.job(id)?;
+        let status = job["status"].as_str().unwrap_or("?").to_string();
+        bar.set_message(status.clone());
+        bar.set_position((job["progress"].as_f64().unwrap_or(0.0) * 1000.0) as u64);
+        if matches!(status.as_str(), "done" | "failed" | "cancelled") {
+            bar.finish();
+            return Ok(job);
+        }
+        if started.elapsed() > timeout {
+            bar.abandon();
+            return Err(CliError::Network(format!("job {id} is still {status} after {} s", timeout.as_secs())));
+        }
+        std::thread::sleep(interval);
+        polls += 1;
+        if polls >= 3 {
+            interval = (interval.mul_f64(1.5)).min(Duration::from_secs(30));
+        }
+    }
+}
+
+pub fn run(args: JobsArgs) -> Result<(), CliError> {
+    let client = Client::new(&args)?;
+    match &args.command {
+        JobsCommand::Submit { file, wait: follow } => {
+            let body = std::fs::read(file).map_err(CliError::io(file))?;
+            let job = client.ok("POST", "/v1/backtest/jobs", &[], &body)?;
+            let id = job["id"].as_str().unwrap_or_default().to_string();
+            println!("submitted {id} ({})", job["status"].as_str().unwrap_or("?"));
+            if *follow {
+                let job = wait(&client, &id, Duration::from_secs(3600))?;
+                report_end(&client.full_job(&id).unwrap_or(job))?;
+            }
+            Ok(())
+        }
+        JobsCommand::Get { id, out, json } => {
+            let job = if out.is_some() || *json { client.full_job(id)? } else { client.job(id)? };
+            if let Some(path) = out {
+                std::fs::write(path, serde_json::to_vec_pretty(&job).expect("JSON")).map_err(CliError::io(path))?;
+                println!("job written to {}", path.display());
+            }
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&job).expect("JSON"));
+                return Ok(());
+            }
+            print_job_line(&job);
+            report_end(&job)
+        }
+        JobsCommand::List { status, template_id, from, to, limit, all, json } => {
+            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (k, v) in [("status", status), ("template_id", template_id), ("from", from), ("to", to)] {
+                if let Some(v) = v {
+                    query.push((k, v.clone()));
+                }
+            }
+            loop {
+                let page = client.ok("GET", "/v1/backtest/jobs", &query, b"")?;
+                for job in page["data"].as_array().into_iter().flatten() {
+                    if *json {
+                        println!("{job}");
+                    } else {
+                        print_job_line(job);
+                    }
+                }
+                match (page["next_cursor"].as_str(), all) {
+                    (Some(c), true) => {
+                        query.retain(|(k, _)| *k != "cursor");
+                        query.push(("cursor", c.to_string()));
+                    }
+                    (Some(c), false) => {
+                        eprintln!("more: --all, or the API's cursor={c}");
+                        return Ok(());
+                    }
+                    (None, _) => return Ok(()),
+                }
+            }
+        }
+        JobsCommand::Cancel { id } => {
+            let job = client.ok("POST", &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")?;
+            print_job_line(&job);
+            Ok(())
+        }
+        JobsCommand::Wait { id, timeout } => {
+            wait(&client, id, Duration::from_secs(*timeout))?;
+            report_end(&client.full_job(id)?)
+        }
+        JobsCommand::Symbols => {
+            let reply = client.ok("GET", "/v1/backtest/symbols", &[], b"")?;
+            for s in reply["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<10} {:<4} {} .. {}  gaps {}{}",
+                    s["symbol"].as_str().unwrap_or("?"),
+                    s["timeframe"].as_str().unwrap_or("?"),
+                    s["first_open_time"].as_str().unwrap_or("?"),
+                    s["last_open_time"].as_str().unwrap_or("?"),
+                    s["gaps"].as_array().map(|g| g.len()).unwrap_or(0),
+                    if s["synthetic"] == true { "  (synthetic)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        JobsCommand::Templates => {
+            let reply = client.ok("GET", "/v1/backtest/templates", &[], b"")?;
+            println!("{}", serde_json::to_string_pretty(&reply["data"]).expect("JSON"));
+            Ok(())
+        }
+        JobsCommand::SignEvents { files } => {
+            for path in files {
+                let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+                let mut event: Value =
+                    serde_json::from_str(&text).map_err(|e| CliError::Config(format!("{}: {e}", path.display())))?;
+                let Some(method) = event["requestContext"]["http"]["method"].as_str().map(str::to_string) else {
+                    println!("{}: not an API Gateway event, left as it is", path.display());
+                    continue;
+                };
+                let route_path = event["rawPath"].as_str().unwrap_or_default().to_string();
+                let query = event["rawQueryString"].as_str().unwrap_or_default().to_string();
+                let body = event["body"].as_str().unwrap_or_default().to_string();
+                let now = chrono::Utc::now().timestamp_millis();
+                for (k, v) in
+                    sign_request(&client.key, &client.secret, now, &method, &route_path, &query, body.as_bytes())
+                {
+                    event["headers"][k] = Value::String(v);
+                }
+                let mut out = serde_json::to_string_pretty(&event).expect("JSON");
+                out.push('\n');
+                std::fs::write(path, out).map_err(CliError::io(path))?;
+                println!("{}: signed for {} at {now}", path.display(), client.key);
+            }
+            let _ = std::io::stdout().flush();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The whole service on this machine, no AWS account and no Docker:
+#   moto (DynamoDB, Streams, SQS, S3, SSM) with the resources of template.yaml,
+#   synthetic market data loaded through the ingest path, a demo API key,
+#   the functions served by `cargo lambda watch` on http://127.0.0.1:3000 (API routes from
+#   Cargo.toml's router, the same as template.yaml's), and infra/local_pump.py delivering the
+#   SQS queues and the jobs table's stream to job-worker and job-events like Lambda does.
+#
+#   infra/local.sh up [--release]   start everything (idempotent: restarts what runs)
+#   infra/local.sh down             stop everything
+#   infra/local.sh status           what runs
+#
+# Env: PIPAI_LOCAL_KEYS="key:secret,key2:secret2" creates these keys too (user "local").
+#      PIPAI_LOCAL_PORT (3000), MOTO_PORT (4566).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$REPO/.local"
+PORT="${PIPAI_LOCAL_PORT:-3000}"
+export MOTO_PORT="${MOTO_PORT:-4566}"
+mkdir -p "$LOCAL"
+cd "$REPO"
+
+FUNCTIONS="create-job get-job list-jobs cancel-job list-symbols list-templates job-worker job-events"
+
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_pidfile() {
+  local f="$1"
+  if pid_alive "$f"; then
+    # The process group: cargo lambda watch runs the functions as children.
+    kill -- "-$(cat "$f")" 2>/dev/null || kill "$(cat "$f")" 2>/dev/null || true
+    for _ in $(seq 50); do pid_alive "$f" || break; sleep 0.1; done
+    pid_alive "$f" && kill -9 -- "-$(cat "$f")" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+down() {
+  stop_pidfile "$LOCAL/pump.pid"
+  stop_pidfile "$LOCAL/watch.pid"
+  "$REPO/infra/moto.sh" stop >/dev/null 2>&1 || true
+  echo "local stack stopped"
+}
+
+status() {
+  for name in watch pump; do
+    if pid_alive "$LOCAL/$name.pid"; then echo "$name: running (pid $(cat "$LOCAL/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+  "$REPO/infra/moto.sh" status || true
+}
+
+up() {
+  local profile=debug release_flag=()
+  if [[ "${1:-}" == "--release" ]]; then profile=release; release_flag=(--release); fi
+  echo "==> tools (infra/venv.sh)"
+  "$REPO/infra/venv.sh"
+  export PATH="$REPO/.venv/bin:$PATH"
+
+  down >/dev/null
+  echo "==> moto on 127.0.0.1:$MOTO_PORT and the resources of template.yaml"
+  "$REPO/infra/moto.sh" start
+  "$REPO/.venv/bin/python" "$REPO/infra/create_resources.py" --port "$MOTO_PORT" --env-file "$LOCAL/env" -q
+  # shellcheck disable=SC1091
+  . "$LOCAL/env"
+  # Locally a crashed run is retried after seconds, not minutes.
+  export WORKER_LEASE_SECONDS="${WORKER_LEASE_SECONDS:-15}"
+  sed -n 's/^export //p' "$LOCAL/env" > "$LOCAL/lambda.env"
+  echo "WORKER_LEASE_SECONDS=$WORKER_LEASE_SECONDS" >> "$LOCAL/lambda.env"
+
+  echo "==> building the functions and pipai ($profile; the first build takes several minutes)"
+  # One binary at a time, as `cargo lambda watch` builds them (`cargo run --bin X`): a
+  # workspace-wide build unifies features differently, and watch would rebuild on first use.
+  for bin in pipai $FUNCTIONS; do
+    cargo build --quiet --bin "$bin" "${release_flag[@]}"
+  done
+  local pipai="$REPO/target/$profile/pipai"
+
+  echo "==> demo market data through the ingest path (synthetic BTCUSDT, ETHUSDT 1m, 2024-2025)"
+  "$pipai" data ingest --synthetic --symbol BTCUSDT --symbol ETHUSDT --from 2024-01-01 --to 2026-01-01
+
+  echo "==> API keys"
+  "$pipai" keys create --user demo --label "local demo" --save "$LOCAL/demo-key.env"
+  if [[ -n "${PIPAI_LOCAL_KEYS:-}" ]]; then
+    "$pipai" keys import --user local "$PIPAI_LOCAL_KEYS"
+  fi
+
+  echo "==> functions on http://127.0.0.1:$PORT (cargo lambda watch) and the event pump"
+  setsid cargo lambda watch -A 127.0.0.1 -P "$PORT" --env-file "$LOCAL/lambda.env" --ignore-changes --timeout 180 \
+    "${release_flag[@]}" >"$LOCAL/watch.log" 2>&1 &
+  echo $! >"$LOCAL/watch.pid"
+  for _ in $(seq 600); do
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/backtest/templates"; then break; fi
+    pid_alive "$LOCAL/watch.pid" || { tail -n 30 "$LOCAL/watch.log"; echo "cargo lambda watch exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  # Start the queue and stream consumers before the pump delivers to them: an invocation's
+  # deadline runs from its arrival, and a process start must not eat a job's time.
+  for fn in job-worker job-events; do
+    curl -s -o /dev/null --max-time 300 -X POST -d '{"Records": []}' "http://127.0.0.1:$PORT/2015-03-31/functions/$fn/invocations"
+  done
+  setsid "$REPO/.venv/bin/python" -u "$REPO/infra/local_pump.py" --lambda-url "http://127.0.0.1:$PORT" >"$LOCAL/pump.log" 2>&1 &
+  echo $! >"$LOCAL/pump.pid"
+  # Warm the API functions too (the first invocation starts each process).
+  for route in templates symbols jobs jobs/bt_00000000; do curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/backtest/$route" || true; done
+
+  # shellcheck disable=SC1091
+  . "$LOCAL/demo-key.env"
+  cat <<EOF
+
+The PipAI Backtest API is up on http://127.0.0.1:$PORT (logs: .local/watch.log, .local/pump.log).
+Demo key (also in .local/demo-key.env):
+  export PIPAI_API_URL=http://127.0.0.1:$PORT
+  export PIPAI_API_KEY=$PIPAI_API_KEY
+  export PIPAI_API_SECRET=$PIPAI_API_SECRET
+Then:
+  $pipai jobs submit docs/examples/grid-btc-2025.json --wait
+Stop with: infra/local.sh down
+EOF
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: infra/local.sh up [--release] | down | status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,88 @@
+//! [`ResultStore`] on S3, and the S3 client setup shared with the market data.
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
+use pipai_service::ports::{ResultStore, StoreError};
+
+use crate::error::store_err;
+use crate::{env_lookup, required, ConfigError};
+
+/// An S3 client from the shared config; path-style addressing when an endpoint is overridden
+/// (moto, and most S3-compatible servers, do not serve virtual-hosted bucket names).
+pub(crate) fn s3_client(sdk: &SdkConfig, lookup: &dyn Fn(&str) -> Option<String>) -> aws_sdk_s3::Client {
+    let overridden = sdk.endpoint_url().is_some() || lookup("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+    let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(overridden).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Result artifacts at `s3://{RESULTS_BUCKET}/results/{job_id}/{name}`.
+#[derive(Clone, Debug)]
+pub struct S3Results {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Results {
+    /// From `RESULTS_BUCKET`.
+    pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
+        Self::from_lookup(sdk, &env_lookup)
+    }
+
+    /// [`S3Results::from_env`] with the variables from `lookup`.
+    pub fn from_lookup(sdk: &SdkConfig, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(S3Results { client: s3_client(sdk, lookup), bucket: required(lookup, "RESULTS_BUCKET")? })
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// `results/{job_id}/{name}`; neither part may be empty, contain `/` or be `..`.
+    pub fn key(job_id: &str, name: &str) -> Result<String, StoreError> {
+        let ok = |p: &str| !p.is_empty() && p != "." && p != ".." && !p.contains('/');
+        if ok(job_id) && ok(name) {
+            Ok(format!("results/{job_id}/{name}"))
+        } else {
+            Err(StoreError(format!("invalid artifact path {job_id:?}/{name:?}")))
+        }
+    }
+}
+
+impl ResultStore for S3Results {
+    async fn put_artifact(
+        &self,
+        job_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        let key = Self::key(job_id, name)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), &e))?;
+        Ok(())
+    }
+
+    async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = Self::key(job_id, name)?;
+        let resource = || format!("s3://{}/{key}", self.bucket);
+        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match e.as_service_error() {
+                    Some(GetObjectError::NoSuchKey(_)) => Ok(None),
+                    _ => Err(store_err("s3", "GetObject", &resource(), &e)),
+                }
+            }
+        };
+        let body = out.body.collect().await.map_err(|e| store_err("s3", "GetObject (body)", &resource(), &e))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+}

@@ -1,0 +1,98 @@
+//! The jobs table's stream records (as Lambda delivers them) to [`JobChange`]s.
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use pipai_service::events::{ChangeKind, JobChange};
+use pipai_service::model::JobStatus;
+use serde_dynamo::AttributeValue;
+
+/// What the stream bookkeeping needs from one record: from its new image (the old one for a
+/// `REMOVE`). `Err` says why the record is not a job change (a poison record).
+pub fn job_change(record: &EventRecord) -> Result<JobChange, String> {
+    let kind = match record.event_name.as_str() {
+        "INSERT" => ChangeKind::Insert,
+        "MODIFY" => ChangeKind::Modify,
+        "REMOVE" => ChangeKind::Remove,
+        other => return Err(format!("stream record {}: unknown eventName {other:?}", record.event_id)),
+    };
+    let change = &record.change;
+    let image = if kind == ChangeKind::Remove { &change.old_image } else { &change.new_image };
+    let string = |name: &str| -> Result<Option<&str>, String> {
+        match image.get(name).or_else(|| change.keys.get(name)) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
+            Some(other) => Err(format!("stream record {}: {name} is not a string: {other:?}", record.event_id)),
+        }
+    };
+    let job_id = string("job_id")?.ok_or_else(|| format!("stream record {}: no job_id", record.event_id))?.to_string();
+    let user_id = match string("user_id")? {
+        Some(u) => u.to_string(),
+        None if kind == ChangeKind::Remove => String::new(),
+        None => return Err(format!("stream record {} (job {job_id}): no user_id in the new image", record.event_id)),
+    };
+    let status = match (kind, string("status")?) {
+        (ChangeKind::Remove, _) | (_, None) => None,
+        (_, Some(st)) => Some(
+            st.parse::<JobStatus>().map_err(|e| format!("stream record {} (job {job_id}): {e}", record.event_id))?,
+        ),
+    };
+    let slot_released = match image.get("slot_released") {
+        None | Some(AttributeValue::Null(_)) => false,
+        Some(AttributeValue::Bool(v)) => *v,
+        Some(other) => {
+            return Err(format!(
+                "stream record {} (job {job_id}): slot_released is not a boolean: {other:?}",
+                record.event_id
+            ))
+        }
+    };
+    Ok(JobChange { kind, job_id, user_id, status, slot_released })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::dynamodb::Event;
+
+    fn event(json: &str) -> Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn decodes_lambda_shaped_records() {
+        let e = event(
+            r#"{"Records":[
+              {"eventID":"1","eventName":"MODIFY","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1",
+               "eventSourceARN":"arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026",
+               "dynamodb":{"ApproximateCreationDateTime":1700000000,"Keys":{"job_id":{"S":"bt_00aa11bb"}},
+                 "NewImage":{"job_id":{"S":"bt_00aa11bb"},"user_id":{"S":"u1"},"status":{"S":"done"},"slot_released":{"BOOL":false},"progress":{"N":"1"}},
+                 "OldImage":{"job_id":{"S":"bt_00aa11bb"},"user_id":{"S":"u1"},"status":{"S":"running"}},
+                 "SequenceNumber":"100","SizeBytes":50,"StreamViewType":"NEW_AND_OLD_IMAGES"}},
+              {"eventID":"2","eventName":"REMOVE","awsRegion":"us-east-1",
+               "dynamodb":{"Keys":{"job_id":{"S":"bt_00aa11bb"}},
+                 "OldImage":{"job_id":{"S":"bt_00aa11bb"},"user_id":{"S":"u1"},"status":{"S":"done"},"slot_released":{"BOOL":true}},
+                 "SequenceNumber":"101","SizeBytes":50,"StreamViewType":"NEW_AND_OLD_IMAGES"}},
+              {"eventID":"3","eventName":"INSERT","awsRegion":"us-east-1",
+               "dynamodb":{"Keys":{"job_id":{"S":"bt_00aa11bb"}},
+                 "NewImage":{"job_id":{"S":"bt_00aa11bb"},"status":{"S":"queued"}},"SizeBytes":5}},
+              {"eventID":"4","eventName":"INSERT","awsRegion":"us-east-1",
+               "dynamodb":{"Keys":{"job_id":{"S":"bt_00aa11bb"}},
+                 "NewImage":{"job_id":{"S":"bt_00aa11bb"},"user_id":{"S":"u1"},"status":{"S":"finished"}},"SizeBytes":5}}
+            ]}"#,
+        );
+        let c = job_change(&e.records[0]).unwrap();
+        assert_eq!(
+            c,
+            JobChange {
+                kind: ChangeKind::Modify,
+                job_id: "bt_00aa11bb".into(),
+                user_id: "u1".into(),
+                status: Some(JobStatus::Done),
+                slot_released: false
+            }
+        );
+        let c = job_change(&e.records[1]).unwrap();
+        assert_eq!((c.kind, c.status, c.user_id.as_str(), c.slot_released), (ChangeKind::Remove, None, "u1", true));
+        assert!(job_change(&e.records[2]).unwrap_err().contains("no user_id"));
+        assert!(job_change(&e.records[3]).unwrap_err().contains("unknown status"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The moto server the tests run against.
+//!
+//! When `AWS_ENDPOINT_URL` and `JOBS_TABLE` are set (infra/test.sh, or a developer who sourced
+//! `.local/env`), the tests use those resources. Otherwise the first test starts a private moto
+//! on a free port through the project's scripts (`infra/moto.sh start`, then
+//! `infra/create_resources.py --env-file`), once per test binary, and a watchdog stops it when
+//! the test process exits. That moto serializes DynamoDB requests (`infra/moto-python/sitecustomize.py`, set up by `infra/moto.sh`);
+//! a moto given through the environment must do the same, or the concurrency tests fail. Every test uses fresh random ids, so tests run in parallel and can
+//! share one moto with other suites.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use pipai_aws::aws_config::{Region, SdkConfig};
+
+/// Every variable the crate or the tests read.
+const NAMES: [&str; 14] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "JOBS_TABLE",
+    "USERS_TABLE",
+    "API_KEYS_TABLE",
+    "REQUESTS_TABLE",
+    "MARKET_CATALOG_TABLE",
+    "JOBS_QUEUE_URL",
+    "RESULTS_BUCKET",
+    "MARKET_DATA_BUCKET",
+    "RESULT_RETENTION_DAYS",
+    "API_KEY_MASTER_KEY_PARAM",
+];
+
+pub struct Moto {
+    pub vars: HashMap<String, String>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+fn from_process_env() -> Option<HashMap<String, String>> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    get("AWS_ENDPOINT_URL")?;
+    get("JOBS_TABLE")?;
+    Some(NAMES.iter().filter_map(|k| get(k).map(|v| (k.to_string(), v))).collect())
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start_private_moto() -> HashMap<String, String> {
+    let repo = repo();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    run(&mut Command::new(repo.join("infra/venv.sh")), "infra/venv.sh");
+    // infra/moto.sh makes moto serialize DynamoDB requests, as DynamoDB's conditional writes
+    // are atomic (see that script): without it the create race and failed transactions misbehave.
+    run(
+        Command::new(repo.join("infra/moto.sh")).arg("start").env("MOTO_PORT", port.to_string()),
+        "infra/moto.sh start",
+    );
+    // Stop it when this process ends, however it ends (own session: survives Ctrl-C).
+    let watchdog = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; MOTO_PORT={port} '{moto}' stop >/dev/null 2>&1; rm -f '{log}'",
+        pid = std::process::id(),
+        moto = repo.join("infra/moto.sh").display(),
+        log = repo.join(format!(".local/moto-{port}.log")).display()
+    );
+    // `setsid --fork` returns at once, leaving the watchdog to init.
+    let started = Command::new("setsid")
+        .args(["--fork", "bash", "-c", &watchdog])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("start the moto watchdog");
+    assert!(started.success(), "setsid --fork failed: {started}");
+    let env_file = std::env::temp_dir().join(format!("pipai-aws-tests-{port}.env"));
+    run(
+        Command::new(repo.join(".venv/bin/python"))
+            .arg(repo.join("infra/create_resources.py"))
+            .args(["--port", &port.to_string(), "-q", "--env-file"])
+            .arg(&env_file),
+        "infra/create_resources.py",
+    );
+    let text = std::fs::read_to_string(&env_file).expect("env file");
+    let _ = std::fs::remove_file(&env_file);
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+        .collect()
+}
+
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| Moto { vars: from_process_env().unwrap_or_else(start_private_moto) })
+}
+
+impl Moto {
+    pub fn var(&self, name: &str) -> String {
+        self.vars.get(name).cloned().unwrap_or_else(|| panic!("{name} is not set for the tests"))
+    }
+
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k: &str| self.vars.get(k).cloned()
+    }
+}
+
+/// An SDK config for moto (built per test: SDK clients must not outlive a test's runtime).
+pub async fn sdk() -> SdkConfig {
+    let m = moto();
+    pipai_aws::config_loader()
+        .endpoint_url(m.var("AWS_ENDPOINT_URL"))
+        .region(Region::new(m.vars.get("AWS_REGION").cloned().unwrap_or_else(|| "us-east-1".into())))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "pipai-aws-tests"))
+        .load()
+        .await
+}
+
+/// A fresh lowercase hex id, unique within the run and very likely across runs.
+pub fn unique(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    format!("{prefix}{:016x}", h.finish())
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,7 @@
+//! pipai-aws against a moto server over HTTP (see `common` for how moto is found or started).
+
+mod common;
+mod jobs;
+mod market;
+mod misc;
+mod stream;
