@@ -111,3 +111,17 @@ pub(crate) fn jitter() -> u64 {
     h.write_i64(now_ms());
     h.finish()
 }
+
+/// The API's dependencies on AWS, from the environment: what every API function serves with.
+pub async fn api_from_env(
+    sdk: &SdkConfig,
+    settings: pipai_service::ApiSettings,
+) -> Result<pipai_service::Api<DynamoStore, S3Results, S3MarketData>, ConfigError> {
+    Ok(pipai_service::Api {
+        store: DynamoStore::from_env(sdk)?,
+        results: S3Results::from_env(sdk)?,
+        market: S3MarketData::from_env(sdk)?,
+        master: load_master_key(sdk).await?,
+        settings,
+    })
+}
