@@ -792,18 +792,25 @@ impl JobStore for DynamoStore {
     async fn release_slot(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
         let flag_condition = "user_id = :u AND #status IN (:done, :failed, :cancelled) \
                               AND (attribute_not_exists(slot_released) OR slot_released = :false)";
+        // One set of values for the flag update, in the transaction and in the fallback below.
+        let flag_values: std::collections::HashMap<String, AttributeValue> = [
+            (":u", s(user_id)),
+            (":done", s(JobStatus::Done.as_str())),
+            (":failed", s(JobStatus::Failed.as_str())),
+            (":cancelled", s(JobStatus::Cancelled.as_str())),
+            (":true", b(true)),
+            (":false", b(false)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         let flag = Update::builder()
             .table_name(&self.jobs_table)
             .key("job_id", s(id))
             .update_expression("SET slot_released = :true")
             .condition_expression(flag_condition)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":u", s(user_id))
-            .expression_attribute_values(":done", s(JobStatus::Done.as_str()))
-            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()))
-            .expression_attribute_values(":cancelled", s(JobStatus::Cancelled.as_str()))
-            .expression_attribute_values(":true", b(true))
-            .expression_attribute_values(":false", b(false))
+            .set_expression_attribute_values(Some(flag_values.clone()))
             .build()
             .map_err(|e| build_err("Update", e))?;
         let give_back = Update::builder()
@@ -851,12 +858,7 @@ impl JobStore for DynamoStore {
             .update_expression("SET slot_released = :true")
             .condition_expression(flag_condition)
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":u", s(user_id))
-            .expression_attribute_values(":done", s(JobStatus::Done.as_str()))
-            .expression_attribute_values(":failed", s(JobStatus::Failed.as_str()))
-            .expression_attribute_values(":cancelled", s(JobStatus::Cancelled.as_str()))
-            .expression_attribute_values(":true", b(true))
-            .expression_attribute_values(":false", b(false))
+            .set_expression_attribute_values(Some(flag_values.clone()))
             .send()
             .await;
         match result {
