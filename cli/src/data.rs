@@ -7,8 +7,7 @@ use pipai_engine::time::parse_iso;
 use pipai_engine::Bars;
 use pipai_engine::Timeframe;
 use pipai_market_data::generate::GeneratorParams;
-use pipai_market_data::{generate, resample, Coverage, Preset};
-use pipai_service::ports::MarketData;
+use pipai_market_data::{generate, resample, IngestPlan, Preset};
 
 use crate::error::CliError;
 
@@ -25,8 +24,14 @@ pub enum DataCommand {
 /// Files: Binance kline dumps (monthly or daily CSV, or the zip they ship in; with or without
 /// header; ms or µs times) or plain `open_time,open,high,low,close,volume` CSV, all of one
 /// symbol and interval. Every file is parsed and checked before anything is written: a bad row
-/// stops with its file, line and reason. Each month is replaced whole (one PutObject), so
-/// re-ingesting a month is atomic and idempotent.
+/// stops with its file, line and reason.
+///
+/// The files replace what is stored between their first and their last bar: a bar they lack in
+/// that span is gone afterwards (the catalog shows the gap), bars outside it are kept (daily
+/// files add up to a month). Every coarser timeframe is written too, aggregated on UTC
+/// boundaries (1m files also give 5m, 15m, 1h, 4h and 1d). Each month file is replaced whole
+/// in one PutObject, and its coverage in the catalog recomputed from what was written, so
+/// re-ingesting is atomic per month and idempotent; after a failure, run the same command again.
 ///
 /// --synthetic loads the deterministic demo markets instead (BTCUSDT, ETHUSDT), marked synthetic
 /// in the catalog (the API says so). Needs the deployment's environment (MARKET_DATA_BUCKET,
@@ -190,35 +195,84 @@ fn ingest(args: IngestArgs) -> Result<(), CliError> {
         batches.push((symbol.clone(), tf, bars));
     }
 
+    // Plan every batch first: bad bars stop the command before anything is written.
+    let mut plans = Vec::with_capacity(batches.len());
+    for (symbol, tf, bars) in &batches {
+        let plan =
+            IngestPlan::new(symbol, *tf, bars, true).map_err(|e| CliError::Data(format!("{symbol} {tf}: {e}")))?;
+        plans.push(plan);
+    }
+    drop(batches);
+
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Network(e.to_string()))?;
     rt.block_on(async move {
         let sdk = pipai_aws::load_sdk_config().await;
         let market = pipai_aws::S3MarketData::from_env(&sdk).map_err(|e| CliError::Config(e.to_string()))?;
-        let net = |e: pipai_service::ports::StoreError| CliError::Network(e.to_string());
-        for (symbol, tf, bars) in batches {
+        for plan in plans {
+            let symbol = plan.symbol().to_string();
+            let base = plan.series()[0].timeframe;
+            let derived: Vec<&str> = plan.series()[1..].iter().map(|r| r.timeframe.as_str()).collect();
             let started = std::time::Instant::now();
-            let months = pipai_market_data::split_by_month(&bars);
-            for (month, part) in &months {
-                market.put_month(&symbol, tf, *month, part, args.synthetic).await.map_err(net)?;
-            }
-            let added = Coverage::from_bars(&symbol, tf, &bars).map_err(|e| CliError::Data(e.to_string()))?;
-            let merged = match market.coverage(&symbol, tf).await.map_err(net)? {
-                Some(existing) => existing.merge(&added).map_err(|e| CliError::Data(e.to_string()))?,
-                None => added,
-            };
-            market.put_coverage(&merged, args.synthetic).await.map_err(net)?;
+            let report = market.ingest(plan, args.synthetic).await.map_err(|e| CliError::Network(e.to_string()))?;
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "{symbol} {tf}: {} bars in {} month file(s), {:.0} rows/s; catalog: {} to {}, {} gap(s){}",
-                bars.len(),
-                months.len(),
-                bars.len() as f64 / secs,
-                pipai_engine::time::iso(merged.first_open_time),
-                pipai_engine::time::iso(merged.last_open_time),
-                merged.gaps.len(),
+                "{symbol} {base}: {} bars in {} month(s){}; {} files, {:.1} MB, {:.1} s, {:.0} rows/s{}",
+                report.rows,
+                report.months,
+                if derived.is_empty() { String::new() } else { format!(", with {} derived", derived.join(", ")) },
+                report.files,
+                report.bytes as f64 / 1e6,
+                secs,
+                report.rows as f64 / secs.max(1e-9),
                 if args.synthetic { " (synthetic)" } else { "" }
             );
+            for c in &report.coverage {
+                println!(
+                    "  catalog {} {}: {} to {}, {} gap(s)",
+                    c.symbol,
+                    c.timeframe,
+                    pipai_engine::time::iso(c.first_open_time),
+                    pipai_engine::time::iso(c.last_open_time),
+                    c.gaps.len()
+                );
+            }
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain CSV of `bars`.
+    fn csv(bars: &Bars) -> String {
+        let mut s = String::from("open_time,open,high,low,close,volume\n");
+        for i in 0..bars.len() {
+            let b = bars.get(i);
+            let _ = writeln!(s, "{},{},{},{},{},{}", b.open_time, b.open, b.high, b.low, b.close, b.volume);
+        }
+        s
+    }
+
+    #[test]
+    fn hourly_files_are_planned_as_1h_with_4h_and_1d_derived() {
+        let minutes = pipai_market_data::generate_1m(3, 100.0, 1_704_067_200_000, 1_704_067_200_000 + 3 * 86_400_000);
+        let hours = resample(&minutes, Timeframe::H1);
+        let dir = tempfile::tempdir().unwrap();
+        // Two files, given out of order.
+        let (a, b) = (dir.path().join("b.csv"), dir.path().join("a.csv"));
+        std::fs::write(&a, csv(&hours.slice(36..72))).unwrap();
+        std::fs::write(&b, csv(&hours.slice(0..36))).unwrap();
+        let (bars, tf) = read_files(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!((tf, &bars), (Timeframe::H1, &hours));
+        let plan = IngestPlan::new("BTCUSDT", tf, &bars, true).unwrap();
+        let series: Vec<Timeframe> = plan.series().iter().map(|r| r.timeframe).collect();
+        assert_eq!(series, [Timeframe::H1, Timeframe::H4, Timeframe::D1]);
+
+        // Overlapping files are refused before anything is planned.
+        std::fs::write(&a, csv(&hours.slice(30..72))).unwrap();
+        let err = read_files(&[a, b]).unwrap_err();
+        assert!(matches!(&err, CliError::Data(m) if m.contains("overlaps")), "{err}");
+    }
 }

@@ -3,7 +3,23 @@
 //!
 //! Catalog item (key `symbol` + `timeframe`): `coverage` (JSON of [`Coverage`]), `synthetic`,
 //! `updated_at` (ms). The catalog is what readers trust: a series without an item is not held,
-//! and a month that the coverage says is held must have its partition.
+//! and a month that the coverage says is held must have its partition, with exactly the bars the
+//! coverage says.
+//!
+//! # Writing
+//!
+//! [`S3MarketData::ingest`] runs an [`IngestPlan`]: a few months at a time, it reads the current
+//! partitions the plan keeps bars from (only at the ends of the ingested span), builds and
+//! encodes the month's partitions of every series (the ingested timeframe and the ones derived
+//! from it) and PUTs each whole (a reader sees the old or the new file, never a mix). After the
+//! files of a month are written, the catalog entry of each series has that month's coverage
+//! *replaced* by the coverage of what was written ([`replace_range`]), other months untouched:
+//! a re-ingest that drops bars shows the new gaps, and a failed ingest leaves the catalog
+//! describing exactly the months that were rewritten. Catalog updates are conditional on the
+//! coverage they replace (optimistic concurrency, retried on a race), and months that finish
+//! together share one update per series.
+//!
+//! # Loading
 //!
 //! Loading lays the window out from the coverage alone (each month's bar count, hence where its
 //! rows go in the output), fetches the partitions concurrently (at most [`FETCH_CONCURRENCY`] in
@@ -16,14 +32,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::layout::{partition_key, validate_symbol, InvalidSymbol};
-use pipai_market_data::parquet::append_bars_from_parquet;
-use pipai_market_data::{bars_to_parquet, Coverage, Month};
+use pipai_market_data::parquet::{BarsFile, FloatColumn};
+use pipai_market_data::{bars_from_parquet, bars_to_parquet, replace_range, Coverage, IngestPlan, IngestReport, Month};
 use pipai_service::ports::{DataError, MarketData, StoreError};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -35,9 +52,11 @@ use crate::{env_lookup, jitter, now_ms, required, ConfigError};
 
 /// Partition downloads in flight at once, by default.
 pub const FETCH_CONCURRENCY: usize = 16;
-/// Attempts of the optimistic coverage merge when concurrent ingests race (with jittered
+/// Months an ingest rewrites at once, by default (each: a few PUTs, encoding on a blocking thread).
+pub const WRITE_CONCURRENCY: usize = 8;
+/// Attempts of a conditional catalog update when concurrent ingests race (with jittered
 /// exponential backoff between them).
-const MERGE_ATTEMPTS: u32 = 40;
+const CATALOG_ATTEMPTS: u32 = 40;
 
 /// Bars in S3, coverage in the catalog table.
 #[derive(Clone, Debug)]
@@ -47,6 +66,23 @@ pub struct S3MarketData {
     bucket: String,
     catalog_table: String,
     fetch_concurrency: usize,
+    write_concurrency: usize,
+}
+
+/// A catalog item as read: the coverage and its stored JSON text (the condition of the next
+/// update).
+#[derive(Debug, Clone)]
+struct CatalogEntry {
+    coverage: Coverage,
+    text: String,
+}
+
+/// What one month's task of an ingest wrote, and the error that stopped it, if any.
+struct MonthWritten {
+    month: Month,
+    /// Per partition written: its series (index into the plan's series), its coverage, its bytes.
+    written: Vec<(usize, Coverage, usize)>,
+    failure: Option<StoreError>,
 }
 
 impl S3MarketData {
@@ -63,12 +99,19 @@ impl S3MarketData {
             bucket: required(lookup, "MARKET_DATA_BUCKET")?,
             catalog_table: required(lookup, "MARKET_CATALOG_TABLE")?,
             fetch_concurrency: FETCH_CONCURRENCY,
+            write_concurrency: WRITE_CONCURRENCY,
         })
     }
 
-    /// At most `n` (>= 1) partition downloads in flight per `load_bars` (default [`FETCH_CONCURRENCY`]).
+    /// At most `n` (>= 1) partition downloads in flight per `load_bars` (default 16).
     pub fn with_fetch_concurrency(mut self, n: usize) -> Self {
         self.fetch_concurrency = n.max(1);
+        self
+    }
+
+    /// At most `n` (>= 1) months rewritten at once per `ingest` (default 8).
+    pub fn with_write_concurrency(mut self, n: usize) -> Self {
+        self.write_concurrency = n.max(1);
         self
     }
 
@@ -80,24 +123,155 @@ impl S3MarketData {
         &self.s3
     }
 
-    /// Ingest side: writes one month partition (a single PutObject replaces it whole, so a reader
-    /// sees the old or the new file, never a mix) and then merges its coverage into the catalog.
-    /// `bars` must be non-empty, valid, on `tf`'s grid and inside `month`.
-    pub async fn put_month(
-        &self,
-        symbol: &str,
-        tf: Timeframe,
-        month: Month,
-        bars: &Bars,
-        synthetic: bool,
-    ) -> Result<(), StoreError> {
-        let invalid = |e: &dyn std::fmt::Display| StoreError(format!("put_month {symbol} {tf} {month}: {e}"));
-        let key = partition_key(symbol, tf, month).map_err(|e| invalid(&e))?;
-        let coverage = Coverage::from_bars(symbol, tf, bars).map_err(|e| invalid(&e))?;
-        if coverage.first_open_time < month.start_ms() || coverage.last_open_time >= month.end_ms() {
-            return Err(invalid(&"bars outside the month"));
+    /// Writes what `plan` says (see the module doc and [`pipai_market_data::ingest`]): every
+    /// month partition of every series it writes, and their coverage in the catalog, marked
+    /// `synthetic` or not. Idempotent: running the same plan again writes the same files and
+    /// coverage. On an error, the months already written stay written and catalogued; running
+    /// the plan again completes it.
+    pub async fn ingest(&self, plan: IngestPlan, synthetic: bool) -> Result<IngestReport, StoreError> {
+        let plan = Arc::new(plan);
+        let symbol = plan.symbol().to_string();
+        let mut entries: Vec<Option<CatalogEntry>> = Vec::with_capacity(plan.series().len());
+        for r in plan.series() {
+            entries.push(
+                self.catalog_entry(&symbol, r.timeframe)
+                    .await?
+                    .map(|(coverage, text, _)| CatalogEntry { coverage, text }),
+            );
         }
-        let body = bars_to_parquet(bars).map_err(|e| invalid(&e))?;
+        // The coverage before the ingest decides which partitions are read to keep bars.
+        let before: Arc<Vec<Option<Coverage>>> =
+            Arc::new(entries.iter().map(|e| e.as_ref().map(|e| e.coverage.clone())).collect());
+        let months: Vec<Month> = plan.months().collect();
+        let mut report = IngestReport { rows: plan.rows(), ..IngestReport::default() };
+        let mut tasks: JoinSet<MonthWritten> = JoinSet::new();
+        let mut next = 0;
+        let mut failure: Option<StoreError> = None;
+        loop {
+            while failure.is_none() && next < months.len() && tasks.len() < self.write_concurrency {
+                let (this, plan, before) = (self.clone(), plan.clone(), before.clone());
+                let (index, month) = (next, months[next]);
+                tasks.spawn(async move { this.write_month(&plan, &before, index, month).await });
+                next += 1;
+            }
+            let Some(first) = tasks.join_next().await else { break };
+            // Months that finished meanwhile share the catalog update.
+            let mut done = vec![first];
+            while let Some(more) = tasks.try_join_next() {
+                done.push(more);
+            }
+            let mut written: Vec<(usize, Month, Coverage)> = Vec::new();
+            for joined in done {
+                match joined {
+                    Ok(m) => {
+                        if !m.written.is_empty() && m.written[0].0 == 0 {
+                            report.months += 1;
+                        }
+                        for (k, coverage, bytes) in m.written {
+                            report.files += 1;
+                            report.bytes += bytes;
+                            written.push((k, m.month, coverage));
+                        }
+                        if let Some(e) = m.failure {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(StoreError(format!("ingest {symbol}: a month's task failed: {e}")));
+                    }
+                }
+            }
+            // Catalog the months written, even when another one failed: it must describe the files.
+            if let Err(e) = self.catalog_written(&plan, &mut entries, &written, synthetic).await {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        report.coverage = entries.into_iter().flatten().map(|e| e.coverage).collect();
+        Ok(report)
+    }
+
+    /// One month of an ingest: read what is kept, build, encode and PUT every series' partition.
+    async fn write_month(
+        &self,
+        plan: &Arc<IngestPlan>,
+        before: &Arc<Vec<Option<Coverage>>>,
+        index: usize,
+        month: Month,
+    ) -> MonthWritten {
+        let mut out = MonthWritten { month, written: Vec::new(), failure: None };
+        let symbol = plan.symbol();
+        let mut current: Vec<Option<Bars>> = vec![None; plan.series().len()];
+        for (k, r) in plan.series().iter().enumerate() {
+            if !plan.keeps_current(r.timeframe, month, before[k].as_ref()) {
+                continue;
+            }
+            let read = async {
+                let key = partition_key(symbol, r.timeframe, month).map_err(|e| StoreError(e.to_string()))?;
+                let bytes =
+                    Self::fetch(self.s3.clone(), self.bucket.clone(), key.clone()).await.map_err(|e| match e {
+                        DataError::Store(e) => e,
+                        DataError::Unavailable(m) => StoreError(m),
+                    })?;
+                bars_from_parquet(bytes).map_err(|e| {
+                    StoreError(format!("s3://{}/{key} is unreadable, cannot keep its bars: {e}", self.bucket))
+                })
+            };
+            match read.await {
+                Ok(bars) => current[k] = Some(bars),
+                Err(e) => {
+                    out.failure = Some(e);
+                    return out;
+                }
+            }
+        }
+        // Aggregating and encoding is CPU work: off the async workers.
+        let built = {
+            let (plan, before) = (plan.clone(), before.clone());
+            tokio::task::spawn_blocking(move || -> Result<Vec<(usize, Coverage, Vec<u8>)>, String> {
+                let parts = plan.month_partitions(index, &before, &current).map_err(|e| e.to_string())?;
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, (tf, bars))| {
+                        let coverage = Coverage::from_bars(plan.symbol(), tf, &bars).map_err(|e| e.to_string())?;
+                        let body = bars_to_parquet(&bars).map_err(|e| e.to_string())?;
+                        Ok((k, coverage, body))
+                    })
+                    .collect()
+            })
+            .await
+        };
+        let parts = match built {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(e)) => {
+                out.failure = Some(StoreError(format!("ingest {symbol} {month}: {e}")));
+                return out;
+            }
+            Err(e) => {
+                out.failure = Some(StoreError(format!("ingest {symbol} {month}: building the partitions failed: {e}")));
+                return out;
+            }
+        };
+        // The base series first: a month's derived files never get ahead of its base file.
+        for (k, coverage, body) in parts {
+            let tf = plan.series()[k].timeframe;
+            let len = body.len();
+            match self.put_partition(symbol, tf, month, body).await {
+                Ok(()) => out.written.push((k, coverage, len)),
+                Err(e) => {
+                    out.failure = Some(e);
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    async fn put_partition(&self, symbol: &str, tf: Timeframe, month: Month, body: Vec<u8>) -> Result<(), StoreError> {
+        let key = partition_key(symbol, tf, month).map_err(|e| StoreError(e.to_string()))?;
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -107,7 +281,61 @@ impl S3MarketData {
             .send()
             .await
             .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), &e))?;
-        self.merge_coverage(&coverage, synthetic).await
+        Ok(())
+    }
+
+    /// Replaces, in the catalog entry of each series, the coverage of the months written by the
+    /// coverage of what was written (one conditional update per series).
+    async fn catalog_written(
+        &self,
+        plan: &IngestPlan,
+        entries: &mut [Option<CatalogEntry>],
+        written: &[(usize, Month, Coverage)],
+        synthetic: bool,
+    ) -> Result<(), StoreError> {
+        for (k, r) in plan.series().iter().enumerate() {
+            let months: Vec<(Month, &Coverage)> =
+                written.iter().filter(|(i, _, _)| *i == k).map(|(_, m, c)| (*m, c)).collect();
+            if months.is_empty() {
+                continue;
+            }
+            let change = |current: Option<&Coverage>| {
+                let mut c = current.cloned();
+                for (month, written) in &months {
+                    c = replace_range(c.as_ref(), month.start_ms(), month.end_ms() - 1, Some(written))
+                        .map_err(|e| StoreError(format!("catalog {} {}: {e}", plan.symbol(), r.timeframe)))?;
+                }
+                Ok(c)
+            };
+            entries[k] = self.update_coverage(plan.symbol(), r.timeframe, synthetic, entries[k].take(), change).await?;
+        }
+        Ok(())
+    }
+
+    /// Ingest side, one month: writes `bars` as the whole partition of `month` (one PutObject)
+    /// and replaces that month's coverage in the catalog by theirs. `bars` must be non-empty,
+    /// valid, on `tf`'s grid and inside `month`. [`S3MarketData::ingest`] is the usual way in.
+    pub async fn put_month(
+        &self,
+        symbol: &str,
+        tf: Timeframe,
+        month: Month,
+        bars: &Bars,
+        synthetic: bool,
+    ) -> Result<(), StoreError> {
+        let invalid = |e: &dyn std::fmt::Display| StoreError(format!("put_month {symbol} {tf} {month}: {e}"));
+        validate_symbol(symbol).map_err(|e| invalid(&e))?;
+        let coverage = Coverage::from_bars(symbol, tf, bars).map_err(|e| invalid(&e))?;
+        if coverage.first_open_time < month.start_ms() || coverage.last_open_time >= month.end_ms() {
+            return Err(invalid(&"bars outside the month"));
+        }
+        let body = bars_to_parquet(bars).map_err(|e| invalid(&e))?;
+        self.put_partition(symbol, tf, month, body).await?;
+        let change = |current: Option<&Coverage>| {
+            replace_range(current, month.start_ms(), month.end_ms() - 1, Some(&coverage)).map_err(|e| invalid(&e))
+        };
+        self.update_coverage(symbol, tf, synthetic, None, change).await?;
+        Ok(())
     }
 
     /// Replaces the catalog item of `coverage`'s series (e.g. after rewriting all its months).
@@ -122,42 +350,84 @@ impl S3MarketData {
         Ok(())
     }
 
-    /// Unions `add` into the stored coverage: read, merge, write conditional on the coverage
-    /// read (optimistic concurrency), again on a race.
-    async fn merge_coverage(&self, add: &Coverage, synthetic: bool) -> Result<(), StoreError> {
-        for attempt in 0..MERGE_ATTEMPTS {
+    /// Sets the catalog entry of a series to `change(current coverage)` (`None`: delete it),
+    /// conditional on the entry being what `change` saw; on a race, reads it again and retries.
+    /// `known` is the entry as last read or written by the caller (saves a read). Returns the
+    /// entry as written.
+    async fn update_coverage(
+        &self,
+        symbol: &str,
+        tf: Timeframe,
+        synthetic: bool,
+        mut known: Option<CatalogEntry>,
+        change: impl Fn(Option<&Coverage>) -> Result<Option<Coverage>, StoreError>,
+    ) -> Result<Option<CatalogEntry>, StoreError> {
+        let mut read = known.is_none();
+        for attempt in 0..CATALOG_ATTEMPTS {
             if attempt > 0 {
                 let cap = 5u64 << attempt.min(5);
                 tokio::time::sleep(std::time::Duration::from_millis(1 + jitter() % cap)).await;
             }
-            let current = self.catalog_entry(&add.symbol, add.timeframe).await?;
-            let (merged, condition_value) = match &current {
-                None => (add.clone(), None),
-                Some((old, text, _)) => (
-                    old.merge(add).map_err(|e| StoreError(format!("put_month: coverage merge: {e}")))?,
-                    Some(text.clone()),
-                ),
+            if read {
+                known =
+                    self.catalog_entry(symbol, tf).await?.map(|(coverage, text, _)| CatalogEntry { coverage, text });
+            }
+            read = true;
+            let next = change(known.as_ref().map(|e| &e.coverage))?;
+            let outcome = match (&next, &known) {
+                (Some(c), _) => {
+                    let item = catalog_item(c, synthetic)?;
+                    let req = self.dynamodb.put_item().table_name(&self.catalog_table).set_item(Some(item));
+                    let req = match &known {
+                        None => req.condition_expression("attribute_not_exists(symbol)"),
+                        Some(old) => req
+                            .condition_expression("coverage = :old")
+                            .expression_attribute_values(":old", s(old.text.clone())),
+                    };
+                    match req.send().await {
+                        Ok(_) => Ok(()),
+                        Err(e) => match e.as_service_error() {
+                            Some(PutItemError::ConditionalCheckFailedException(_)) => Err(None),
+                            _ => Err(Some(store_err("dynamodb", "PutItem (coverage)", &self.catalog_table, &e))),
+                        },
+                    }
+                }
+                (None, None) => return Ok(None),
+                (None, Some(old)) => {
+                    let req = self
+                        .dynamodb
+                        .delete_item()
+                        .table_name(&self.catalog_table)
+                        .key("symbol", s(symbol))
+                        .key("timeframe", s(tf.as_str()))
+                        .condition_expression("coverage = :old")
+                        .expression_attribute_values(":old", s(old.text.clone()));
+                    match req.send().await {
+                        Ok(_) => Ok(()),
+                        Err(e) => match e.as_service_error() {
+                            Some(DeleteItemError::ConditionalCheckFailedException(_)) => Err(None),
+                            _ => Err(Some(store_err("dynamodb", "DeleteItem (coverage)", &self.catalog_table, &e))),
+                        },
+                    }
+                }
             };
-            let mut req = self
-                .dynamodb
-                .put_item()
-                .table_name(&self.catalog_table)
-                .set_item(Some(catalog_item(&merged, synthetic)?));
-            req = match condition_value {
-                None => req.condition_expression("attribute_not_exists(symbol)"),
-                Some(text) => req.condition_expression("coverage = :old").expression_attribute_values(":old", s(text)),
-            };
-            match req.send().await {
-                Ok(_) => return Ok(()),
-                Err(e) => match e.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => continue,
-                    _ => return Err(store_err("dynamodb", "PutItem (coverage)", &self.catalog_table, &e)),
-                },
+            match outcome {
+                Ok(()) => {
+                    return match next {
+                        None => Ok(None),
+                        Some(coverage) => {
+                            let text = coverage_text(&coverage)?;
+                            Ok(Some(CatalogEntry { coverage, text }))
+                        }
+                    }
+                }
+                Err(None) => continue, // changed under us: read again
+                Err(Some(e)) => return Err(e),
             }
         }
         Err(StoreError(format!(
-            "dynamodb PutItem (coverage) on {}: {} {} kept changing under concurrent ingests",
-            self.catalog_table, add.symbol, add.timeframe
+            "dynamodb PutItem (coverage) on {}: {symbol} {tf} kept changing under concurrent ingests",
+            self.catalog_table
         )))
     }
 
@@ -197,12 +467,16 @@ impl S3MarketData {
     }
 }
 
+/// The JSON text a coverage is stored as (the condition of the next update compares it).
+fn coverage_text(coverage: &Coverage) -> Result<String, StoreError> {
+    serde_json::to_string(coverage).map_err(|e| StoreError(format!("coverage JSON: {e}")))
+}
+
 fn catalog_item(coverage: &Coverage, synthetic: bool) -> Result<Item, StoreError> {
-    let json = serde_json::to_string(coverage).map_err(|e| StoreError(format!("coverage JSON: {e}")))?;
     Ok(Item::from([
         ("symbol".to_string(), s(&coverage.symbol)),
         ("timeframe".to_string(), s(coverage.timeframe.as_str())),
-        ("coverage".to_string(), s(json)),
+        ("coverage".to_string(), s(coverage_text(coverage)?)),
         ("synthetic".to_string(), b(synthetic)),
         ("updated_at".to_string(), n(now_ms())),
     ]))
@@ -290,34 +564,44 @@ fn split_column<'a, T>(mut column: &'a mut [T], parts: &[Part]) -> Vec<&'a mut [
     out
 }
 
-/// Decodes one partition file into `scratch` and copies its window rows into `dest`.
+/// Decodes the window rows of one partition file into `scratch` (after checking the file
+/// against the catalog's coverage) and copies them into `dest`.
 fn decode_part(part: &Part, bytes: Bytes, scratch: &mut Bars, dest: &mut Dest<'_>) -> Result<(), DataError> {
     let unreadable = |what: String| DataError::Unavailable(format!("partition {} is unreadable: {what}", part.key));
-    for c in [&mut scratch.open, &mut scratch.high, &mut scratch.low, &mut scratch.close, &mut scratch.volume] {
-        c.clear();
-    }
-    scratch.open_time.clear();
-    append_bars_from_parquet(bytes, scratch).map_err(|e| unreadable(e.to_string()))?;
-    let t = &scratch.open_time;
-    if t.len() != part.rows {
+    let file = BarsFile::open(bytes).map_err(|e| unreadable(e.to_string()))?;
+    if file.rows() != part.rows {
         return Err(DataError::Unavailable(format!(
             "partition {} has {} bars where the catalog's coverage says {}",
             part.key,
-            t.len(),
+            file.rows(),
             part.rows
         )));
     }
+    // Only the rows in the window: the months at the window's ends are decoded in part.
+    let rows = part.skip..part.skip + part.take;
+    scratch.open_time.clear();
+    file.read_open_time(rows.clone(), &mut scratch.open_time).map_err(|e| unreadable(e.to_string()))?;
+    for (column, values) in FloatColumn::ALL.into_iter().zip([
+        &mut scratch.open,
+        &mut scratch.high,
+        &mut scratch.low,
+        &mut scratch.close,
+        &mut scratch.volume,
+    ]) {
+        values.clear();
+        file.read_floats(column, rows.clone(), values).map_err(|e| unreadable(e.to_string()))?;
+    }
+    let t = &scratch.open_time;
     let (Some(&first), Some(&last)) = (t.first(), t.last()) else { return Err(unreadable("no bars".into())) };
     if first < part.month.start_ms() || last >= part.month.end_ms() {
         return Err(DataError::Unavailable(format!("partition {} holds bars outside its month", part.key)));
     }
-    let r = part.skip..part.skip + part.take;
-    dest.open_time.copy_from_slice(&scratch.open_time[r.clone()]);
-    dest.open.copy_from_slice(&scratch.open[r.clone()]);
-    dest.high.copy_from_slice(&scratch.high[r.clone()]);
-    dest.low.copy_from_slice(&scratch.low[r.clone()]);
-    dest.close.copy_from_slice(&scratch.close[r.clone()]);
-    dest.volume.copy_from_slice(&scratch.volume[r]);
+    dest.open_time.copy_from_slice(&scratch.open_time);
+    dest.open.copy_from_slice(&scratch.open);
+    dest.high.copy_from_slice(&scratch.high);
+    dest.low.copy_from_slice(&scratch.low);
+    dest.close.copy_from_slice(&scratch.close);
+    dest.volume.copy_from_slice(&scratch.volume);
     Ok(())
 }
 

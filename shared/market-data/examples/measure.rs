@@ -119,10 +119,16 @@ fn main() {
     // Parquet: size and decode speed for each option.
     println!("parquet (60 monthly files, 5 years of 1m bars; decode = all 60 files into one Bars):");
     println!(
-        "  {:<8} {:<16} {:<6} {:>10} {:>10} {:>9} {:>13}",
+        "  {:<18} {:<16} {:<6} {:>10} {:>10} {:>9} {:>13}",
         "compr", "floats", "delta", "total MB", "KB/month", "write ms", "decode ms/1M"
     );
-    for compression in [Compression::None, Compression::Snappy] {
+    for compression in [
+        Compression::None,
+        Compression::Snappy,
+        Compression::Zstd { level: 1 },
+        Compression::Zstd { level: 3 },
+        Compression::Zstd { level: 9 },
+    ] {
         for float_encoding in [FloatEncoding::Plain, FloatEncoding::ByteStreamSplit, FloatEncoding::Dictionary] {
             for delta_time in [false, true] {
                 let opts = WriteOptions { compression, float_encoding, delta_time };
@@ -139,9 +145,8 @@ fn main() {
                     black_box(out)
                 });
                 assert_eq!(back, bars);
-                assert_eq!(back, bars);
                 println!(
-                    "  {:<8} {:<16} {:<6} {:>10.2} {:>10.1} {:>9.1} {:>13.2}",
+                    "  {:<18} {:<16} {:<6} {:>10.2} {:>10.1} {:>9.1} {:>13.2}",
                     format!("{compression:?}"),
                     format!("{float_encoding:?}"),
                     delta_time,

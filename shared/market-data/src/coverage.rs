@@ -21,13 +21,15 @@
 //! itself instead of using `check`.) A window that needs no bar at all (shorter than one bar and
 //! containing no grid point) is trivially covered; the engine reports "no bars" for it.
 //!
-//! # Incremental ingests
+//! # Ingests and re-ingests
 //!
-//! Months are ingested one at a time; [`Coverage::merge`] unions two coverages of the same symbol
-//! and timeframe (held ranges are unioned; whatever lies between them becomes a gap), so the
-//! stored coverage is updated as `stored.merge(&Coverage::from_bars(..)?)`. The coverage
-//! serialises to JSON ([`Coverage::to_json`]) to sit beside the partitions (see
-//! [`crate::layout::coverage_key`]).
+//! The stored coverage must describe exactly what the partitions hold. An ingest rewrites whole
+//! month partitions, so the catalog is updated with [`replace_range`]: whatever the old coverage
+//! said about the rewritten months is dropped and replaced by the coverage of what was written,
+//! and the other months keep theirs. A re-ingest that drops bars inside a month therefore shows
+//! the new gap (a union would hide it). [`Coverage::merge`] is the plain union of two coverages of
+//! the same symbol and timeframe (held ranges are unioned; whatever lies between them becomes a
+//! gap). The coverage serialises to JSON ([`Coverage::to_json`]) for the catalog.
 
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -76,6 +78,11 @@ pub enum CoverageError {
     Mismatch { a: String, b: String },
     #[error("invalid coverage JSON: {0}")]
     Json(String),
+    #[error(
+        "bars from {} to {} are outside the replaced range {} to {}",
+        format_ms(*.first), format_ms(*.last), format_ms(*.from), format_ms(*.to)
+    )]
+    OutsideRange { first: i64, last: i64, from: i64, to: i64 },
 }
 
 impl Coverage {
@@ -134,32 +141,66 @@ impl Coverage {
 
     /// The union of two coverages of the same symbol and timeframe.
     pub fn merge(&self, other: &Coverage) -> Result<Coverage, CoverageError> {
+        self.same_series(other)?;
+        let mut ranges = self.held_ranges();
+        ranges.extend(other.held_ranges());
+        // Both are non-empty, so the union is.
+        Coverage::from_ranges(&self.symbol, self.timeframe, ranges).ok_or(CoverageError::Empty)
+    }
+
+    fn same_series(&self, other: &Coverage) -> Result<(), CoverageError> {
         if self.symbol != other.symbol || self.timeframe != other.timeframe {
             return Err(CoverageError::Mismatch {
                 a: format!("{} {}", self.symbol, self.timeframe),
                 b: format!("{} {}", other.symbol, other.timeframe),
             });
         }
-        let step = self.timeframe.millis();
-        let mut ranges = self.held_ranges();
-        ranges.extend(other.held_ranges());
+        Ok(())
+    }
+
+    /// The coverage of the held `ranges` (on the grid, inclusive, in any order, overlapping or
+    /// adjacent ones allowed); `None` when there are none.
+    fn from_ranges(symbol: &str, tf: Timeframe, mut ranges: Vec<RangeInclusive<i64>>) -> Option<Coverage> {
+        let step = tf.millis();
         ranges.sort_by_key(|r| *r.start());
         let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
         for r in ranges {
             let (s, e) = (*r.start(), *r.end());
+            if s > e {
+                continue;
+            }
             match merged.last_mut() {
                 Some(last) if s <= last.1 + step => last.1 = last.1.max(e),
                 _ => merged.push((s, e)),
             }
         }
+        let (first, last) = (merged.first()?.0, merged.last()?.1);
         let gaps = merged.windows(2).map(|w| Gap { from_ms: w[0].1 + step, to_ms: w[1].0 - step }).collect();
-        Ok(Coverage {
-            symbol: self.symbol.clone(),
-            timeframe: self.timeframe,
-            first_open_time: merged[0].0,
-            last_open_time: merged[merged.len() - 1].1,
-            gaps,
-        })
+        Some(Coverage { symbol: symbol.to_string(), timeframe: tf, first_open_time: first, last_open_time: last, gaps })
+    }
+
+    /// This coverage without the bars whose open time is in `[from_ms, to_ms]`; `None` when
+    /// nothing is left.
+    pub fn without(&self, from_ms: i64, to_ms: i64) -> Option<Coverage> {
+        let step = self.timeframe.millis();
+        let mut kept = Vec::new();
+        for r in self.held_ranges() {
+            let (s, e) = (*r.start(), *r.end());
+            if e < from_ms || s > to_ms {
+                kept.push(r);
+                continue;
+            }
+            // The part before `from_ms`: up to the last grid point below it (counted from `s`,
+            // which is on the grid, so no arithmetic can overflow on extreme bounds).
+            if s < from_ms {
+                kept.push(s..=s + (from_ms - 1 - s) / step * step);
+            }
+            // The part after `to_ms`: from the first grid point above it.
+            if e > to_ms {
+                kept.push(e - (e - to_ms - 1) / step * step..=e);
+            }
+        }
+        Coverage::from_ranges(&self.symbol, self.timeframe, kept)
     }
 
     /// The grid points a window `[start_ms, end_ms]` needs, as an inclusive range of open times;
@@ -241,6 +282,45 @@ pub fn check_window(
             }),
         },
     }
+}
+
+/// The coverage of a series after the bars it held in `[from_ms, to_ms]` were replaced by
+/// bars whose coverage is `written` (`None`: by nothing). `current` is the coverage before
+/// (`None`: nothing was held); the result is `None` when nothing is held after.
+///
+/// This is how the catalog follows a rewrite of whole month partitions: pass the month's
+/// bounds and the coverage of the bars written for it. `written` must lie inside the range and
+/// be of the same series as `current`.
+pub fn replace_range(
+    current: Option<&Coverage>,
+    from_ms: i64,
+    to_ms: i64,
+    written: Option<&Coverage>,
+) -> Result<Option<Coverage>, CoverageError> {
+    if let Some(w) = written {
+        if w.first_open_time < from_ms || w.last_open_time > to_ms {
+            return Err(CoverageError::OutsideRange {
+                first: w.first_open_time,
+                last: w.last_open_time,
+                from: from_ms,
+                to: to_ms,
+            });
+        }
+    }
+    let kept = match current {
+        Some(c) => {
+            if let Some(w) = written {
+                c.same_series(w)?;
+            }
+            c.without(from_ms, to_ms)
+        }
+        None => None,
+    };
+    Ok(match (kept, written) {
+        (Some(k), Some(w)) => Some(k.merge(w)?),
+        (Some(k), None) => Some(k),
+        (None, w) => w.cloned(),
+    })
 }
 
 /// A window that is not covered. Its `Display` says in words what is held and what is missing.
@@ -413,6 +493,74 @@ mod tests {
             let cu = Coverage::from_open_times("S", Timeframe::M1, &ms(&u)).unwrap();
             assert_eq!(ca.merge(&cb).unwrap(), cu);
             assert_eq!(cu.bar_count(), u.len() as i64);
+        }
+    }
+
+    #[test]
+    fn without_cuts_a_range_out() {
+        let c = cov(&[(0, 4), (6, 6), (10, 12)]);
+        let w = c.without(3 * M, 10 * M).unwrap();
+        assert_eq!((w.first_open_time, w.last_open_time, w.gaps), (0, 12 * M, vec![gap(3, 10)]));
+        // Bounds between grid points: only 3 is inside [2:00.001, 3:00].
+        assert_eq!(c.without(2 * M + 1, 3 * M).unwrap().gaps, [gap(3, 3), gap(5, 5), gap(7, 9)]);
+        // The ends move.
+        let w = c.without(-5 * M, M).unwrap();
+        assert_eq!((w.first_open_time, w.gaps.clone()), (2 * M, vec![gap(5, 5), gap(7, 9)]));
+        assert_eq!(c.without(11 * M, i64::MAX).unwrap().last_open_time, 10 * M);
+        // A range inside a gap, or outside: unchanged.
+        assert_eq!(c.without(7 * M, 9 * M).unwrap(), c);
+        assert_eq!(c.without(i64::MIN, -M).unwrap(), c);
+        // Everything.
+        assert_eq!(c.without(i64::MIN, i64::MAX), None);
+        assert_eq!(c.without(0, 12 * M), None);
+    }
+
+    #[test]
+    fn replace_range_shows_bars_a_reingest_dropped() {
+        // Minutes 0..=99 held; a re-ingest of 20..=39 that lacks 26..=29 leaves that gap.
+        let old = cov(&[(0, 99)]);
+        let written = cov(&[(20, 25), (30, 39)]);
+        let new = replace_range(Some(&old), 20 * M, 40 * M - 1, Some(&written)).unwrap().unwrap();
+        assert_eq!(new.gaps, [gap(26, 29)]);
+        assert_eq!(old.merge(&written).unwrap().gaps, [], "a union would hide it");
+        // Idempotent.
+        assert_eq!(replace_range(Some(&new), 20 * M, 40 * M - 1, Some(&written)).unwrap().unwrap(), new);
+        // Replacing by nothing, into nothing, and everything by nothing.
+        assert_eq!(replace_range(Some(&old), 20 * M, 39 * M, None).unwrap().unwrap().gaps, [gap(20, 39)]);
+        assert_eq!(replace_range(None, 20 * M, 40 * M, Some(&written)).unwrap(), Some(written.clone()));
+        assert_eq!(replace_range(Some(&old), 0, 100 * M, None).unwrap(), None);
+        assert_eq!(replace_range(None, 0, 1, None).unwrap(), None);
+        // The end of the series can move back: 90..=99 rewritten as 90..=94.
+        let shorter = replace_range(Some(&old), 90 * M, 99 * M, Some(&cov(&[(90, 94)]))).unwrap().unwrap();
+        assert_eq!((shorter.last_open_time, shorter.gaps), (94 * M, vec![]));
+
+        let err = replace_range(Some(&old), 21 * M, 40 * M, Some(&written)).unwrap_err();
+        assert!(matches!(err, CoverageError::OutsideRange { .. }), "{err}");
+        let eth = Coverage::from_open_times("ETHUSDT", Timeframe::M1, &[20 * M]).unwrap();
+        assert!(matches!(replace_range(Some(&old), 0, 40 * M, Some(&eth)), Err(CoverageError::Mismatch { .. })));
+    }
+
+    #[test]
+    fn replace_range_matches_set_arithmetic() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for _ in 0..300 {
+            let a: Vec<i64> = (0..50).filter(|_| next() % 3 != 0).collect();
+            let (f, t) = {
+                let (x, y) = ((next() % 50) as i64, (next() % 50) as i64);
+                (x.min(y), x.max(y))
+            };
+            let b: Vec<i64> = (f..=t).filter(|_| next() % 2 == 0).collect();
+            let mut expected: Vec<i64> =
+                a.iter().copied().filter(|&i| i < f || i > t).chain(b.iter().copied()).collect();
+            expected.sort();
+            let ms = |v: &[i64]| v.iter().map(|i| i * M).collect::<Vec<_>>();
+            let c = |v: &[i64]| Coverage::from_open_times("S", Timeframe::M1, &ms(v)).ok();
+            let got = replace_range(c(&a).as_ref(), f * M, t * M, c(&b).as_ref()).unwrap();
+            assert_eq!(got, c(&expected), "a={a:?} [{f}, {t}] b={b:?}");
         }
     }
 

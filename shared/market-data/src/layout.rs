@@ -2,18 +2,19 @@
 //!
 //! ```text
 //! bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet   one file per symbol, timeframe, UTC month
-//! bars/v1/symbol=BTCUSDT/timeframe=1m/_coverage.json          the Coverage of all those files
 //! ```
 //!
 //! - Hive-style `name=value` segments, so DuckDB (`read_parquet('…/bars/v1/*/*/*.parquet',
 //!   hive_partitioning = true)`) and polars see `symbol`, `timeframe` and `month` as columns.
-//!   Listing with `*.parquet` skips `_coverage.json` (and the leading `_` marks it as metadata
-//!   for Spark-like readers too).
-//! - `v1` is the layout/schema version: a change of the file schema gets a new prefix, so old and
-//!   new readers never meet a file they cannot read.
+//! - What is held (first and last bar, gaps) is not in the bucket: the coverage catalog (a
+//!   DynamoDB table, see `pipai-aws`) is the record, and a reader plans its GETs from it.
+//! - `v1` is the layout/schema version: a change of the file schema (columns, their types) gets a
+//!   new prefix, so old and new readers never meet a file they cannot read. The page codec is
+//!   not part of it: v1 files were first written with Snappy and now with ZSTD, and the reader
+//!   reads both (no v1 data was ever deployed with Snappy).
 //! - A month partition holds the bars with `month.start_ms() <= open_time < month.end_ms()`
-//!   (44,640 1m bars for a full 31-day month). A partial month (the current one, or a listing that
-//!   started mid-month) is rewritten whole when more bars arrive.
+//!   (44,640 1m bars for a full 31-day month). It is always rewritten whole, in one PUT, so a
+//!   reader sees the old or the new file, never a mix ([`crate::ingest`] says what goes in it).
 //! - Symbols are 1-32 characters of `A-Z` and `0-9` (exchange style, e.g. `BTCUSDT`), so a key
 //!   can never escape its prefix.
 //!
@@ -51,11 +52,6 @@ pub fn series_prefix(symbol: &str, tf: Timeframe) -> Result<String, InvalidSymbo
 /// `bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet`.
 pub fn partition_key(symbol: &str, tf: Timeframe, month: Month) -> Result<String, InvalidSymbol> {
     Ok(format!("{}month={month}.parquet", series_prefix(symbol, tf)?))
-}
-
-/// `bars/v1/symbol=BTCUSDT/timeframe=1m/_coverage.json`.
-pub fn coverage_key(symbol: &str, tf: Timeframe) -> Result<String, InvalidSymbol> {
-    Ok(format!("{}_coverage.json", series_prefix(symbol, tf)?))
 }
 
 /// The `(symbol, timeframe, month)` of a partition key, or `None` if `key` is not one.
@@ -115,10 +111,6 @@ mod tests {
         let k = partition_key("BTCUSDT", Timeframe::M1, m).unwrap();
         assert_eq!(k, "bars/v1/symbol=BTCUSDT/timeframe=1m/month=2025-01.parquet");
         assert_eq!(parse_partition_key(&k), Some(("BTCUSDT".to_string(), Timeframe::M1, m)));
-        assert_eq!(
-            coverage_key("ETHUSDT", Timeframe::H4).unwrap(),
-            "bars/v1/symbol=ETHUSDT/timeframe=4h/_coverage.json"
-        );
         assert_eq!(parse_partition_key("bars/v1/symbol=ETHUSDT/timeframe=4h/_coverage.json"), None);
         assert_eq!(parse_partition_key("bars/v1/symbol=ETHUSDT/timeframe=2h/month=2025-01.parquet"), None);
         for bad in ["", "btcusdt", "BTC/USDT", "../X", "BTC USDT", &"A".repeat(33)] {

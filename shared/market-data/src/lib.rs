@@ -9,6 +9,8 @@
 //! - [`parquet`]: `Bars` to Parquet bytes and back, losslessly.
 //! - [`layout`]: the object keys of the market-data bucket (one Parquet file per symbol, timeframe
 //!   and UTC month) and the split of `Bars` into those months.
+//! - [`ingest`]: what an ingest writes: the month partitions of the ingested timeframe and of the
+//!   coarser ones derived from it, keeping stored bars outside the ingested span.
 //! - [`generate`]: deterministic synthetic 1m bars (seeded, no external RNG), for tests and demos.
 //! - [`time`]: UTC months and ISO 8601 formatting/parsing used by the above.
 //!
@@ -44,6 +46,7 @@
 pub mod coverage;
 pub mod csv;
 pub mod generate;
+pub mod ingest;
 pub mod layout;
 pub mod parquet;
 pub mod resample;
@@ -51,9 +54,10 @@ pub mod time;
 
 pub use pipai_engine::bars::{Bar, Bars, BarsError, Timeframe};
 
-pub use crate::coverage::{Coverage, CoverageError, Gap, Uncovered};
+pub use crate::coverage::{replace_range, Coverage, CoverageError, Gap, Uncovered};
 pub use crate::csv::{parse_klines, read_klines, CsvError, RowError};
 pub use crate::generate::{generate_1m, Preset};
+pub use crate::ingest::{IngestError, IngestPlan, IngestReport};
 pub use crate::layout::{partition_key, split_by_month};
 pub use crate::parquet::{bars_from_parquet, bars_to_parquet, ParquetBarsError};
 pub use crate::resample::resample;

@@ -8,43 +8,76 @@
 //! | `open`, `high`, `low`, `close`, `volume` | required DOUBLE | `float64` |
 //!
 //! Rows are sorted by `open_time` (declared as the row groups' sorting column); one row group per
-//! 1,048,576 rows, so a month of 1m bars (at most 44,640) is one row group. `open_time` is
+//! 1,048,576 rows, so a month of 1m bars (at most 44,640) is one row group, in pages of at most
+//! 20,000 rows (Parquet's default; one page per column would save 0.5%). `open_time` is
 //! DELTA_BINARY_PACKED (a regular minute grid packs to almost nothing), the doubles PLAIN without
 //! dictionary, column-chunk statistics only (min/max of `open_time` let a reader skip files),
-//! Snappy pages. All of these are the [`WriteOptions::default`]; the other options exist so the
-//! choice can be re-measured (`cargo run --release -p pipai-market-data --example measure`).
+//! ZSTD level 3 pages. All of these are the [`WriteOptions::default`]; the other options exist so
+//! the choice can be re-measured (`cargo run --release -p pipai-market-data --example measure`).
+//! Every Parquet reader in use reads ZSTD (pyarrow/pandas, polars, whose own default it is,
+//! DuckDB, Spark): a month written here was read bit-identically by pandas 3.1 (pyarrow 26),
+//! polars 2.1 and DuckDB 2.0, with `open_time` as a UTC millisecond timestamp. The reader here
+//! also reads Snappy (pandas' default) and uncompressed files, so bars written by those tools
+//! load too.
 //!
-//! # Why these defaults (measured on 60 monthly files = 5 years of synthetic BTC-like 1m bars)
+//! # Why these defaults
 //!
-//! | compression, doubles, time | size per 1m month | decode, ms per million rows |
-//! | --- | --- | --- |
-//! | none, PLAIN, PLAIN | 2.11 MB | 18 |
-//! | none, PLAIN, DELTA | 1.76 MB | 18 |
-//! | snappy, PLAIN, DELTA (**default**) | 1.21 MB | 44 |
-//! | snappy, BYTE_STREAM_SPLIT, DELTA | 1.43 MB | 40 |
-//! | snappy, dictionary, DELTA | 1.59 MB | 56 |
+//! Measured with `cargo run --release -p pipai-market-data --example measure` on 60 monthly
+//! files = 5 years of the BTCUSDT preset's 1m bars (prices in cents around 42,000-100,000,
+//! volumes with decimals, like an exchange's), on the 2-core development machine: size, writing
+//! all 60 files, decoding all 60 into one `Bars` on one core.
 //!
-//! Snappy makes the files 31% smaller than uncompressed for ~26 ms more decode per million rows
-//! (single core). Five years of 1m bars are 72 MB instead of 105 MB: 33 MB less to fetch from
-//! object storage is worth more than ~70 ms of decode that can overlap the downloads and run on
-//! several cores. The numbers are for synthetic prices in cents; exchange data is similar
-//! (prices in ticks, volumes with 5-8 decimals).
+//! | compression, doubles (time DELTA) | size per 1m month | 5 years | write 5 years | decode 5 years |
+//! | --- | --- | --- | --- | --- |
+//! | none, PLAIN | 1,757 KB | 105 MB | 117 ms | 43 ms |
+//! | Snappy, PLAIN (the first default) | 1,207 KB | 72 MB | 247 ms | 101 ms |
+//! | Snappy, BYTE_STREAM_SPLIT | 1,427 KB | 86 MB | 164 ms | 92 ms |
+//! | Snappy, dictionary | 1,591 KB | 95 MB | 494 ms | 119 ms |
+//! | LZ4_RAW, PLAIN (feature `lz4`, not enabled) | 1,172 KB | 70 MB | 240 ms | ~80 ms |
+//! | ZSTD 1, PLAIN | 859 KB | 52 MB | 455 ms | 147 ms |
+//! | **ZSTD 3, PLAIN** (default) | **823 KB** | **49 MB** | 631 ms | 149 ms |
+//! | ZSTD 3, BYTE_STREAM_SPLIT | 1,193 KB | 72 MB | 382 ms | 181 ms |
+//! | ZSTD 9, PLAIN | 759 KB | 46 MB | 2,962 ms | 141 ms |
+//!
+//! `open_time` as DELTA_BINARY_PACKED is under 1 KB a month (PLAIN: 350 KB). ZSTD 3 makes a
+//! month 32% smaller than Snappy; level 9 gains 8% more for 5x the write time.
+//! BYTE_STREAM_SPLIT, usually the float encoding of choice, loses here: a price in cents is
+//! `N + c/100`, so the low mantissa bytes of prices in one binade repeat with the cents, which
+//! the compressor finds in PLAIN 8-byte values and cannot find once the bytes are split into
+//! streams. Dictionary encoding is off: prices barely repeat exactly within a month, and
+//! `open_time` never does. Pages of 20,000 rows (Parquet's default) against one page per
+//! column: 0.5% larger, same decode time.
+//!
+//! What the choice costs and buys:
+//! - Decoding ZSTD takes ~50% more CPU than Snappy (~0.85 GB/s of bars per core against
+//!   ~1.25); the loader overlaps it with the downloads on several threads.
+//! - Against the local emulator (moto) the codec hardly matters: loading 5 years takes the same
+//!   ~210-240 ms with any of them, because moto spends ~2.5 ms of its one Python core per GET
+//!   whatever the size (~0.3 ms per MB on top), so 60 GETs cost ~170 ms of moto CPU.
+//! - On AWS the bytes should matter more: the worker function has one vCPU and its S3 downloads
+//!   run at tens to a few hundred MB/s (not measured here), so 23 MB less per 5-year window
+//!   (~0.1 s at 200 MB/s) outweighs ~50 ms more decode that overlaps the downloads anyway.
+//! - The `zstd` feature of `parquet` links the zstd C library: +0.68 MB on a stripped binary
+//!   (`lz4` would be +0.03 MB, `snap` is pure Rust and small).
 //!
 //! # Reading
 //!
 //! [`bars_from_parquet`] / [`append_bars_from_parquet`] find the six columns by name (extra
 //! columns are ignored, order does not matter), accept `open_time` as a millisecond timestamp or a
 //! plain INT64, refuse other types and nulls, and decode the pages with Parquet's column readers
-//! straight into the `Bars` vectors (no Arrow arrays, one copy). They do not re-run
-//! [`Bars::validate`] (the writer refuses invalid bars; validating 2.6 M bars costs ~17 ms); call
-//! it after concatenating partitions if their order is not otherwise guaranteed.
+//! straight into the `Bars` vectors (no Arrow arrays, one copy). [`BarsFile`] does the same
+//! for a range of rows, column by column (the loader decodes only the window's rows of the
+//! months at its ends). None of them re-runs [`Bars::validate`] (the writer refuses invalid
+//! bars; validating 2.6 M bars costs ~17 ms); call it after concatenating partitions if their
+//! order is not otherwise guaranteed.
 //!
 //! The crate does not use Arrow at all: writer and reader are Parquet's own low-level API, which
 //! keeps what a reading binary links small.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use ::parquet::basic::{Encoding, LogicalType, Type as PhysicalType};
+use ::parquet::basic::{Encoding, LogicalType, Type as PhysicalType, ZstdLevel};
 use ::parquet::column::reader::{ColumnReader, ColumnReaderImpl};
 use ::parquet::data_type::{DoubleType, Int64Type};
 use ::parquet::file::metadata::SortingColumn;
@@ -68,13 +101,21 @@ pub const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 pub enum Compression {
     None,
     Snappy,
+    /// ZSTD at `level` (1..=22; 3 is zstd's own default).
+    Zstd {
+        level: i32,
+    },
 }
+
+/// The store's compression: ZSTD level 3 (see the module doc).
+pub const DEFAULT_COMPRESSION: Compression = Compression::Zstd { level: 3 };
 
 /// Encoding of the five `f64` columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatEncoding {
     Plain,
-    /// Bytes of each value split into 8 streams: compresses far better with snappy.
+    /// Bytes of each value split into 8 streams: the usual float encoding, but it loses on
+    /// prices in cents (see the module doc).
     ByteStreamSplit,
     /// Dictionary (falls back to plain when the dictionary grows too large).
     Dictionary,
@@ -91,7 +132,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { compression: Compression::Snappy, float_encoding: FloatEncoding::Plain, delta_time: true }
+        WriteOptions { compression: DEFAULT_COMPRESSION, float_encoding: FloatEncoding::Plain, delta_time: true }
     }
 }
 
@@ -133,12 +174,14 @@ pub fn bars_to_parquet(bars: &Bars) -> Result<Vec<u8>, ParquetBarsError> {
 /// [`bars_to_parquet`] with explicit options.
 pub fn bars_to_parquet_with(bars: &Bars, opts: WriteOptions) -> Result<Vec<u8>, ParquetBarsError> {
     bars.validate()?;
+    let compression = match opts.compression {
+        Compression::None => ::parquet::basic::Compression::UNCOMPRESSED,
+        Compression::Snappy => ::parquet::basic::Compression::SNAPPY,
+        Compression::Zstd { level } => ::parquet::basic::Compression::ZSTD(ZstdLevel::try_new(level)?),
+    };
     let mut props = WriterProperties::builder()
         .set_created_by(format!("pipai-market-data {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(match opts.compression {
-            Compression::None => ::parquet::basic::Compression::UNCOMPRESSED,
-            Compression::Snappy => ::parquet::basic::Compression::SNAPPY,
-        })
+        .set_compression(compression)
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
@@ -190,62 +233,155 @@ pub fn bars_from_parquet(bytes: impl Into<Bytes>) -> Result<Bars, ParquetBarsErr
 /// Uses Parquet's column readers directly (no Arrow arrays): pages are decoded straight into the
 /// `Bars` vectors, one copy.
 pub fn append_bars_from_parquet(bytes: impl Into<Bytes>, out: &mut Bars) -> Result<usize, ParquetBarsError> {
-    let reader = SerializedFileReader::new(bytes.into())?;
-    let meta = reader.metadata();
-    let schema = meta.file_metadata().schema_descr();
-    let mut idx = [0usize; 6];
-    for (k, name) in COLUMNS.into_iter().enumerate() {
-        let i = schema
-            .columns()
-            .iter()
-            .position(|c| c.path().parts() == [name])
-            .ok_or(ParquetBarsError::MissingColumn(name))?;
-        let c = schema.column(i);
-        let (want, ok_logical) = if k == 0 {
-            let ok = match c.logical_type_ref() {
-                None | Some(LogicalType::Integer { .. }) => true,
-                Some(LogicalType::Timestamp(t)) => t.unit == ::parquet::basic::TimeUnit::MILLIS,
-                _ => false,
+    let file = BarsFile::open(bytes)?;
+    let rows = 0..file.rows();
+    file.read_open_time(rows.clone(), &mut out.open_time)?;
+    for (column, dst) in
+        FloatColumn::ALL.into_iter().zip([&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume])
+    {
+        file.read_floats(column, rows.clone(), dst)?;
+    }
+    Ok(rows.len())
+}
+
+/// The five `f64` columns of a bars file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatColumn {
+    Open,
+    High,
+    Low,
+    Close,
+    Volume,
+}
+
+impl FloatColumn {
+    pub const ALL: [FloatColumn; 5] =
+        [FloatColumn::Open, FloatColumn::High, FloatColumn::Low, FloatColumn::Close, FloatColumn::Volume];
+
+    /// Its index in [`COLUMNS`].
+    fn index(self) -> usize {
+        self as usize + 1
+    }
+}
+
+/// A bars file opened for reading rows column by column: the schema is checked once, on
+/// opening, and each column can then be read on its own (several threads can decode different
+/// columns of one file, straight into their own output vectors).
+pub struct BarsFile {
+    reader: SerializedFileReader<Bytes>,
+    /// Leaf index of each of [`COLUMNS`] in the file.
+    idx: [usize; 6],
+    rows: usize,
+}
+
+impl BarsFile {
+    /// Opens a bars file (see the module doc for what it accepts).
+    pub fn open(bytes: impl Into<Bytes>) -> Result<BarsFile, ParquetBarsError> {
+        let reader = SerializedFileReader::new(bytes.into())?;
+        let meta = reader.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let mut idx = [0usize; 6];
+        for (k, name) in COLUMNS.into_iter().enumerate() {
+            let i = schema
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == [name])
+                .ok_or(ParquetBarsError::MissingColumn(name))?;
+            let c = schema.column(i);
+            let (want, ok_logical) = if k == 0 {
+                let ok = match c.logical_type_ref() {
+                    None | Some(LogicalType::Integer { .. }) => true,
+                    Some(LogicalType::Timestamp(t)) => t.unit == ::parquet::basic::TimeUnit::MILLIS,
+                    _ => false,
+                };
+                (PhysicalType::INT64, ok)
+            } else {
+                (PhysicalType::DOUBLE, c.logical_type_ref().is_none())
             };
-            (PhysicalType::INT64, ok)
-        } else {
-            (PhysicalType::DOUBLE, c.logical_type_ref().is_none())
-        };
-        if c.physical_type() != want || !ok_logical || c.max_rep_level() != 0 {
-            return Err(ParquetBarsError::WrongType {
-                name,
-                found: format!("{:?} {:?}", c.physical_type(), c.logical_type_ref()),
-                expected: if k == 0 { "INT64 TIMESTAMP(MILLIS) or INT64" } else { "DOUBLE" },
-            });
-        }
-        idx[k] = i;
-    }
-    let rows = meta.file_metadata().num_rows().max(0) as usize;
-    out.open_time.reserve(rows);
-    out.open.reserve(rows);
-    out.high.reserve(rows);
-    out.low.reserve(rows);
-    out.close.reserve(rows);
-    out.volume.reserve(rows);
-    let before = out.len();
-    let mut defs: Vec<i16> = Vec::new();
-    for rg in 0..reader.num_row_groups() {
-        let group = reader.get_row_group(rg)?;
-        let n = group.metadata().num_rows().max(0) as usize;
-        match group.get_column_reader(idx[0])? {
-            ColumnReader::Int64ColumnReader(mut r) => read_all(&mut r, n, &mut defs, &mut out.open_time, "open_time")?,
-            _ => unreachable!("physical type checked"),
-        }
-        for (k, dst) in
-            [&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume].into_iter().enumerate()
-        {
-            match group.get_column_reader(idx[k + 1])? {
-                ColumnReader::DoubleColumnReader(mut r) => read_all(&mut r, n, &mut defs, dst, COLUMNS[k + 1])?,
-                _ => unreachable!("physical type checked"),
+            if c.physical_type() != want || !ok_logical || c.max_rep_level() != 0 {
+                return Err(ParquetBarsError::WrongType {
+                    name,
+                    found: format!("{:?} {:?}", c.physical_type(), c.logical_type_ref()),
+                    expected: if k == 0 { "INT64 TIMESTAMP(MILLIS) or INT64" } else { "DOUBLE" },
+                });
             }
+            idx[k] = i;
         }
+        let rows = meta.file_metadata().num_rows().max(0) as usize;
+        Ok(BarsFile { reader, idx, rows })
     }
-    Ok(out.len() - before)
+
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Appends the `open_time` of rows `rows` (of the whole file, across row groups) to `dst`.
+    pub fn read_open_time(&self, rows: Range<usize>, dst: &mut Vec<i64>) -> Result<(), ParquetBarsError> {
+        self.read_rows(0, rows, dst, |r| match r {
+            ColumnReader::Int64ColumnReader(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Appends `column` of rows `rows` to `dst`.
+    pub fn read_floats(
+        &self,
+        column: FloatColumn,
+        rows: Range<usize>,
+        dst: &mut Vec<f64>,
+    ) -> Result<(), ParquetBarsError> {
+        self.read_rows(column.index(), rows, dst, |r| match r {
+            ColumnReader::DoubleColumnReader(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    fn read_rows<T: ::parquet::data_type::DataType>(
+        &self,
+        k: usize,
+        rows: Range<usize>,
+        dst: &mut Vec<T::T>,
+        typed: fn(ColumnReader) -> Option<ColumnReaderImpl<T>>,
+    ) -> Result<(), ParquetBarsError> {
+        let name = COLUMNS[k];
+        if rows.end > self.rows {
+            return Err(ParquetBarsError::Parquet(::parquet::errors::ParquetError::General(format!(
+                "column {name}: rows {rows:?} asked of a file of {} rows",
+                self.rows
+            ))));
+        }
+        dst.reserve(rows.len());
+        let mut defs: Vec<i16> = Vec::new();
+        let mut group_start = 0;
+        for rg in 0..self.reader.num_row_groups() {
+            if group_start >= rows.end {
+                break;
+            }
+            let group = self.reader.get_row_group(rg)?;
+            let group_end = group_start + group.metadata().num_rows().max(0) as usize;
+            let (from, to) = (rows.start.max(group_start), rows.end.min(group_end));
+            if from < to {
+                // The schema was checked on opening, so the reader has the type asked for.
+                let mut r = typed(group.get_column_reader(self.idx[k])?).ok_or(ParquetBarsError::WrongType {
+                    name,
+                    found: "another physical type".into(),
+                    expected: if k == 0 { "INT64" } else { "DOUBLE" },
+                })?;
+                let skip = from - group_start;
+                if skip > 0 && r.skip_records(skip)? != skip {
+                    return Err(short_column(name, 0, skip));
+                }
+                read_all(&mut r, to - from, &mut defs, dst, name)?;
+            }
+            group_start = group_end;
+        }
+        Ok(())
+    }
+}
+
+fn short_column(name: &'static str, done: usize, n: usize) -> ParquetBarsError {
+    ParquetBarsError::Parquet(::parquet::errors::ParquetError::General(format!("column {name}: {done} of {n} rows")))
 }
 
 /// Reads `n` records of a flat column into `dst`; a null is an error.
@@ -264,10 +400,7 @@ fn read_all<T: ::parquet::data_type::DataType>(
             return Err(ParquetBarsError::Nulls(name));
         }
         if records == 0 {
-            return Err(ParquetBarsError::Parquet(::parquet::errors::ParquetError::General(format!(
-                "column {name}: {} of {n} rows",
-                done
-            ))));
+            return Err(short_column(name, done, n));
         }
         done += records;
     }
@@ -286,7 +419,7 @@ mod tests {
     #[test]
     fn round_trip_every_option_is_lossless() {
         let bars = generate_1m(11, 42_000.0, PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 3 * 86_400_000);
-        for compression in [Compression::None, Compression::Snappy] {
+        for compression in [Compression::None, Compression::Snappy, DEFAULT_COMPRESSION] {
             for float_encoding in [FloatEncoding::Plain, FloatEncoding::ByteStreamSplit, FloatEncoding::Dictionary] {
                 for delta_time in [false, true] {
                     let opts = WriteOptions { compression, float_encoding, delta_time };
@@ -438,7 +571,25 @@ mod tests {
         }
         let meta = w.close().unwrap();
         assert_eq!(meta.num_row_groups(), 7);
-        assert_eq!(bars_from_parquet(buf).unwrap(), bars);
+        let buf = Bytes::from(buf);
+        assert_eq!(bars_from_parquet(buf.clone()).unwrap(), bars);
+
+        // Windows of rows, column by column, within and across row groups.
+        let file = BarsFile::open(buf).unwrap();
+        assert_eq!(file.rows(), 2_000);
+        for rows in [0..0, 0..1, 10..290, 250..950, 299..301, 1_800..2_000, 0..2_000] {
+            let mut times = vec![-1];
+            file.read_open_time(rows.clone(), &mut times).unwrap();
+            assert_eq!(times[1..], bars.open_time[rows.clone()], "{rows:?}");
+            for (column, expected) in
+                FloatColumn::ALL.into_iter().zip([&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume])
+            {
+                let mut got = Vec::new();
+                file.read_floats(column, rows.clone(), &mut got).unwrap();
+                assert_eq!(got, expected[rows.clone()], "{column:?} {rows:?}");
+            }
+        }
+        assert!(file.read_open_time(1_999..2_001, &mut Vec::new()).is_err());
     }
 
     #[test]
@@ -451,7 +602,12 @@ mod tests {
         let rg = meta.row_group(0);
         assert_eq!(rg.sorting_columns().unwrap()[0].column_idx, 0);
         let time = rg.column(0);
-        assert_eq!(time.compression(), ::parquet::basic::Compression::SNAPPY);
+        assert!(matches!(time.compression(), ::parquet::basic::Compression::ZSTD(_)));
+        for c in 1..6 {
+            let encodings: Vec<Encoding> = rg.column(c).encodings().collect();
+            assert!(encodings.contains(&Encoding::PLAIN), "{encodings:?}");
+            assert!(!encodings.iter().any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY)));
+        }
         assert!(time.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED));
         let t = meta.file_metadata().schema_descr().column(0);
         assert_eq!(t.logical_type_ref(), Some(&LogicalType::timestamp(true, ::parquet::basic::TimeUnit::MILLIS)));

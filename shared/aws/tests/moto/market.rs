@@ -1,12 +1,12 @@
 //! S3MarketData: partitions and catalog written by the ingest side, read back by the worker side.
 
-use std::time::Instant;
-
 use pipai_aws::S3MarketData;
+use pipai_market_data::ingest::derived_timeframes;
 use pipai_market_data::layout::{partition_key, split_by_month};
 use pipai_market_data::time::ymd_ms;
-use pipai_market_data::{generate_1m, Bars, Coverage, Month, Timeframe};
+use pipai_market_data::{generate_1m, resample, Bars, Coverage, IngestPlan, Month, Timeframe};
 use pipai_service::ports::{DataError, MarketData};
+use pipai_service::worker::load_job_bars;
 
 use crate::common::{moto, sdk, unique};
 
@@ -116,90 +116,149 @@ async fn concurrent_ingests_merge_their_coverage() {
     );
 }
 
-/// `cargo test -p pipai-aws --release --test moto -- --ignored --nocapture load_bars_benchmark`
-///
-/// Writes 5 years of 1m bars (60 partitions), then times `load_bars` of all of it at several
-/// download concurrencies, and, for comparison, the 60 GETs alone and decoding on one thread.
+const M: i64 = 60_000;
+const H: i64 = 60 * M;
+
+/// Everything stored for `sym` at `tf`, read back.
+async fn stored(market: &S3MarketData, sym: &str, tf: Timeframe) -> Bars {
+    market.load_bars(sym, tf, i64::MIN / 4, i64::MAX / 4).await.unwrap()
+}
+
+/// `bars` without the ones whose open time is in `[from, to]`.
+fn without(bars: &Bars, from: i64, to: i64) -> Bars {
+    let keep: Vec<_> =
+        (0..bars.len()).map(|i| bars.get(i)).filter(|b| b.open_time < from || b.open_time > to).collect();
+    Bars::from_bars(&keep)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run in release"]
-async fn load_bars_benchmark() {
+async fn ingest_writes_derived_series_and_a_reingest_is_recatalogued() {
+    let market = market().await.with_write_concurrency(3);
+    let sym = symbol();
+    // 1m from Jan 30 12:34 to Feb 2 00:10: two months, partial at both ends.
+    let bars = generate_1m(21, 300.0, ymd_ms(2024, 1, 30) + 12 * H + 34 * M, ymd_ms(2024, 2, 2) + 11 * M);
+    let plan = IngestPlan::new(&sym, Timeframe::M1, &bars, true).unwrap();
+    let report = market.ingest(plan.clone(), false).await.unwrap();
+    assert_eq!((report.rows, report.months, report.files), (bars.len(), 2, 12));
+    assert!(report.bytes > 0);
+    assert_eq!(report.coverage.len(), 6);
+    for tf in Timeframe::ALL {
+        let expected = if tf == Timeframe::M1 { bars.clone() } else { resample(&bars, tf) };
+        let cov = Coverage::from_bars(&sym, tf, &expected).unwrap();
+        assert_eq!(market.coverage(&sym, tf).await.unwrap(), Some(cov.clone()), "{tf}");
+        assert!(report.coverage.contains(&cov), "{tf}");
+        assert_eq!(stored(&market, &sym, tf).await, expected, "{tf}");
+    }
+    assert!(market.catalog().await.unwrap().iter().filter(|(c, _)| c.symbol == sym).all(|(_, synthetic)| !synthetic));
+
+    // The same plan again: the same files and catalog.
+    let again = market.ingest(plan, false).await.unwrap();
+    assert_eq!(again.coverage, report.coverage);
+    assert_eq!(stored(&market, &sym, Timeframe::M1).await, bars);
+
+    // Feb 1 again, without 06:00-06:29: the catalog shows the gap (a union would not), the 1h
+    // bar of 06:00 is rebuilt from what is left, and the 5m bars of that half hour are gone.
+    let feb1 = ymd_ms(2024, 2, 1);
+    let day = bars.slice(bars.window(feb1, feb1 + 24 * H - 1));
+    let holed = without(&day, feb1 + 6 * H, feb1 + 6 * H + 29 * M);
+    market.ingest(IngestPlan::new(&sym, Timeframe::M1, &holed, true).unwrap(), false).await.unwrap();
+    let expected = without(&bars, feb1 + 6 * H, feb1 + 6 * H + 29 * M);
+    let minutes = market.coverage(&sym, Timeframe::M1).await.unwrap().unwrap();
+    assert_eq!(minutes.gaps.len(), 1);
+    assert_eq!((minutes.gaps[0].from_ms, minutes.gaps[0].to_ms), (feb1 + 6 * H, feb1 + 6 * H + 29 * M));
+    assert_eq!(stored(&market, &sym, Timeframe::M1).await, expected);
+    let fives = market.coverage(&sym, Timeframe::M5).await.unwrap().unwrap();
+    assert_eq!((fives.gaps[0].from_ms, fives.gaps[0].to_ms), (feb1 + 6 * H, feb1 + 6 * H + 25 * M));
+    for tf in derived_timeframes(Timeframe::M1) {
+        assert_eq!(stored(&market, &sym, tf).await, resample(&expected, tf), "{tf}");
+    }
+    let err = market.coverage(&sym, Timeframe::M1).await.unwrap().unwrap().check(feb1, feb1 + 12 * H).unwrap_err();
+    assert!(err.to_string().contains("2024-02-01T06:00:00Z to 2024-02-01T06:29:00Z (30 bars)"), "{err}");
+
+    // A later day on its own adds to February instead of replacing it.
+    let feb3 = generate_1m(22, 310.0, ymd_ms(2024, 2, 3), ymd_ms(2024, 2, 4));
+    market.ingest(IngestPlan::new(&sym, Timeframe::M1, &feb3, true).unwrap(), false).await.unwrap();
+    let mut all = expected.clone();
+    pipai_market_data::layout::append(&mut all, &feb3);
+    assert_eq!(stored(&market, &sym, Timeframe::M1).await, all);
+    let days = stored(&market, &sym, Timeframe::D1).await;
+    assert_eq!(days, resample(&all, Timeframe::D1));
+    assert_eq!(days.len(), 5, "Jan 30, Jan 31, Feb 1, Feb 2 (10 minutes), Feb 3");
+    let minutes = market.coverage(&sym, Timeframe::M1).await.unwrap().unwrap();
+    assert_eq!(minutes.gaps.len(), 2, "the half hour, and Feb 2 00:11 to Feb 2 23:59");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_use_a_stored_timeframe_or_derive_it_from_1m() {
+    let market = market().await;
+    // An exchange's 1h file: stored as 1h (and 4h, 1d), with its own catalog entries.
+    let hourly_sym = symbol();
+    let minutes = generate_1m(31, 80.0, ymd_ms(2024, 3, 30), ymd_ms(2024, 4, 3));
+    let hours = resample(&minutes, Timeframe::H1);
+    market.ingest(IngestPlan::new(&hourly_sym, Timeframe::H1, &hours, true).unwrap(), true).await.unwrap();
+    assert_eq!(market.coverage(&hourly_sym, Timeframe::M1).await.unwrap(), None);
+    let cov = market.coverage(&hourly_sym, Timeframe::H1).await.unwrap().unwrap();
+    assert_eq!(cov, Coverage::from_bars(&hourly_sym, Timeframe::H1, &hours).unwrap());
+    let catalog = market.catalog().await.unwrap();
+    let listed: Vec<Timeframe> =
+        catalog.iter().filter(|(c, _)| c.symbol == hourly_sym).map(|(c, _)| c.timeframe).collect();
+    assert_eq!(listed, [Timeframe::H1, Timeframe::H4, Timeframe::D1]);
+    assert!(catalog.iter().filter(|(c, _)| c.symbol == hourly_sym).all(|(_, synthetic)| *synthetic));
+    let (s, e) = (ymd_ms(2024, 3, 31) + 5 * H, ymd_ms(2024, 4, 1) + 7 * H);
+    let got = load_job_bars(&market, &hourly_sym, Timeframe::H1, s, e).await.unwrap();
+    assert_eq!(got, hours.slice(hours.window(s, e)));
+    let four = load_job_bars(&market, &hourly_sym, Timeframe::H4, s, e).await.unwrap();
+    assert_eq!(four.open_time[0], ymd_ms(2024, 3, 31) + 8 * H, "the first 4h bar that opens in the window");
+    match load_job_bars(&market, &hourly_sym, Timeframe::M15, s, e).await {
+        Err(DataError::Unavailable(m)) => assert!(m.contains("no 15m bars") || m.contains("no 1m bars"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    // Only 1m stored (written month by month, no derived series): 1h is derived on load,
+    // from whole UTC hours, the first and last hour included.
+    let minute_sym = symbol();
+    put_all(&market, &minute_sym, &minutes).await;
+    assert_eq!(market.coverage(&minute_sym, Timeframe::H1).await.unwrap(), None);
+    let (s, e) = (ymd_ms(2024, 3, 31) + 5 * H + 30 * M, ymd_ms(2024, 4, 1) + 7 * H + 15 * M);
+    let got = load_job_bars(&market, &minute_sym, Timeframe::H1, s, e).await.unwrap();
+    // (It also returns the hour that opened before the window's start, 05:00, which the engine
+    // skips like any bar outside the window.)
+    assert_eq!(got.open_time[0], ymd_ms(2024, 3, 31) + 5 * H);
+    let got = got.slice(got.window(s, e));
+    let from_minutes = resample(
+        &minutes.slice(minutes.window(ymd_ms(2024, 3, 31) + 6 * H, ymd_ms(2024, 4, 1) + 8 * H - 1)),
+        Timeframe::H1,
+    );
+    assert_eq!(got, from_minutes);
+    assert_eq!(
+        (got.open_time[0], *got.open_time.last().unwrap()),
+        (ymd_ms(2024, 3, 31) + 6 * H, ymd_ms(2024, 4, 1) + 7 * H)
+    );
+    // The same bars as the stored 1h series made from the same minutes.
+    assert_eq!(got, hours.slice(hours.window(s, e)));
+    let days =
+        load_job_bars(&market, &minute_sym, Timeframe::D1, ymd_ms(2024, 3, 30), ymd_ms(2024, 4, 2)).await.unwrap();
+    assert_eq!(days, resample(&minutes, Timeframe::D1).slice(0..4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_that_cannot_keep_stored_bars_fails_and_says_why() {
     let market = market().await;
     let sym = symbol();
-    let (start, end) = (ymd_ms(2020, 1, 1), ymd_ms(2025, 1, 1));
-    let t = Instant::now();
-    let bars = generate_1m(11, 100.0, start, end);
-    let parts = split_by_month(&bars);
-    let mut set = tokio::task::JoinSet::new();
-    for (month, part) in parts.clone() {
-        let (market, sym) = (market.clone(), sym.clone());
-        set.spawn(async move { market.put_month(&sym, Timeframe::M1, month, &part, true).await });
-        if set.len() >= 8 {
-            set.join_next().await.unwrap().unwrap().unwrap();
-        }
-    }
-    while let Some(r) = set.join_next().await {
-        r.unwrap().unwrap();
-    }
-    println!("ingest: {} bars in {} partitions, {:?}", bars.len(), parts.len(), t.elapsed());
-    assert_eq!(market.load_bars(&sym, Timeframe::M1, start, end).await.unwrap(), bars);
-
-    let median = |mut v: Vec<std::time::Duration>| {
-        v.sort();
-        (v[0], v[v.len() / 2], v[v.len() - 1])
-    };
-    for concurrency in [4, 8, 16, 32] {
-        let market = market.clone().with_fetch_concurrency(concurrency);
-        let mut times = Vec::new();
-        for _ in 0..9 {
-            let t = Instant::now();
-            let got = market.load_bars(&sym, Timeframe::M1, start, end).await.unwrap();
-            times.push(t.elapsed());
-            assert_eq!(got.len(), bars.len());
-        }
-        let (min, med, max) = median(times);
-        println!("load_bars, 5 years of 1m, {concurrency:2} GETs in flight: min {min:?}, median {med:?}, max {max:?}");
-    }
-
-    // Where the time goes: the downloads alone, and decoding alone on one thread.
-    let mut fetches = Vec::new();
-    let mut decodes = Vec::new();
-    let mut mb = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for (month, _) in &parts {
-            let key = partition_key(&sym, Timeframe::M1, *month).unwrap();
-            let (client, bucket) = (market.s3_client().clone(), market.bucket().to_string());
-            set.spawn(async move {
-                client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .body
-                    .collect()
-                    .await
-                    .unwrap()
-                    .into_bytes()
-            });
-        }
-        let mut files = Vec::new();
-        while let Some(r) = set.join_next().await {
-            files.push(r.unwrap());
-        }
-        fetches.push(t.elapsed());
-        mb = files.iter().map(|f| f.len()).sum::<usize>() / 1_000_000;
-        let t = Instant::now();
-        let mut decoded = Bars::default();
-        for f in files {
-            pipai_market_data::parquet::append_bars_from_parquet(f, &mut decoded).unwrap();
-        }
-        decodes.push(t.elapsed());
-    }
-    let (min, med, _) = median(fetches);
-    println!("  for comparison: the 60 GETs alone ({mb} MB, all at once): min {min:?}, median {med:?}");
-    let (min, med, _) = median(decodes);
-    println!("  for comparison: decoding the 60 files on one thread: min {min:?}, median {med:?}");
+    let march = generate_1m(41, 60.0, ymd_ms(2024, 3, 1), ymd_ms(2024, 4, 1));
+    market.ingest(IngestPlan::new(&sym, Timeframe::M1, &march, false).unwrap(), false).await.unwrap();
+    let key = partition_key(&sym, Timeframe::M1, "2024-03".parse::<Month>().unwrap()).unwrap();
+    market.s3_client().delete_object().bucket(market.bucket()).key(&key).send().await.unwrap();
+    // March 15 only: the rest of March must be kept, but its file is gone.
+    let day = march.slice(march.window(ymd_ms(2024, 3, 15), ymd_ms(2024, 3, 16) - 1));
+    let err = market.ingest(IngestPlan::new(&sym, Timeframe::M1, &day, false).unwrap(), false).await.unwrap_err();
+    assert!(err.0.contains(&key) && err.0.contains("missing"), "{err}");
+    // Nothing was written: the catalog still says all of March.
+    assert_eq!(
+        market.coverage(&sym, Timeframe::M1).await.unwrap(),
+        Some(Coverage::from_bars(&sym, Timeframe::M1, &march).unwrap())
+    );
+    // All of March again needs nothing kept, and repairs it.
+    market.ingest(IngestPlan::new(&sym, Timeframe::M1, &march, false).unwrap(), false).await.unwrap();
+    assert_eq!(stored(&market, &sym, Timeframe::M1).await, march);
 }
