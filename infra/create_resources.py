@@ -628,6 +628,57 @@ def _same_attr(name: str, current: str | None, wanted: str) -> bool:
     return current.lower() == wanted.lower()
 
 
+def _logical_id(value: Any) -> str | None:
+    """The logical id a `!Ref X` or `!GetAtt X.Attr` points at (raw template form)."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref" and isinstance(arg, str):
+            return arg
+        if key == "Fn::GetAtt":
+            return (arg.split(".", 1) if isinstance(arg, str) else arg)[0]
+    return None
+
+
+def event_source_mappings(template: dict, resolver: Resolver) -> list[dict]:
+    """The template's event source mappings, for infra/local_pump.py to deliver like Lambda does:
+    which function (its cargo binary), which source (queue URL or stream ARN), batch size, and
+    the stream error handling (bisect, retries, on-failure queue URL)."""
+    resources = template.get("Resources", {})
+    out = []
+    for lid, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::EventSourceMapping" or not resolver.resource_enabled(lid):
+            continue
+        props = res.get("Properties") or {}
+        fn = _logical_id(props.get("FunctionName"))
+        binary = (((resources.get(fn) or {}).get("Metadata") or {}).get("BuildProperties") or {}).get("Binary")
+        source = _logical_id(props.get("EventSourceArn"))
+        if not binary or source not in resources:
+            raise TemplateError(f"{lid}: FunctionName must !Ref a cargo-lambda function and EventSourceArn a resource")
+        kind = resources[source]["Type"]
+        mapping = {
+            "name": lid,
+            "function": binary,
+            "batch_size": int(resolver.resolve(props.get("BatchSize", 10))),
+            "enabled": bool(resolver.resolve(props.get("Enabled", True))),
+        }
+        if kind == QUEUE:
+            mapping.update(kind="sqs", queue_url=resolver.ref(source), queue_arn=resolver.get_att(source, "Arn"))
+        elif kind == TABLE:
+            on_failure = (((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
+            failure_queue = _logical_id(on_failure)
+            mapping.update(
+                kind="stream",
+                stream_arn=resolver.get_att(source, "StreamArn"),
+                bisect=bool(resolver.resolve(props.get("BisectBatchOnFunctionError", False))),
+                max_retries=int(resolver.resolve(props.get("MaximumRetryAttempts", -1))),
+                on_failure_queue_url=resolver.ref(failure_queue) if failure_queue else None,
+            )
+        else:
+            raise TemplateError(f"{lid}: event source type {kind} is not delivered locally")
+        out.append(mapping)
+    return out
+
+
 def write_env_file(path: Path, env: dict[str, str], endpoint: str) -> None:
     base = {
         "AWS_ENDPOINT_URL": endpoint,
@@ -687,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
             prov.ensure_master_key(str(prov.resolver.params["ApiKeyMasterKeyParameter"]))
         env = env_from_template(template, prov.resolver)
         write_env_file(args.env_file, env, endpoint)
+        mappings = args.env_file.parent / "mappings.json"
+        mappings.write_text(json.dumps(event_source_mappings(template, prov.resolver), indent=2) + "\n")
     except TemplateError as e:
         print(f"create_resources: {e}", file=sys.stderr)
         return 1

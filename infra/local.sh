@@ -9,13 +9,26 @@
 #   infra/local.sh up [--release]   start everything (idempotent: restarts what runs)
 #   infra/local.sh down             stop everything
 #   infra/local.sh status           what runs
+#   infra/local.sh pause|resume MAPPING
+#                                   stop/restart delivering one event source mapping of
+#                                   template.yaml (JobWorkerQueueMapping, JobWorkerDeadLetterMapping,
+#                                   JobEventsStreamMapping), like disabling it in AWS: messages wait
+#
+# Each function runs one instance (`cargo lambda watch --concurrency 1`): with more, cargo-lambda
+# 1.9.2 hands instances malformed invocations ("missing lambda-runtime-aws-request-id header")
+# under load. So concurrent requests to one function are served one after another locally; the
+# race they would have is tested on DynamoDB itself (shared/aws/tests/moto/jobs.rs).
 #
 # Env: PIPAI_LOCAL_KEYS="key:secret,key2:secret2" creates these keys too (user "local").
-#      PIPAI_LOCAL_PORT (3000), MOTO_PORT (4566).
+#      PIPAI_LOCAL_PORT (3000), MOTO_PORT (4566), PIPAI_LOCAL_DIR (.local: state, logs, pidfiles;
+#      infra/test.sh runs a second stack beside a developer's with other ports and directory),
+#      PIPAI_LOCAL_PARAMS="Name=Value ..." template.yaml parameter overrides (infra/bench.sh raises
+#      RequestWeightBudget so the latency benchmark is not throttled).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$REPO/.local"
+export PIPAI_LOCAL_DIR="${PIPAI_LOCAL_DIR:-$REPO/.local}"
+LOCAL="$PIPAI_LOCAL_DIR"
 PORT="${PIPAI_LOCAL_PORT:-3000}"
 export MOTO_PORT="${MOTO_PORT:-4566}"
 mkdir -p "$LOCAL"
@@ -58,13 +71,20 @@ up() {
   export PATH="$REPO/.venv/bin:$PATH"
 
   down >/dev/null
+  rm -rf "$LOCAL/paused"
   echo "==> moto on 127.0.0.1:$MOTO_PORT and the resources of template.yaml"
   "$REPO/infra/moto.sh" start
-  "$REPO/.venv/bin/python" "$REPO/infra/create_resources.py" --port "$MOTO_PORT" --env-file "$LOCAL/env" -q
+  local params=()
+  for p in ${PIPAI_LOCAL_PARAMS:-}; do params+=(--param "$p"); done
+  "$REPO/.venv/bin/python" "$REPO/infra/create_resources.py" --port "$MOTO_PORT" --env-file "$LOCAL/env" -q "${params[@]}"
   # shellcheck disable=SC1091
   . "$LOCAL/env"
-  # Locally a crashed run is retried after seconds, not minutes.
-  export WORKER_LEASE_SECONDS="${WORKER_LEASE_SECONDS:-15}"
+  # Locally a crashed run is retried after seconds, not minutes: a 5 s lease (heartbeats every
+  # second), and failed messages come back after 8 s (PIPAI_LOCAL_RETRY_SECONDS, the pump's stand-in
+  # for the queue's 720 s visibility timeout). As in AWS, a message comes back only after the
+  # lease of the run that failed has run out, so the next delivery can take the job over.
+  export WORKER_LEASE_SECONDS="${WORKER_LEASE_SECONDS:-5}"
+  export PIPAI_LOCAL_RETRY_SECONDS="${PIPAI_LOCAL_RETRY_SECONDS:-$((WORKER_LEASE_SECONDS + 3))}"
   sed -n 's/^export //p' "$LOCAL/env" > "$LOCAL/lambda.env"
   echo "WORKER_LEASE_SECONDS=$WORKER_LEASE_SECONDS" >> "$LOCAL/lambda.env"
 
@@ -86,7 +106,10 @@ up() {
   fi
 
   echo "==> functions on http://127.0.0.1:$PORT (cargo lambda watch) and the event pump"
-  setsid cargo lambda watch -A 127.0.0.1 -P "$PORT" --env-file "$LOCAL/lambda.env" --ignore-changes --timeout 180 \
+  # --timeout also bounds how long an idle function waits for its next event: when it runs out,
+  # cargo-lambda 1.9.2 answers with no request id, the runtime panics and the function is not
+  # restarted. So it is a day here; the pump bounds each invocation itself (local_pump.py --timeout).
+  setsid cargo lambda watch -A 127.0.0.1 -P "$PORT" --env-file "$LOCAL/lambda.env" --ignore-changes --timeout 86400 \
     "${release_flag[@]}" >"$LOCAL/watch.log" 2>&1 &
   echo $! >"$LOCAL/watch.pid"
   for _ in $(seq 600); do
@@ -108,8 +131,8 @@ up() {
   . "$LOCAL/demo-key.env"
   cat <<EOF
 
-The PipAI Backtest API is up on http://127.0.0.1:$PORT (logs: .local/watch.log, .local/pump.log).
-Demo key (also in .local/demo-key.env):
+The PipAI Backtest API is up on http://127.0.0.1:$PORT (logs: $LOCAL/watch.log, $LOCAL/pump.log).
+Demo key (also in $LOCAL/demo-key.env):
   export PIPAI_API_URL=http://127.0.0.1:$PORT
   export PIPAI_API_KEY=$PIPAI_API_KEY
   export PIPAI_API_SECRET=$PIPAI_API_SECRET
@@ -119,9 +142,26 @@ Stop with: infra/local.sh down
 EOF
 }
 
+mapping_names() { "$REPO/.venv/bin/python" -c 'import json,sys; print(" ".join(m["name"] for m in json.load(open(sys.argv[1]))))' "$LOCAL/mappings.json"; }
+
+pause() {
+  local name="${1:?which mapping? one of: $(mapping_names)}"
+  [[ " $(mapping_names) " == *" $name "* ]] || { echo "no mapping $name; there are: $(mapping_names)" >&2; exit 2; }
+  mkdir -p "$LOCAL/paused/$name" && touch "$LOCAL/paused/$name/manual"
+  echo "$name paused: its events wait until infra/local.sh resume $name"
+}
+
+resume() {
+  local name="${1:?which mapping? one of: $(mapping_names)}"
+  rm -f "$LOCAL/paused/$name/manual"
+  echo "$name resumed"
+}
+
 case "${1:-}" in
   up) shift; up "$@" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: infra/local.sh up [--release] | down | status" >&2; exit 2 ;;
+  pause) shift; pause "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) echo "usage: infra/local.sh up [--release] | down | status | pause MAPPING | resume MAPPING" >&2; exit 2 ;;
 esac

@@ -2,19 +2,23 @@
 """Local event source mappings: what AWS Lambda does for the SQS queues and the DynamoDB stream,
 done against the moto emulator for the functions that `cargo lambda watch` serves.
 
-- Jobs queue -> `job-worker`: batches of up to 10 messages in Lambda's SQS event shape;
+- Jobs queue -> `job-worker`: batches of up to the mapping's BatchSize in Lambda's SQS event shape;
   `ReportBatchItemFailures` is honoured (failed items stay, the rest are deleted). A function
   error fails the whole batch. Failed messages become visible again after RETRY_SECONDS (Lambda
   waits the queue's visibility timeout; locally that would be 12 minutes). moto's redrive policy
   moves a message to the dead-letter queue after maxReceiveCount receives, as SQS does.
 - Dead-letter queue -> `job-worker` (the same function fails those jobs), same semantics.
-- Jobs table stream -> `job-events`: records in order, batches of up to 100, in Lambda's DynamoDB
-  event shape. A reported failure retries from the failed record; after MAX_RETRIES (the
-  template's MaximumRetryAttempts) the batch is bisected down to the failing record, which is sent
-  to the on-failure queue and skipped, as BisectBatchOnFunctionError does.
+- Jobs table stream -> `job-events`: records in order, batches of up to BatchSize, in Lambda's
+  DynamoDB event shape. A reported failure retries from the failed record; after
+  MaximumRetryAttempts the batch is bisected down to the failing record (BisectBatchOnFunctionError),
+  which is sent to the on-failure queue and skipped.
 
-Reads its configuration from the environment written by create_resources.py (.local/env).
-Stops on SIGTERM/SIGINT.
+The mappings (function, source, batch size, retries, bisection, on-failure queue) are read from
+.local/mappings.json, which create_resources.py writes from template.yaml's
+AWS::Lambda::EventSourceMapping resources, so local delivery follows the deployed settings.
+A mapping is paused (as `aws lambda update-event-source-mapping --no-enabled` would) while the
+directory .local/paused/<mapping name>/ holds any file: `infra/local.sh pause|resume NAME`, and
+the end-to-end tests use it to hold jobs in the queue. Stops on SIGTERM/SIGINT.
 """
 
 import argparse
@@ -29,9 +33,17 @@ import urllib.request
 
 import boto3
 
-RETRY_SECONDS = int(os.environ.get("PIPAI_LOCAL_RETRY_SECONDS", "3"))
-MAX_RETRIES = 5
+RETRY_SECONDS = int(os.environ.get("PIPAI_LOCAL_RETRY_SECONDS", "8"))
 STOP = threading.Event()
+LOCAL_DIR = os.environ.get("PIPAI_LOCAL_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".local")
+PAUSED_DIR = os.path.join(LOCAL_DIR, "paused")
+
+
+def paused(mapping):
+    try:
+        return bool(os.listdir(os.path.join(PAUSED_DIR, mapping["name"])))
+    except FileNotFoundError:
+        return False
 
 
 def log(*args):
@@ -59,12 +71,15 @@ def invoke(lambda_url, function, payload, timeout):
         return False, repr(e)
 
 
-def sqs_loop(sqs, queue_url, lambda_url, function, region, timeout):
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+def sqs_loop(sqs, mapping, lambda_url, region, timeout):
+    queue_url, arn, function = mapping["queue_url"], mapping["queue_arn"], mapping["function"]
     while not STOP.is_set():
+        if paused(mapping):
+            time.sleep(0.1)
+            continue
         try:
             got = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                QueueUrl=queue_url, MaxNumberOfMessages=mapping["batch_size"], WaitTimeSeconds=1,
                 AttributeNames=["All"], MessageAttributeNames=["All"],
             )
         except Exception as e:
@@ -112,8 +127,10 @@ def stream_records(raw, stream_arn):
     return out
 
 
-def deliver_stream_batch(records, lambda_url, function, sqs, failure_queue, timeout):
+def deliver_stream_batch(records, lambda_url, mapping, sqs, timeout):
     """Delivers in order with retries and bisection; returns when every record is handled or skipped."""
+    function, failure_queue = mapping["function"], mapping.get("on_failure_queue_url")
+    max_retries = mapping.get("max_retries", -1)
     pending = list(records)
     while pending and not STOP.is_set():
         batch = pending
@@ -130,8 +147,8 @@ def deliver_stream_batch(records, lambda_url, function, sqs, failure_queue, time
                 pending = pending[idx:]
                 batch = pending[:len(batch) - idx] if idx else batch
             attempts += 1
-            if attempts > MAX_RETRIES:
-                if len(batch) > 1:
+            if max_retries >= 0 and attempts > max_retries:
+                if len(batch) > 1 and mapping.get("bisect"):
                     batch = batch[: len(batch) // 2]  # bisect towards the poison record
                     attempts = 0
                     continue
@@ -143,28 +160,39 @@ def deliver_stream_batch(records, lambda_url, function, sqs, failure_queue, time
             time.sleep(min(0.2 * 2 ** attempts, 2))
 
 
-def stream_loop(streams, sqs, stream_arn, lambda_url, function, failure_queue, timeout):
-    iterators = {}
-    finished = set()
+def stream_loop(streams, sqs, mapping, lambda_url, timeout):
+    """Polls every shard from the last record delivered. A fresh iterator each round, because
+    moto's iterators hold on to the shard object they were made from, and a cancelled
+    TransactWriteItems makes moto swap in a copy of the table, shard and all: an old iterator
+    would then never see another record."""
+    stream_arn = mapping["stream_arn"]
+    last_seq = {}  # shard -> sequence number of the last record delivered
+    closed = set()  # shards that ended and were read to their end
+
+    def fresh_iterator(sid):
+        if sid in last_seq:
+            return streams.get_shard_iterator(StreamArn=stream_arn, ShardId=sid, ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                                              SequenceNumber=last_seq[sid])["ShardIterator"]
+        return streams.get_shard_iterator(StreamArn=stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
     while not STOP.is_set():
+        if paused(mapping):
+            time.sleep(0.1)
+            continue
         try:
-            shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-            for s in shards:
-                sid = s["ShardId"]
-                if sid not in iterators and sid not in finished:
-                    iterators[sid] = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
             idle = True
-            for sid, it in list(iterators.items()):
-                got = streams.get_records(ShardIterator=it, Limit=100)
-                nxt = got.get("NextShardIterator")
-                if nxt:
-                    iterators[sid] = nxt
-                else:
-                    del iterators[sid]
-                    finished.add(sid)
-                if got.get("Records"):
+            for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+                sid = shard["ShardId"]
+                if sid in closed:
+                    continue
+                got = streams.get_records(ShardIterator=fresh_iterator(sid), Limit=mapping["batch_size"])
+                records = got.get("Records", [])
+                if records:
                     idle = False
-                    deliver_stream_batch(stream_records(got["Records"], stream_arn), lambda_url, function, sqs, failure_queue, timeout)
+                    deliver_stream_batch(stream_records(records, stream_arn), lambda_url, mapping, sqs, timeout)
+                    last_seq[sid] = records[-1]["dynamodb"]["SequenceNumber"]
+                elif not got.get("NextShardIterator"):
+                    closed.add(sid)
             if idle:
                 time.sleep(0.25)
         except Exception as e:
@@ -176,6 +204,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lambda-url", default=os.environ.get("PIPAI_LAMBDA_URL", "http://127.0.0.1:3000"))
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds an invocation may take")
+    ap.add_argument("--mappings", default=os.path.join(LOCAL_DIR, "mappings.json"),
+                    help="event source mappings written by create_resources.py")
     args = ap.parse_args()
     env = os.environ
     region = env.get("AWS_REGION", "us-east-1")
@@ -186,15 +216,17 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
-    threads = [
-        threading.Thread(target=sqs_loop, args=(sqs, env["JOBS_QUEUE_URL"], args.lambda_url, "job-worker", region, args.timeout), daemon=True),
-        threading.Thread(target=sqs_loop, args=(sqs, env["JOBS_DLQ_URL"], args.lambda_url, "job-worker", region, args.timeout), daemon=True),
-        threading.Thread(target=stream_loop, args=(streams, sqs, env["JOBS_STREAM_ARN"], args.lambda_url, "job-events",
-                                                   env.get("STREAM_FAILURE_QUEUE_URL"), args.timeout), daemon=True),
-    ]
+    with open(args.mappings) as f:
+        mappings = [m for m in json.load(f) if m["enabled"]]
+    threads = []
+    for m in mappings:
+        if m["kind"] == "sqs":
+            threads.append(threading.Thread(target=sqs_loop, args=(sqs, m, args.lambda_url, region, args.timeout), daemon=True))
+        else:
+            threads.append(threading.Thread(target=stream_loop, args=(streams, sqs, m, args.lambda_url, args.timeout), daemon=True))
     for t in threads:
         t.start()
-    log(f"delivering SQS and stream events to {args.lambda_url}")
+    log(f"delivering {', '.join(m['name'] for m in mappings)} to {args.lambda_url}")
     while not STOP.is_set():
         time.sleep(0.5)
     log("stopped")

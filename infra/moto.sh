@@ -14,17 +14,18 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PIPAI_VENV:-$REPO/.venv}"
 PORT="${MOTO_PORT:-4566}"
 HOST=127.0.0.1
-LOCAL="$REPO/.local"
+LOCAL="${PIPAI_LOCAL_DIR:-$REPO/.local}"
 PIDFILE="$LOCAL/moto-$PORT.pid"
 LOG="$LOCAL/moto-$PORT.log"
 URL="http://$HOST:$PORT"
 
 answers() {
-  # moto's own API answers once the server is up.
+  # S3's ListBuckets: cheap whatever the server holds (moto's /moto-api/data.json would
+  # serialize every stored object, which takes minutes once market data is loaded).
   "$VENV/bin/python" - "$URL" <<'PY' 2>/dev/null
 import sys, urllib.request
 try:
-    urllib.request.urlopen(sys.argv[1] + "/moto-api/data.json", timeout=1).read()
+    urllib.request.urlopen(sys.argv[1] + "/", timeout=2).read()
 except Exception:
     sys.exit(1)
 PY

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says and CI runs it (`.ci/run` calls exactly this).
 # Installs what it needs (the project venv: moto, cfn-lint, SAM CLI), then:
-#   formatting -> clippy -> cargo test for the workspace -> infrastructure checks.
+#   formatting -> clippy -> cargo test for the workspace -> infrastructure checks ->
+#   end to end over HTTP against a local stack of its own (other ports and state directory than
+#   a developer's `infra/local.sh up`, which it leaves alone).
 # Prints one closing line `tests: N passed, N failed` and exits non-zero on any failure.
 set -uo pipefail
 
@@ -50,6 +52,26 @@ passed=$((passed + p)); failed=$((failed + f))
 if [[ $infra_status != 0 ]]; then
   status=1
   [[ $f == 0 ]] && fail_step "infra/test_infra.sh"
+fi
+
+note "end to end over HTTP: a local stack of its own (infra/local.sh up), cli/tests/e2e_local.rs"
+(
+  export PIPAI_LOCAL_DIR="$REPO/.local-test" PIPAI_LOCAL_PORT="${E2E_API_PORT:-3190}" MOTO_PORT="${E2E_MOTO_PORT:-4590}"
+  export PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT"
+  trap '"$REPO/infra/local.sh" down >/dev/null 2>&1' EXIT
+  if ! "$REPO/infra/local.sh" up >"$LOG/stack.txt" 2>&1; then
+    tail -n 40 "$LOG/stack.txt"
+    echo "test result: FAILED. 0 passed; 1 failed; (the local stack did not start)"
+    exit 1
+  fi
+  cargo test -p pipai --test e2e_local -- --ignored 2>&1
+) | tee "$LOG/e2e.txt"
+e2e_status=${PIPESTATUS[0]}
+read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/e2e.txt")
+passed=$((passed + p)); failed=$((failed + f))
+if [[ $e2e_status != 0 ]]; then
+  status=1
+  [[ $f == 0 ]] && fail_step "end to end (did not finish)"
 fi
 
 rm -rf "$LOG"

@@ -90,22 +90,31 @@ enum JobsCommand {
     Symbols,
     /// The strategy template catalog.
     Templates,
+    /// Measure the API: create, get and list latency (p50/p99 over --requests calls each), and
+    /// submit-to-done time for one year of 1m bars (BTCUSDT 2025, `tpl_ma_cross`). Creates are
+    /// cancelled at once to keep slots free; waits Retry-After when the weight budget is spent
+    /// (that time is not counted). `infra/bench.sh api` runs it against a release-built local stack.
+    Bench {
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// Refresh the signatures of sample API Gateway events (for `cargo lambda invoke`) with this
     /// key, timestamped now; they are valid for 5 minutes.
     SignEvents { files: Vec<PathBuf> },
 }
 
-struct Client {
+pub(crate) struct Client {
     base: String,
     key: String,
     secret: String,
     agent: ureq::Agent,
 }
 
-/// An API answer: status and JSON body.
-struct Reply {
-    status: u16,
-    body: Value,
+/// An API answer: status, JSON body, and `Retry-After` when there is one.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after_s: Option<u64>,
 }
 
 impl Client {
@@ -124,7 +133,13 @@ impl Client {
         Ok(Client { base: args.url.trim_end_matches('/').to_string(), key, secret, agent })
     }
 
-    fn call(&self, method: &str, path: &str, query: &[(&str, String)], body: &[u8]) -> Result<Reply, CliError> {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Reply, CliError> {
         let raw_query =
             query.iter().map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v))).collect::<Vec<_>>().join("&");
         let now = chrono::Utc::now().timestamp_millis();
@@ -149,13 +164,20 @@ impl Client {
             r.send(body).map_err(network)?
         };
         let status = resp.status().as_u16();
+        let retry_after_s = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
         let text = resp.body_mut().read_to_string().map_err(network)?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, retry_after_s })
     }
 
     /// The body of a 2xx reply, or the API's `{code, message}` as an error.
-    fn ok(&self, method: &str, path: &str, query: &[(&str, String)], body: &[u8]) -> Result<Value, CliError> {
+    pub(crate) fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Value, CliError> {
         let reply = self.call(method, path, query, body)?;
         if (200..300).contains(&reply.status) {
             return Ok(reply.body);
@@ -352,6 +374,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             println!("{}", serde_json::to_string_pretty(&reply["data"]).expect("JSON"));
             Ok(())
         }
+        JobsCommand::Bench { requests } => crate::bench_api::run(&client, *requests),
         JobsCommand::SignEvents { files } => {
             for path in files {
                 let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bar_files;
+mod bench_api;
 mod data;
 mod error;
 mod jobs;

@@ -10,6 +10,20 @@ use pipai_service::worker::{Delivery, Worker};
 
 use crate::config::queue_name;
 
+/// The invocation's deadline in epoch ms from the context's `Lambda-Runtime-Deadline-Ms`.
+/// Lambda sends an epoch time; `cargo lambda watch --concurrency N` (1.9) sends the timeout as a
+/// duration instead, which would time out every job at once. A value before 2001 (1e12 ms) cannot
+/// be an epoch deadline, so it is taken as milliseconds from now.
+pub fn invocation_deadline_ms(context_deadline: u64, now_ms: i64) -> i64 {
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    if context_deadline >= EPOCH_MS_2001 {
+        context_deadline as i64
+    } else {
+        tracing::debug!(context_deadline, "deadline is a duration, not an epoch time (local emulator)");
+        now_ms + context_deadline as i64
+    }
+}
+
 /// Handles a batch; `deadline_ms` is the invocation's deadline (epoch ms).
 pub async fn handle_batch<S, R, M>(
     worker: &Worker<S, R, M>,
@@ -68,4 +82,16 @@ where
         tracing::warn!(job_id, error = %e, "storage failure; the message will be retried");
         Delivery::Retry
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invocation_deadline_ms;
+
+    #[test]
+    fn deadlines_are_epoch_times_or_durations_from_now() {
+        let now = 1_795_000_000_000;
+        assert_eq!(invocation_deadline_ms(1_795_000_120_000, now), 1_795_000_120_000);
+        assert_eq!(invocation_deadline_ms(180_000, now), now + 180_000);
+    }
 }

@@ -2,6 +2,11 @@
 //! cancellation, stores the result arrays and completes the job. And the dead-letter path that
 //! makes sure a job whose messages all failed still ends in `failed`.
 //!
+//! Progress: loading the bars is the first half (each symbol's share written as it arrives: on a
+//! deployed worker loading takes longer than simulating), the engine's own progress the second.
+//! Writes happen at least every `heartbeat_ms` (they extend the lease) and when progress advanced
+//! `progress_step`, never more often than `min_write_gap_ms`.
+//!
 //! Idempotence: a job is claimed with a conditional write (queued, or running with an expired
 //! lease), so a duplicate delivery while a run holds the lease is retried later and a delivery
 //! for a terminal job is dropped. Result objects have deterministic keys and the engine is
@@ -64,6 +69,38 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The share of progress that loading the bars accounts for.
+const LOAD_SHARE: f64 = 0.5;
+
+/// Writes a run's progress (which also extends its lease) on the cadence `WorkerSettings` sets.
+struct ProgressWriter<'a, S> {
+    store: &'a S,
+    settings: &'a WorkerSettings,
+    job_id: &'a str,
+    token: &'a str,
+    last_written: f64,
+    last_write_ms: i64,
+}
+
+impl<S: JobStore> ProgressWriter<'_, S> {
+    /// `Ok(false)` when the run no longer holds the job (cancelled, or taken over).
+    async fn report(&mut self, progress: f64, now: i64) -> Result<bool, StoreError> {
+        let since = now - self.last_write_ms;
+        let due = since >= self.settings.heartbeat_ms as i64
+            || (progress - self.last_written >= self.settings.progress_step
+                && since >= self.settings.min_write_gap_ms as i64);
+        if !due {
+            return Ok(true);
+        }
+        // Never report 1.0 before the result is stored: done sets it.
+        let shown = progress.min(0.99);
+        let held = self.store.record_progress(self.job_id, self.token, shown, now, self.settings.lease_ms).await?;
+        self.last_written = progress;
+        self.last_write_ms = now;
+        Ok(held)
+    }
+}
+
 fn run_token() -> String {
     let mut b = [0u8; 8];
     getrandom::getrandom(&mut b).expect("the OS random source works");
@@ -79,10 +116,17 @@ pub async fn load_job_bars<M: MarketData>(
     start_ms: i64,
     end_ms: i64,
 ) -> Result<Bars, DataError> {
+    // The same rule as the create-time check: the stored timeframe when it covers the window,
+    // else derived from 1m bars, else the stored bars (whose gap is then reported).
     let direct = market.coverage(symbol, tf).await?;
+    let direct_covers = direct.as_ref().is_some_and(|c| c.check(start_ms, end_ms).is_ok());
+    let minutes_cover = tf != Timeframe::M1
+        && !direct_covers
+        && market.coverage(symbol, Timeframe::M1).await?.is_some_and(|c| c.check(start_ms, end_ms).is_ok());
     let bars = match direct {
-        Some(_) => market.load_bars(symbol, tf, start_ms, end_ms).await?,
-        None if tf != Timeframe::M1 => {
+        Some(_) if !minutes_cover => market.load_bars(symbol, tf, start_ms, end_ms).await?,
+        None if tf == Timeframe::M1 => return Err(DataError::Unavailable(format!("no {tf} bars for {symbol}"))),
+        _ => {
             let step = tf.millis();
             // Whole buckets: from the start of the first bucket to the end of the last.
             let from = start_ms.div_euclid(step) * step;
@@ -90,7 +134,6 @@ pub async fn load_job_bars<M: MarketData>(
             let minutes = market.load_bars(symbol, Timeframe::M1, from, to).await?;
             resample(&minutes, tf)
         }
-        None => return Err(DataError::Unavailable(format!("no {tf} bars for {symbol}"))),
     };
     let coverage = Coverage::from_bars(symbol, tf, &bars)
         .map_err(|_| DataError::Unavailable(format!("no {tf} bars for {symbol} in the window")))?;
@@ -123,7 +166,7 @@ where
                 return Ok(Delivery::Done);
             }
         };
-        tracing::info!(job_id, attempt = job.attempts, "running");
+        tracing::info!(job_id, attempt = job.attempts, budget_ms = deadline_ms - now_ms(), "running");
         let fail = |code: &str, message: String| Completion::Failed(JobError::new(code, message));
         let far_future = chrono::DateTime::<chrono::Utc>::MAX_UTC;
         let config = match JobConfig::from_value(&job.config, far_future) {
@@ -138,8 +181,16 @@ where
                     .await
             }
         };
+        let mut progress = ProgressWriter {
+            store: &self.store,
+            settings: &self.settings,
+            job_id,
+            token: &token,
+            last_written: 0.0,
+            last_write_ms: now_ms(),
+        };
         let mut data = Vec::with_capacity(config.symbols.len());
-        for symbol in &config.symbols {
+        for (i, symbol) in config.symbols.iter().enumerate() {
             match load_job_bars(&self.market, symbol, config.timeframe, config.start_ms(), config.end_ms()).await {
                 Ok(bars) => data.push(bars),
                 Err(DataError::Unavailable(m)) => {
@@ -149,9 +200,14 @@ where
                 }
                 Err(DataError::Store(e)) => return Err(e),
             }
+            let loaded = LOAD_SHARE * (i + 1) as f64 / config.symbols.len() as f64;
+            if !progress.report(loaded, now_ms()).await? {
+                tracing::info!(job_id, "stopped while loading data: cancelled or taken over");
+                return Ok(Delivery::Done);
+            }
         }
 
-        let outcome = self.simulate(job_id, &token, config.clone(), data, deadline_ms).await?;
+        let outcome = self.simulate(job_id, config.clone(), data, deadline_ms, &mut progress).await?;
         let completion = match outcome {
             RunOutcome::Finished(backtest) => {
                 let result = &backtest.result;
@@ -192,10 +248,10 @@ where
     async fn simulate(
         &self,
         job_id: &str,
-        token: &str,
         config: JobConfig,
         data: Vec<Bars>,
         deadline_ms: i64,
+        writer: &mut ProgressWriter<'_, S>,
     ) -> Result<RunOutcome, StoreError> {
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -213,8 +269,6 @@ where
         });
         let mut timed_out = false;
         let mut lost = false;
-        let mut last_written = 0.0f64;
-        let mut last_write_ms = now_ms();
         let joined = loop {
             // Checked before waiting, so a run that starts with no time left stops at once.
             let now = now_ms();
@@ -222,18 +276,10 @@ where
                 timed_out = true;
                 stop.store(true, Ordering::Relaxed);
             }
-            let current = f64::from_bits(progress.load(Ordering::Relaxed));
-            let due = now - last_write_ms >= self.settings.heartbeat_ms as i64
-                || current - last_written >= self.settings.progress_step;
-            if due && !lost && !timed_out {
-                // Never report 1.0 before the result is stored: done sets it.
-                let shown = current.min(0.99);
-                if !self.store.record_progress(job_id, token, shown, now, self.settings.lease_ms).await? {
-                    lost = true;
-                    stop.store(true, Ordering::Relaxed);
-                }
-                last_written = current;
-                last_write_ms = now;
+            let current = LOAD_SHARE + (1.0 - LOAD_SHARE) * f64::from_bits(progress.load(Ordering::Relaxed));
+            if !lost && !timed_out && !writer.report(current, now).await? {
+                lost = true;
+                stop.store(true, Ordering::Relaxed);
             }
             let wait = Duration::from_millis(self.settings.min_write_gap_ms.max(50));
             tokio::select! {

@@ -287,3 +287,35 @@ async fn stream_bookkeeping_ignores_what_it_need_not_act_on() {
     .unwrap();
     assert!(store.drain_queue().is_empty());
 }
+
+#[tokio::test]
+async fn a_stored_series_that_does_not_cover_the_window_gives_way_to_1m_bars() {
+    // As the create-time check does: the stored 1h series has a gap, 1m covers the window, so the
+    // worker derives 1h from 1m instead of failing the job with DATA_UNAVAILABLE.
+    use pipai_market_data::{generate::generate_1m, resample};
+    use pipai_service::worker::load_job_bars;
+    let store: &'static MemoryStore = Box::leak(Box::new(MemoryStore::new()));
+    let (start, end) = (1_704_067_200_000, 1_704_067_200_000 + 3 * 86_400_000 - 60_000); // 3 days of 2024
+    let minutes = generate_1m(7, 100.0, start, end + 60_000);
+    let hours = resample(&minutes, Timeframe::H1);
+    let mut with_gap = hours.clone();
+    for column in [&mut with_gap.open, &mut with_gap.high, &mut with_gap.low, &mut with_gap.close, &mut with_gap.volume]
+    {
+        column.remove(30);
+    }
+    with_gap.open_time.remove(30);
+    store.put_bars("MIXUSDT", Timeframe::M1, minutes, false);
+    store.put_bars("MIXUSDT", Timeframe::H1, with_gap, false);
+    let loaded = load_job_bars(&store, "MIXUSDT", Timeframe::H1, start, end).await.unwrap();
+    assert_eq!(loaded.open_time, hours.open_time);
+    assert_eq!(loaded.close, hours.close);
+    // Without 1m bars the gap is what the job is told about.
+    let mut gappy = loaded;
+    gappy.open_time.remove(30);
+    for column in [&mut gappy.open, &mut gappy.high, &mut gappy.low, &mut gappy.close, &mut gappy.volume] {
+        column.remove(30);
+    }
+    store.put_bars("GAPPYUSDT", Timeframe::H1, gappy, false);
+    let err = load_job_bars(&store, "GAPPYUSDT", Timeframe::H1, start, end).await.unwrap_err();
+    assert!(matches!(err, DataError::Unavailable(ref m) if m.contains("missing")), "{err:?}");
+}

@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use pipai_aws::aws_config::{Region, SdkConfig};
+use serde_json::{json, Value};
 
 /// Every variable the crate or the tests read.
 const NAMES: [&str; 14] = [
@@ -142,4 +144,97 @@ pub fn unique(prefix: &str) -> String {
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+// ---- DynamoDB stream records in Lambda's event shape ----
+
+fn attr(v: &AttributeValue) -> Value {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    match v {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": b64(b.as_ref()) }),
+        AttributeValue::Ss(v) => json!({ "SS": v }),
+        AttributeValue::Ns(v) => json!({ "NS": v }),
+        AttributeValue::Bs(v) => json!({ "BS": v.iter().map(|b| b64(b.as_ref())).collect::<Vec<_>>() }),
+        AttributeValue::M(m) => json!({ "M": image(m) }),
+        AttributeValue::L(l) => json!({ "L": l.iter().map(attr).collect::<Vec<_>>() }),
+        AttributeValue::Null(b) => json!({ "NULL": b }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        other => panic!("unexpected attribute value {other:?}"),
+    }
+}
+
+fn image(m: &HashMap<String, AttributeValue>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), attr(v))).collect())
+}
+
+/// A stream record as Lambda hands it to the function (adds `eventSourceARN`, which the Streams
+/// API does not return).
+fn lambda_record(r: &Record, stream_arn: &str) -> Value {
+    let d = r.dynamodb().expect("stream record body");
+    let mut body = json!({
+        "ApproximateCreationDateTime": d.approximate_creation_date_time().map(|t| t.as_secs_f64()).unwrap_or(0.0),
+        "Keys": image(d.keys().unwrap_or(&HashMap::new())),
+        "SequenceNumber": d.sequence_number(),
+        "SizeBytes": d.size_bytes().unwrap_or(0),
+        "StreamViewType": d.stream_view_type().map(|v| v.as_str()),
+    });
+    if let Some(n) = d.new_image() {
+        body["NewImage"] = image(n);
+    }
+    if let Some(o) = d.old_image() {
+        body["OldImage"] = image(o);
+    }
+    json!({
+        "eventID": r.event_id(),
+        "eventName": r.event_name().map(|n| n.as_str()),
+        "eventVersion": r.event_version(),
+        "eventSource": r.event_source(),
+        "awsRegion": r.aws_region(),
+        "eventSourceARN": stream_arn,
+        "dynamodb": body,
+    })
+}
+
+/// The jobs table's stream ARN.
+pub async fn jobs_stream_arn(sdk: &SdkConfig) -> String {
+    let table =
+        aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(moto().var("JOBS_TABLE")).send().await.unwrap();
+    table.table().and_then(|t| t.latest_stream_arn()).expect("the jobs table has a stream").to_string()
+}
+
+/// Every record of the jobs table's stream so far (all shards, oldest first) about job `job_id`,
+/// as Lambda would deliver them to the stream function.
+pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &str) -> Vec<Value> {
+    let stream_arn = jobs_stream_arn(sdk).await;
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let description = streams.describe_stream().stream_arn(&stream_arn).send().await.unwrap();
+    let mut ours = Vec::new();
+    for shard in description.stream_description().map(|d| d.shards()).unwrap_or_default() {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&stream_arn)
+            .shard_id(shard.shard_id().unwrap())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let page = streams.get_records().shard_iterator(it).limit(1000).send().await.unwrap();
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                let key = r.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("job_id")).and_then(|v| v.as_s().ok());
+                if key.map(String::as_str) == Some(job_id) {
+                    ours.push(lambda_record(r, &stream_arn));
+                }
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    ours
 }

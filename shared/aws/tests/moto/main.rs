@@ -4,4 +4,5 @@ mod common;
 mod jobs;
 mod market;
 mod misc;
+mod pipeline;
 mod stream;

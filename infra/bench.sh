@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The benchmarks, printing figures (speed and memory targets are checked here, never by timed
+# tests). Run on a quiet machine: the figures are only as good as the CPU time they get.
+#
+#   infra/bench.sh engine   simulation throughput (bars/s) and peak memory, 1 and 5 years of 1m bars
+#   infra/bench.sh data     ingest throughput (rows/s) into moto, and load time of 1 and 5 years of 1m bars
+#   infra/bench.sh api      create/get/list latency (p50/p99) and submit-to-done of a one-year 1m job,
+#                           through a release-built local stack of its own (ports 3290/4690, .local-bench)
+#   infra/bench.sh          all three
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+"$REPO/infra/venv.sh" >/dev/null
+
+engine() {
+  echo "==> engine (cargo bench -p pipai --bench engine)"
+  cargo bench -q -p pipai --bench engine
+}
+
+data() {
+  echo "==> market data (cargo bench -p pipai --bench market_data)"
+  cargo bench -q -p pipai --bench market_data
+}
+
+api() {
+  echo "==> API through the local stack (release build; the first build takes a while)"
+  export PIPAI_LOCAL_DIR="$REPO/.local-bench" PIPAI_LOCAL_PORT="${BENCH_API_PORT:-3290}" MOTO_PORT="${BENCH_MOTO_PORT:-4690}"
+  # Not throttled by the per-key request-weight budget (1200 a minute by default).
+  export PIPAI_LOCAL_PARAMS="RequestWeightBudget=1000000"
+  trap '"$REPO/infra/local.sh" down >/dev/null 2>&1' EXIT
+  "$REPO/infra/local.sh" up --release >"$PIPAI_LOCAL_DIR.log" 2>&1 || { tail -n 30 "$PIPAI_LOCAL_DIR.log"; exit 1; }
+  # shellcheck disable=SC1091
+  . "$PIPAI_LOCAL_DIR/demo-key.env"
+  PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT" PIPAI_API_KEY="$PIPAI_API_KEY" PIPAI_API_SECRET="$PIPAI_API_SECRET" \
+    "$REPO/target/release/pipai" jobs bench --requests "${BENCH_REQUESTS:-200}"
+}
+
+case "${1:-all}" in
+  engine) engine ;;
+  data) data ;;
+  api) api ;;
+  all) engine; data; api ;;
+  *) echo "usage: infra/bench.sh [engine|data|api|all]" >&2; exit 2 ;;
+esac
