@@ -14,10 +14,11 @@
 #                                   template.yaml (JobWorkerQueueMapping, JobWorkerDeadLetterMapping,
 #                                   JobEventsStreamMapping), like disabling it in AWS: messages wait
 #
-# Each function runs one instance (`cargo lambda watch --concurrency 1`): with more, cargo-lambda
-# 1.9.2 hands instances malformed invocations ("missing lambda-runtime-aws-request-id header")
-# under load. So concurrent requests to one function are served one after another locally; the
-# race they would have is tested on DynamoDB itself (shared/aws/tests/moto/jobs.rs).
+# Each function runs one instance (`cargo lambda watch --concurrency 1`). With more, cargo-lambda
+# 1.9.2 handed the worker its timeout instead of a deadline and instances died under load ("missing
+# lambda-runtime-aws-request-id header"; possibly the idle timeout below, not retried since). So
+# concurrent requests to one function are served one after another locally; the race they would
+# have is tested on DynamoDB itself (shared/aws/tests/moto/jobs.rs).
 #
 # Env: PIPAI_LOCAL_KEYS="key:secret,key2:secret2" creates these keys too (user "local").
 #      PIPAI_LOCAL_PORT (3000), MOTO_PORT (4566), PIPAI_LOCAL_DIR (.local: state, logs, pidfiles;
