@@ -13,6 +13,8 @@
 //! decimals: the size and compressibility of exchange data), 1825 days from 2024-01-01, so
 //! "5 years" is exactly 2,628,000 1m bars and "1 year" 525,600.
 mod common;
+#[path = "../../shared/aws/tests/moto/private_moto.rs"]
+mod private_moto;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -299,43 +301,8 @@ impl Moto {
 
     fn start() -> Moto {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the repository root");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        eprintln!("starting a private moto on port {port} (infra/moto.sh)");
-        run(&mut Command::new(repo.join("infra/venv.sh")), "infra/venv.sh");
-        run(
-            Command::new(repo.join("infra/moto.sh")).arg("start").env("MOTO_PORT", port.to_string()),
-            "infra/moto.sh start",
-        );
-        // Stop it when this process ends, however it ends (own session: survives Ctrl-C).
-        let watchdog = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; MOTO_PORT={port} '{moto}' stop >/dev/null 2>&1; rm -f '{log}'",
-            pid = std::process::id(),
-            moto = repo.join("infra/moto.sh").display(),
-            log = repo.join(format!(".local/moto-{port}.log")).display()
-        );
-        let watchdog = Command::new("setsid")
-            .args(["--fork", "bash", "-c", &watchdog])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(watchdog.is_ok_and(|s| s.success()), "setsid --fork failed");
-        let env_file = std::env::temp_dir().join(format!("pipai-market-bench-{port}.env"));
-        run(
-            Command::new(repo.join(".venv/bin/python"))
-                .arg(repo.join("infra/create_resources.py"))
-                .args(["--port", &port.to_string(), "-q", "--env-file"])
-                .arg(&env_file),
-            "infra/create_resources.py",
-        );
-        let text = std::fs::read_to_string(&env_file).expect("the env file create_resources.py wrote");
-        let _ = std::fs::remove_file(&env_file);
-        let vars = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("export "))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
-            .collect();
+        eprintln!("starting a private moto (infra/moto.sh)");
+        let (port, vars) = private_moto::start(&repo);
         Moto { vars, started: Some(port) }
     }
 }
@@ -351,15 +318,4 @@ impl Drop for Moto {
                 .status();
         }
     }
-}
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

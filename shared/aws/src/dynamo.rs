@@ -113,18 +113,23 @@ impl DynamoStore {
         &self.client
     }
 
-    /// The user's current `active_jobs` counter (0 when the user has no item yet).
-    pub async fn active_jobs(&self, user_id: &str) -> Result<u32, StoreError> {
+    /// A strongly consistent GetItem of the item whose key attribute `key_name` is `key`.
+    async fn get_item_by(&self, table: &str, key_name: &str, key: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.users_table)
-            .key("user_id", s(user_id))
+            .table_name(table)
+            .key(key_name, s(key))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", "GetItem", &self.users_table, &e))?;
-        match out.item {
+            .map_err(|e| store_err("dynamodb", "GetItem", table, &e))?;
+        Ok(out.item)
+    }
+
+    /// The user's current `active_jobs` counter (0 when the user has no item yet).
+    pub async fn active_jobs(&self, user_id: &str) -> Result<u32, StoreError> {
+        match self.get_item_by(&self.users_table, "user_id", user_id).await? {
             None => Ok(0),
             Some(item) => Ok(opt_n::<i64>(&item, "active_jobs")
                 .map_err(|e| bad_item("user", &self.users_table, e))?
@@ -157,21 +162,11 @@ impl DynamoStore {
     }
 
     async fn get_job_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.jobs_table)
-            .key("job_id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err("dynamodb", "GetItem", &self.jobs_table, &e))?;
-        if let Some(item) = &out.item {
-            if let Ok(user) = get_s(item, "user_id") {
-                self.remember_owner(id, user);
-            }
+        let item = self.get_item_by(&self.jobs_table, "job_id", id).await?;
+        if let Some(user) = item.as_ref().and_then(|i| get_s(i, "user_id").ok()) {
+            self.remember_owner(id, user);
         }
-        Ok(out.item)
+        Ok(item)
     }
 
     fn parse_job(&self, item: &Item) -> Result<JobRecord, StoreError> {
@@ -916,16 +911,8 @@ fn key_from_item(item: &Item) -> Result<ApiKeyRecord, String> {
 
 impl KeyStore for DynamoStore {
     async fn get_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.keys_table)
-            .key("key_id", s(key_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err("dynamodb", "GetItem", &self.keys_table, &e))?;
-        out.item.map(|item| key_from_item(&item).map_err(|e| bad_item("API key", &self.keys_table, e))).transpose()
+        let item = self.get_item_by(&self.keys_table, "key_id", key_id).await?;
+        item.map(|item| key_from_item(&item).map_err(|e| bad_item("API key", &self.keys_table, e))).transpose()
     }
 
     async fn put_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {

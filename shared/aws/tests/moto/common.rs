@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -53,58 +52,8 @@ fn from_process_env() -> Option<HashMap<String, String>> {
     Some(NAMES.iter().filter_map(|k| get(k).map(|v| (k.to_string(), v))).collect())
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn start_private_moto() -> HashMap<String, String> {
-    let repo = repo();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-    run(&mut Command::new(repo.join("infra/venv.sh")), "infra/venv.sh");
-    // infra/moto.sh makes moto serialize DynamoDB requests, as DynamoDB's conditional writes
-    // are atomic (see that script): without it the create race and failed transactions misbehave.
-    run(
-        Command::new(repo.join("infra/moto.sh")).arg("start").env("MOTO_PORT", port.to_string()),
-        "infra/moto.sh start",
-    );
-    // Stop it when this process ends, however it ends (own session: survives Ctrl-C).
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; MOTO_PORT={port} '{moto}' stop >/dev/null 2>&1; rm -f '{log}'",
-        pid = std::process::id(),
-        moto = repo.join("infra/moto.sh").display(),
-        log = repo.join(format!(".local/moto-{port}.log")).display()
-    );
-    // `setsid --fork` returns at once, leaving the watchdog to init.
-    let started = Command::new("setsid")
-        .args(["--fork", "bash", "-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start the moto watchdog");
-    assert!(started.success(), "setsid --fork failed: {started}");
-    let env_file = std::env::temp_dir().join(format!("pipai-aws-tests-{port}.env"));
-    run(
-        Command::new(repo.join(".venv/bin/python"))
-            .arg(repo.join("infra/create_resources.py"))
-            .args(["--port", &port.to_string(), "-q", "--env-file"])
-            .arg(&env_file),
-        "infra/create_resources.py",
-    );
-    let text = std::fs::read_to_string(&env_file).expect("env file");
-    let _ = std::fs::remove_file(&env_file);
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
-        .collect()
+    crate::private_moto::start(&repo()).1
 }
 
 pub fn moto() -> &'static Moto {

@@ -5,4 +5,5 @@ mod jobs;
 mod market;
 mod misc;
 mod pipeline;
+mod private_moto;
 mod stream;

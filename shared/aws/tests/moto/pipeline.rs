@@ -480,6 +480,17 @@ async fn deployed_max_receive_count(stack: &Stack) -> u32 {
 /// Everything a test needs: a user holding one never-run job (so a slot given back twice would
 /// show), its own symbol with `days` of bars, its own queues, and a job created through the API
 /// whose INSERT the stream function has relayed to the queue.
+/// The end of every duplicate-delivery story: the job ran once, its result is the offline run's,
+/// nothing is left in the queues, the slot came back once; then the test's queues go.
+async fn assert_one_run_done_and_clean_up(stack: &Stack, queues: Queues, relay: &SqsQueue, user: &User, id: &str) {
+    stack.assert_result_is_the_offline_run(user, id).await;
+    queues.assert_empty(stack).await;
+    let records = jobs_stream_records(&stack.sdk, id).await;
+    assert_eq!(transitions(&records, "queued", "running"), 1, "one run");
+    stack.assert_slot_released_once(relay, user, id, "done").await;
+    queues.delete(stack).await;
+}
+
 struct Scenario {
     stack: Stack,
     user: User,
@@ -527,12 +538,7 @@ async fn a_message_delivered_again_after_its_job_is_done_changes_nothing() {
 
     assert_eq!(stack.job(&id).await, done, "the second delivery changed the job");
     assert_eq!(stack.artifacts(&id).await, artifacts, "the second delivery rewrote the result");
-    stack.assert_result_is_the_offline_run(&user, &id).await;
-    queues.assert_empty(&stack).await;
-    let records = jobs_stream_records(&stack.sdk, &id).await;
-    assert_eq!(transitions(&records, "queued", "running"), 1, "one run");
-    stack.assert_slot_released_once(&relay, &user, &id, "done").await;
-    queues.delete(&stack).await;
+    assert_one_run_done_and_clean_up(&stack, queues, &relay, &user, &id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,12 +579,7 @@ async fn duplicate_deliveries_racing_while_the_job_is_queued_run_it_once() {
     }
 
     assert_eq!(stack.job(&id).await, done, "the late deliveries changed the job");
-    stack.assert_result_is_the_offline_run(&user, &id).await;
-    queues.assert_empty(&stack).await;
-    let records = jobs_stream_records(&stack.sdk, &id).await;
-    assert_eq!(transitions(&records, "queued", "running"), 1, "one run");
-    stack.assert_slot_released_once(&relay, &user, &id, "done").await;
-    queues.delete(&stack).await;
+    assert_one_run_done_and_clean_up(&stack, queues, &relay, &user, &id).await;
 }
 
 /// S3 results whose writes never complete: a run using it is stuck at the latest when it stores
