@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let (worker, dead_letters) = (&worker, config.dead_letter_queue_name.as_str());
     run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
         let deadline_ms =
-            pipai_lambda::sqs::invocation_deadline_ms(event.context.deadline, pipai_service::worker::now_ms());
+            pipai_lambda::sqs::invocation_deadline_ms(event.context.deadline, pipai_service::clock::now_ms());
         Ok::<SqsBatchResponse, Error>(
             pipai_lambda::sqs::handle_batch(worker, dead_letters, event.payload, deadline_ms).await,
         )

@@ -181,8 +181,9 @@ pub(crate) fn check_bar(
     Ok(())
 }
 
-/// Bar interval. The API accepts exactly these six.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Bar interval. The API accepts exactly these six; serde reads and writes them as `"1m"`...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Timeframe {
     M1,
     M5,
@@ -224,6 +225,19 @@ impl Timeframe {
 impl fmt::Display for Timeframe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<Timeframe> for &'static str {
+    fn from(tf: Timeframe) -> &'static str {
+        tf.as_str()
+    }
+}
+
+impl TryFrom<String> for Timeframe {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Months, Utc};
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -30,7 +30,7 @@ pub const MAX_LEVERAGE: u32 = 20;
 pub const MAX_SYMBOLS: usize = 20;
 pub const MAX_SPAN_MONTHS: u32 = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeeModel {
     None,
@@ -54,35 +54,38 @@ impl FeeModel {
 }
 
 /// The resolved configuration a job runs with; serializes as the seeds' `config` object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// `Deserialize` reads that serialized form back without validating it: it is for configs this
+/// service resolved and stored itself. Requests go through [`JobConfig::from_json_bytes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobConfig {
     pub template_id: String,
     pub params: Map<String, Value>,
     pub symbols: Vec<String>,
-    #[serde(serialize_with = "as_str")]
     pub timeframe: Timeframe,
-    #[serde(serialize_with = "as_iso")]
+    #[serde(serialize_with = "as_iso", deserialize_with = "from_iso")]
     pub start: DateTime<Utc>,
-    #[serde(serialize_with = "as_iso")]
+    #[serde(serialize_with = "as_iso", deserialize_with = "from_iso")]
     pub end: DateTime<Utc>,
     pub capital: Decimal,
     pub leverage: u32,
     pub fee_model: FeeModel,
     /// Present only with `fee_model = fixed_bps`, the only model that honours it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_bps: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slippage_bps: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy_id: Option<String>,
-}
-
-fn as_str<S: Serializer>(tf: &Timeframe, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(tf.as_str())
 }
 
 fn as_iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&iso(t.timestamp_millis()))
+}
+
+fn from_iso<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_iso(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 UTC time")))
 }
 
 const FIELDS: [&str; 12] = [

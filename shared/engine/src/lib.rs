@@ -26,12 +26,14 @@ pub mod rotation;
 pub mod signals;
 pub mod sim;
 pub mod templates;
+pub mod text;
 pub mod time;
 
 pub use bars::{Bar, Bars, BarsError, Timeframe};
 pub use config::{FeeModel, FieldError, JobConfig};
 pub use result::BacktestResult;
 pub use sim::{Control, NoObserver, Observer};
+pub use text::quoted;
 
 use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;
@@ -190,7 +192,7 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
             bars: v.len() as u64,
             first_bar_time: time::iso(v.open_time[0]),
             last_bar_time: time::iso(v.open_time[v.len() - 1]),
-            stopped_reason: raw.stopped.map(|s| s.as_str()),
+            stopped_reason: raw.stopped,
             bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
         },
     };

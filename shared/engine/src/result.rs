@@ -5,7 +5,7 @@
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::ser::SerializeTuple;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::metrics::MetricValues;
 use crate::sim::RawTrade;
@@ -83,7 +83,7 @@ fn opt_money(x: Option<f64>) -> Option<Decimal> {
 }
 
 /// The seed's flat metrics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub sharpe: Option<Decimal>,
     pub sortino: Option<Decimal>,
@@ -98,7 +98,7 @@ pub struct Metrics {
 }
 
 /// The peer system's typed breakdown (see `docs/metrics.md`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StructuredMetrics {
     pub total_return: Option<Decimal>,
     pub bars_in_market: u64,
@@ -107,7 +107,7 @@ pub struct StructuredMetrics {
     pub trading: Trading,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Performance {
     pub cagr: Option<Decimal>,
     pub sharpe_ratio: Option<Decimal>,
@@ -115,7 +115,7 @@ pub struct Performance {
     pub calmar_ratio: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Risk {
     pub max_drawdown: Option<Decimal>,
     /// Seconds.
@@ -127,7 +127,7 @@ pub struct Risk {
     pub volatility_annualised: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trading {
     pub total_trades: u64,
     pub win_rate: Option<Decimal>,
@@ -171,7 +171,7 @@ impl Serialize for EquityPoint {
 }
 
 /// Facts about the run itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub final_equity: Decimal,
     /// Bars simulated (per symbol).
@@ -179,7 +179,7 @@ pub struct Summary {
     pub first_bar_time: String,
     pub last_bar_time: String,
     /// `bankrupt` or `liquidated` when trading stopped early; null otherwise.
-    pub stopped_reason: Option<&'static str>,
+    pub stopped_reason: Option<crate::sim::StopReason>,
     /// Loss beyond zero equity absorbed when a gap jumped the liquidation price; null if none.
     pub bankruptcy_shortfall: Option<Decimal>,
 }

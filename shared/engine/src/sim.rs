@@ -253,7 +253,9 @@ impl RawTrade {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a run stopped trading before the end of its window (`summary.stopped_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// Equity reached zero; nothing more is traded.
     Bankrupt,

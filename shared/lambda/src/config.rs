@@ -1,36 +1,15 @@
 //! Typed configuration from environment variables, read once at cold start; a missing or bad
 //! variable stops the function before it serves anything.
 
+use pipai_service::settings::{ConfigError, Env};
 use pipai_service::worker::WorkerSettings;
 use pipai_service::ApiSettings;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
-
-fn optional(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    optional(name).ok_or(ConfigError::Missing(name))
-}
-
-fn parse_or<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
-    match optional(name) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name, reason: format!("{v:?} is not a valid number") }),
-    }
-}
 
 /// The API functions' settings: `REQUEST_WEIGHT_BUDGET` (default 1200 per key per minute).
 pub fn api_settings() -> Result<ApiSettings, ConfigError> {
     let defaults = ApiSettings::default();
-    Ok(ApiSettings { weight_budget: parse_or("REQUEST_WEIGHT_BUDGET", defaults.weight_budget)?, ..defaults })
+    let budget = Env::process().int_in("REQUEST_WEIGHT_BUDGET", defaults.weight_budget.into(), 1..=1_000_000_000)?;
+    Ok(ApiSettings { weight_budget: budget as u32, ..defaults })
 }
 
 /// The worker's: `JOBS_DLQ_URL`, to tell dead-lettered messages from fresh ones, and
@@ -44,11 +23,9 @@ pub struct WorkerConfig {
 
 impl WorkerConfig {
     pub fn from_env() -> Result<WorkerConfig, ConfigError> {
-        let url = required("JOBS_DLQ_URL")?;
-        let lease_s: i64 = parse_or("WORKER_LEASE_SECONDS", 60)?;
-        if !(5..=900).contains(&lease_s) {
-            return Err(ConfigError::Invalid { name: "WORKER_LEASE_SECONDS", reason: "must be from 5 to 900".into() });
-        }
+        let env = Env::process();
+        let url = env.required("JOBS_DLQ_URL")?;
+        let lease_s = env.int_in("WORKER_LEASE_SECONDS", 60, 5..=900)?;
         Ok(WorkerConfig {
             dead_letter_queue_name: queue_name(&url).to_string(),
             settings: WorkerSettings { lease_ms: lease_s * 1000, ..WorkerSettings::default() },

@@ -42,12 +42,8 @@ where
     M: MarketData,
 {
     let request = to_api_request(&req);
-    let now = chrono_now_ms();
+    let now = pipai_service::clock::now_ms();
     let response = api.handle(route, &request, now).await;
     tracing::info!(method = %request.method, path = %request.path, status = response.status, "request");
     Ok(to_http_response(response))
-}
-
-fn chrono_now_ms() -> i64 {
-    pipai_service::worker::now_ms()
 }

@@ -8,8 +8,9 @@ pub mod http;
 pub mod sqs;
 pub mod stream;
 
-/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default `info`).
+/// Logs as the Lambda runtime sets them up: the level from `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`,
+/// else `info`), JSON lines with the current span's fields (`job_id`, `route`) when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON` (template.yaml's LoggingConfig sets both), text otherwise.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().init();
+    lambda_runtime::tracing::init_default_subscriber();
 }

@@ -79,7 +79,7 @@ where
         worker.process(&job_id, deadline_ms).await
     };
     outcome.unwrap_or_else(|e| {
-        tracing::warn!(job_id, error = %e, "storage failure; the message will be retried");
+        tracing::warn!(job_id = %job_id, error = %pipai_service::error::report(&e), "storage failure; the message will be retried");
         Delivery::Retry
     })
 }

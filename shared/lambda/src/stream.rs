@@ -28,7 +28,11 @@ where
             }
         };
         if let Err(e) = apply_change(store, queue, &change).await {
-            tracing::warn!(job_id = %change.job_id, error = %e, "stream record failed; retrying from it");
+            tracing::warn!(
+                job_id = %change.job_id,
+                error = %pipai_service::error::report(&e),
+                "stream record failed; retrying from it"
+            );
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = record.change.sequence_number.clone();
             failures.push(failure);

@@ -12,8 +12,10 @@ use pipai_service::memory::MemoryStore;
 use pipai_service::model::{ApiKeyRecord, JobRecord, JobStatus, KeyStatus};
 use pipai_service::ports::{JobStore, KeyStore};
 use pipai_service::secrets::MasterKey;
-use pipai_service::worker::{now_ms, Worker, WorkerSettings};
-use pipai_service::Route;
+use pipai_service::clock::now_ms;
+use pipai_service::model::FailCode;
+use pipai_service::worker::{Worker, WorkerSettings};
+use pipai_service::{JobId, Route};
 use serde_json::Value;
 
 const KEY: &str = "pk_demo0000000001";
@@ -47,8 +49,8 @@ fn store_with_demo() -> &'static MemoryStore {
 async fn api(store: &'static MemoryStore) -> Api<&'static MemoryStore, &'static MemoryStore, &'static MemoryStore> {
     let master = MasterKey::generate();
     let key = ApiKeyRecord {
-        key_id: KEY.into(),
-        user_id: "demo".into(),
+        key_id: KEY.parse().unwrap(),
+        user_id: "demo".parse().unwrap(),
         secret_ciphertext: master.encrypt_secret(KEY, SECRET),
         status: KeyStatus::Active,
         created_at_ms: 0,
@@ -62,12 +64,7 @@ async fn api(store: &'static MemoryStore) -> Api<&'static MemoryStore, &'static 
 async fn http_events_reach_their_routes() {
     let store = store_with_demo();
     let api = api(store).await;
-    let mut queued =
-        JobRecord::new_queued("bt_3c91ef00".into(), "demo".into(), serde_json::json!({}), "tpl_grid".into(), now_ms());
-    queued.config = serde_json::from_str::<Value>(&event("create-job.json"))
-        .map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap())
-        .unwrap();
-    store.put_job_raw(queued);
+    store.put_job_raw(JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), sample_config(), now_ms()));
     let cases = [
         ("create-job.json", Route::CreateJob, 201),
         ("get-job.json", Route::GetJob, 200),
@@ -89,30 +86,38 @@ async fn http_events_reach_their_routes() {
         assert_eq!(resp.status(), status, "{file}: {body}");
         assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
     }
-    assert_eq!(store.get_job("bt_3c91ef00").await.unwrap().unwrap().status, JobStatus::Cancelled);
+    assert_eq!(store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap().status, JobStatus::Cancelled);
+}
+
+fn id(text: &str) -> JobId {
+    text.parse().unwrap()
+}
+
+/// The resolved config of the create-job sample's body.
+fn sample_config() -> pipai_engine::JobConfig {
+    let event: Value = serde_json::from_str(&event("create-job.json")).unwrap();
+    pipai_engine::JobConfig::from_json_bytes(event["body"].as_str().unwrap().as_bytes(), chrono::Utc::now()).unwrap()
 }
 
 #[tokio::test]
 async fn sqs_events_run_and_dead_letter_jobs() {
     let store = store_with_demo();
-    let config: Value = serde_json::from_str::<Value>(&event("create-job.json"))
-        .map(|e| serde_json::from_str(e["body"].as_str().unwrap()).unwrap())
-        .unwrap();
-    for id in ["bt_3c91ef00", "bt_88a21000"] {
-        store.put_job_raw(JobRecord::new_queued(id.into(), "demo".into(), config.clone(), "tpl_grid".into(), now_ms()));
+    let config = sample_config();
+    for job in ["bt_3c91ef00", "bt_88a21000"] {
+        store.put_job_raw(JobRecord::new_queued(id(job), "demo".parse().unwrap(), config.clone(), now_ms()));
     }
     let worker = Worker { store, results: store, market: store, settings: WorkerSettings::default() };
     let batch: SqsEvent = serde_json::from_str(&event("job-worker.json")).unwrap();
     let resp = sqs::handle_batch(&worker, "pipai-local-JobsDeadLetterQueue", batch, now_ms() + 60_000).await;
     assert!(resp.batch_item_failures.is_empty());
-    for id in ["bt_3c91ef00", "bt_88a21000"] {
-        assert_eq!(store.get_job(id).await.unwrap().unwrap().status, JobStatus::Done);
+    for job in ["bt_3c91ef00", "bt_88a21000"] {
+        assert_eq!(store.get_job(&id(job)).await.unwrap().unwrap().status, JobStatus::Done);
     }
     // The dead-letter sample for a job that is already done changes nothing; for a queued one it fails it.
-    store.put_job_raw(JobRecord::new_queued("bt_3c91ef00".into(), "demo".into(), config, "tpl_grid".into(), now_ms()));
+    store.put_job_raw(JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), config, now_ms()));
     let dead: SqsEvent = serde_json::from_str(&event("job-worker-dead-letter.json")).unwrap();
     let resp = sqs::handle_batch(&worker, "pipai-local-JobsDeadLetterQueue", dead, now_ms() + 60_000).await;
     assert!(resp.batch_item_failures.is_empty());
-    let job = store.get_job("bt_3c91ef00").await.unwrap().unwrap();
-    assert_eq!((job.status, job.error.unwrap().code.as_str()), (JobStatus::Failed, "INTERNAL"));
+    let job = store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap();
+    assert_eq!((job.status, job.error.unwrap().code), (JobStatus::Failed, FailCode::Internal));
 }

@@ -3,17 +3,20 @@
 //! that happens). Each Lambda function serves one [`Route`]; local tools can route any request
 //! with [`Route::of`].
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use pipai_engine::time::{iso, parse_iso};
-use pipai_engine::{templates, JobConfig, Timeframe};
+use pipai_engine::text::brief;
+use pipai_engine::{quoted, templates, JobConfig, Timeframe};
 use pipai_market_data::Coverage;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::auth::{self, Principal};
+use crate::cursor::{CursorKind, CursorSeal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
-use crate::model::{is_job_id, new_job_id, JobRecord, JobStatus, MAX_ACTIVE_JOBS};
+use crate::ids::JobId;
+use crate::model::{JobRecord, JobStatus, ListPage, MAX_ACTIVE_JOBS};
 use crate::ports::*;
 use crate::secrets::MasterKey;
 
@@ -107,8 +110,15 @@ where
     R: ResultStore,
     M: MarketData,
 {
-    /// Serves one request for `route`. Never fails: every error becomes its response.
+    /// Serves one request for `route`. Never fails: every error becomes its response. Logs of
+    /// the request carry its route and, where the path names one, the job id.
     pub async fn handle(&self, route: Route, req: &ApiRequest, now_ms: i64) -> ApiResponse {
+        let job_id = path_id(req).filter(|id| id.len() <= 16).unwrap_or_default();
+        let span = tracing::info_span!("request", route = ?route, job_id);
+        self.handle_in_span(route, req, now_ms).instrument(span).await
+    }
+
+    async fn handle_in_span(&self, route: Route, req: &ApiRequest, now_ms: i64) -> ApiResponse {
         let principal = match auth::authenticate(req, now_ms, &self.store, &self.store, &self.master).await {
             Ok(p) => p,
             Err(e) => return e.into_response(),
@@ -142,27 +152,24 @@ where
         let config = JobConfig::from_json_bytes(&req.body, now)?;
         if let Some(strategy) = &config.strategy_id {
             return Err(ApiError::InvalidState(format!(
-                "strategy_id: strategy {strategy:?} does not exist or is not usable (no stored strategies on this deployment)"
+                "strategy_id: strategy {} does not exist or is not usable (no stored strategies on this deployment)",
+                quoted(strategy)
             )));
         }
         for (i, symbol) in config.symbols.iter().enumerate() {
             self.check_coverage(i, symbol, config.timeframe, config.start_ms(), config.end_ms()).await?;
         }
-        let echoed = serde_json::to_value(&config).expect("configs serialize");
+        let mut job = JobRecord::new_queued(JobId::random(), who.user_id.clone(), config, now_ms);
         for _ in 0..5 {
-            let job = JobRecord::new_queued(
-                new_job_id(),
-                who.user_id.clone(),
-                echoed.clone(),
-                config.template_id.clone(),
-                now_ms,
-            );
             match self.store.create_job(&job, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {
-                    return Ok(ApiResponse::json(201, &job.to_api(None))
+                    return Ok(ApiResponse::json(201, &job.view(None::<()>))
                         .with_header("location", format!("/v1/backtest/jobs/{}", job.id)));
                 }
-                CreateOutcome::IdTaken => continue,
+                CreateOutcome::IdTaken => {
+                    job.id = JobId::random();
+                    continue;
+                }
                 CreateOutcome::TooManyActive => {
                     return Err(ApiError::RateLimited {
                         message: format!(
@@ -211,11 +218,11 @@ where
     }
 
     async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
-        let id = req.path.trim_end_matches('/').split('/').nth(4).unwrap_or_default();
-        if !is_job_id(id) {
-            return Err(ApiError::InvalidParameter(format!("id: {id:?} is not a job id like bt_3c91ef")));
-        }
-        match self.store.get_job(id).await? {
+        let id: JobId = path_id(req)
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e: crate::ids::IdError| ApiError::InvalidParameter(format!("id: {e}")))?;
+        match self.store.get_job(&id).await? {
             Some(job) if job.user_id == who.user_id => Ok(job),
             _ => Err(ApiError::NotFound(format!("no job {id}"))),
         }
@@ -236,10 +243,10 @@ where
             (JobStatus::Done, Some(summary)) => Some(self.full_result(&job, who, summary).await?),
             _ => None,
         };
-        Ok(ApiResponse::json(200, &job.to_api(result)))
+        Ok(ApiResponse::json(200, &job.view(result)))
     }
 
-    async fn load_array(&self, job_id: &str, name: &str) -> Result<Vec<Value>, ApiError> {
+    async fn load_array(&self, job_id: &JobId, name: &str) -> Result<Vec<Value>, ApiError> {
         let bytes = self
             .results
             .get_artifact(job_id, &format!("{name}.json"))
@@ -250,13 +257,18 @@ where
 
     /// The seed's full result; when it would not fit the response budget, the first page of each
     /// array and `pagination` cursors for the rest.
-    async fn full_result(&self, job: &JobRecord, who: &Principal, summary: &Value) -> Result<Value, ApiError> {
+    async fn full_result(
+        &self,
+        job: &JobRecord,
+        who: &Principal,
+        summary: &crate::model::ResultSummary,
+    ) -> Result<Value, ApiError> {
         let equity = self.load_array(&job.id, "equity_curve").await?;
         let trades = self.load_array(&job.id, "trades").await?;
         let mut result = json!({
-            "metrics": summary["metrics"],
-            "structured_metrics": summary["structured_metrics"],
-            "summary": summary["summary"],
+            "metrics": summary.metrics,
+            "structured_metrics": summary.structured_metrics,
+            "summary": summary.summary,
             "equity_curve": equity,
             "trades": trades,
             "pagination": null,
@@ -276,24 +288,19 @@ where
         Ok(result)
     }
 
-    fn page_cursor(&self, job_id: &str, who: &Principal, expand: &str, offset: usize) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(json!({"j": job_id, "e": expand, "o": offset}).to_string());
-        let mac = self.master.mac("pipai-result-cursor-v1", format!("{}|{payload}", who.user_id).as_bytes());
-        format!("{payload}.{mac}")
+    fn page_seal(&self, who: &Principal) -> CursorSeal<'_> {
+        CursorSeal { master: &self.master, kind: CursorKind::ResultPage, binding: who.user_id.to_string() }
     }
 
-    fn read_page_cursor(&self, cursor: &str, job_id: &str, who: &Principal, expand: &str) -> Result<usize, ApiError> {
-        let bad = || ApiError::InvalidParameter("cursor: invalid, or from another job or expand".into());
-        let (payload, mac) = cursor.split_once('.').ok_or_else(bad)?;
-        if self.master.mac("pipai-result-cursor-v1", format!("{}|{payload}", who.user_id).as_bytes()) != mac {
-            return Err(bad());
+    fn page_cursor(&self, job_id: &JobId, who: &Principal, expand: &str, offset: usize) -> String {
+        self.page_seal(who).seal(&PagePosition { job_id: job_id.clone(), expand: expand.to_string(), offset })
+    }
+
+    fn read_page_cursor(&self, cursor: &str, job_id: &JobId, who: &Principal, expand: &str) -> Result<usize, ApiError> {
+        match self.page_seal(who).open::<PagePosition>(cursor) {
+            Some(p) if &p.job_id == job_id && p.expand == expand => Ok(p.offset),
+            _ => Err(ApiError::InvalidParameter("cursor: invalid, or from another job or expand".into())),
         }
-        let v: Value =
-            URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
-        if v["j"] != job_id || v["e"] != expand {
-            return Err(bad());
-        }
-        v["o"].as_u64().map(|o| o as usize).ok_or_else(bad)
     }
 
     async fn get_array_page(
@@ -316,9 +323,7 @@ where
         let default_page = if expand == "trades" { TRADES_PAGE } else { EQUITY_PAGE };
         let limit = match params.iter().find(|(k, _)| k == "limit") {
             None => default_page,
-            Some((_, v)) => v.parse::<usize>().ok().filter(|n| (1..=MAX_ARRAY_PAGE).contains(n)).ok_or_else(|| {
-                ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {MAX_ARRAY_PAGE}"))
-            })?,
+            Some((_, v)) => parse_limit(v, MAX_ARRAY_PAGE)?,
         };
         let offset = match params.iter().find(|(k, _)| k == "cursor") {
             None => 0,
@@ -339,14 +344,22 @@ where
         let params = query_params(req, &["status", "template_id", "from", "to", "limit", "cursor"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let status = get("status")
-            .map(|s| s.parse::<JobStatus>().map_err(|m| ApiError::InvalidParameter(format!("status: {m}"))))
+            .map(|s| {
+                s.parse::<JobStatus>().map_err(|_| {
+                    ApiError::InvalidParameter(format!(
+                        "status: unknown status {}; use one of queued, running, done, failed, cancelled",
+                        quoted(s)
+                    ))
+                })
+            })
             .transpose()?;
         let time = |k: &str| -> Result<Option<i64>, ApiError> {
             get(k)
                 .map(|v| {
                     parse_iso(v).map(|t| t.timestamp_millis()).ok_or_else(|| {
                         ApiError::InvalidParameter(format!(
-                            "{k}: {v:?} is not an ISO 8601 UTC time like 2025-01-01T00:00:00Z"
+                            "{k}: {} is not an ISO 8601 UTC time like 2025-01-01T00:00:00Z",
+                            quoted(v)
                         ))
                     })
                 })
@@ -355,11 +368,7 @@ where
         let (from_ms, to_ms) = (time("from")?, time("to")?);
         let limit = match get("limit") {
             None => 20,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| ApiError::InvalidParameter("limit: must be an integer from 1 to 100".into()))?,
+            Some(v) => parse_limit(v, 100)?,
         };
         let filters = format!(
             "{}|{}|{}|{}",
@@ -368,7 +377,21 @@ where
             from_ms.map(|v| v.to_string()).unwrap_or_default(),
             to_ms.map(|v| v.to_string()).unwrap_or_default()
         );
-        let after = get("cursor").map(|c| self.read_list_cursor(c, who, &filters)).transpose()?;
+        let seal = CursorSeal {
+            master: &self.master,
+            kind: CursorKind::JobList,
+            binding: format!("{}|{filters}", who.user_id),
+        };
+        let after = get("cursor")
+            .map(|c| {
+                seal.open::<PageKey>(c).ok_or_else(|| {
+                    ApiError::InvalidParameter(
+                        "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)"
+                            .into(),
+                    )
+                })
+            })
+            .transpose()?;
         let query = ListQuery {
             user_id: who.user_id.clone(),
             status,
@@ -381,48 +404,20 @@ where
         let mut jobs = self.store.list_jobs(&query).await?;
         let more = jobs.len() > limit;
         jobs.truncate(limit);
-        let next = match (more, jobs.last()) {
-            (true, Some(last)) => Some(self.list_cursor(
-                who,
-                &filters,
-                &PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() },
-            )),
+        let next_cursor = match (more, jobs.last()) {
+            (true, Some(last)) => {
+                Some(seal.seal(&PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() }))
+            }
             _ => None,
         };
-        let data: Vec<Value> = jobs.iter().map(JobRecord::to_api_summary).collect();
-        Ok(ApiResponse::json(200, &json!({"data": data, "next_cursor": next})))
-    }
-
-    /// `payload.mac`, the MAC binding the position to the user and the filters.
-    fn list_cursor(&self, who: &Principal, filters: &str, after: &PageKey) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(json!({"s": after.submitted_at_ms, "i": after.id}).to_string());
-        let mac = self.master.mac("pipai-list-cursor-v1", format!("{}|{filters}|{payload}", who.user_id).as_bytes());
-        format!("{payload}.{mac}")
-    }
-
-    fn read_list_cursor(&self, cursor: &str, who: &Principal, filters: &str) -> Result<PageKey, ApiError> {
-        let bad = || {
-            ApiError::InvalidParameter(
-                "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)".into(),
-            )
-        };
-        let (payload, mac) = cursor.split_once('.').ok_or_else(bad)?;
-        if self.master.mac("pipai-list-cursor-v1", format!("{}|{filters}|{payload}", who.user_id).as_bytes()) != mac {
-            return Err(bad());
-        }
-        let v: Value =
-            URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(bad)?;
-        match (v["s"].as_i64(), v["i"].as_str()) {
-            (Some(s), Some(i)) => Ok(PageKey { submitted_at_ms: s, id: i.to_string() }),
-            _ => Err(bad()),
-        }
+        Ok(ApiResponse::json(200, &ListPage { data: jobs.iter().map(JobRecord::summary_view).collect(), next_cursor }))
     }
 
     async fn cancel_job(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
         let job = self.owned_job(req, who).await?;
         match self.store.cancel_job(&job.id, &who.user_id, now_ms).await? {
-            CancelOutcome::Cancelled(job) => Ok(ApiResponse::json(200, &job.to_api(None))),
+            CancelOutcome::Cancelled(job) => Ok(ApiResponse::json(200, &job.view(None::<()>))),
             CancelOutcome::AlreadyTerminal(status) => Err(ApiError::InvalidState(format!(
                 "job {} is already {status}; only queued or running jobs can be cancelled",
                 job.id
@@ -434,32 +429,82 @@ where
     async fn list_symbols(&self, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
         let catalog = self.market.catalog().await?;
-        let data: Vec<Value> = catalog.iter().map(|(c, synthetic)| symbol_entry(c, *synthetic)).collect();
-        Ok(ApiResponse::json(200, &json!({"data": data})))
+        let data: Vec<SymbolEntry> = catalog.iter().map(|(c, synthetic)| SymbolEntry::of(c, *synthetic)).collect();
+        Ok(ApiResponse::json(200, &Data { data }))
     }
 }
 
-fn symbol_entry(c: &Coverage, synthetic: bool) -> Value {
-    // 1m data serves every coarser timeframe by aggregation.
-    let derivable: Vec<&str> = if c.timeframe == Timeframe::M1 {
-        Timeframe::ALL.iter().filter(|t| **t != Timeframe::M1).map(|t| t.as_str()).collect()
-    } else {
-        vec![]
-    };
-    json!({
-        "symbol": c.symbol,
-        "timeframe": c.timeframe.as_str(),
-        "first_open_time": iso(c.first_open_time),
-        "last_open_time": iso(c.last_open_time),
-        "gaps": c.gaps.iter().map(|g| json!({"from": iso(g.from_ms), "to": iso(g.to_ms)})).collect::<Vec<_>>(),
-        "derived_timeframes": derivable,
-        "synthetic": synthetic,
-    })
+/// One stored series in `GET /v1/backtest/symbols`.
+#[derive(Debug, Serialize)]
+struct SymbolEntry<'a> {
+    symbol: &'a str,
+    timeframe: Timeframe,
+    first_open_time: String,
+    last_open_time: String,
+    gaps: Vec<GapEntry>,
+    /// 1m data serves every coarser timeframe by aggregation.
+    derived_timeframes: Vec<Timeframe>,
+    synthetic: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct GapEntry {
+    from: String,
+    to: String,
+}
+
+impl<'a> SymbolEntry<'a> {
+    fn of(c: &'a Coverage, synthetic: bool) -> Self {
+        let derived_timeframes = match c.timeframe {
+            Timeframe::M1 => Timeframe::ALL.into_iter().filter(|t| *t != Timeframe::M1).collect(),
+            _ => vec![],
+        };
+        SymbolEntry {
+            symbol: &c.symbol,
+            timeframe: c.timeframe,
+            first_open_time: iso(c.first_open_time),
+            last_open_time: iso(c.last_open_time),
+            gaps: c.gaps.iter().map(|g| GapEntry { from: iso(g.from_ms), to: iso(g.to_ms) }).collect(),
+            derived_timeframes,
+            synthetic,
+        }
+    }
+}
+
+/// `{"data": [...]}`: a listing that is never paged.
+#[derive(Debug, Serialize)]
+struct Data<T> {
+    data: T,
 }
 
 fn list_templates(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     reject_query(req, &[])?;
-    Ok(ApiResponse::json(200, &json!({"data": templates::catalog()})))
+    Ok(ApiResponse::json(200, &Data { data: templates::catalog() }))
+}
+
+/// Where a result-array page starts: bound to the job and the array by the cursor.
+#[derive(Debug, Serialize, Deserialize)]
+struct PagePosition {
+    #[serde(rename = "j")]
+    job_id: JobId,
+    #[serde(rename = "e")]
+    expand: String,
+    #[serde(rename = "o")]
+    offset: usize,
+}
+
+/// The `{id}` segment of `/v1/backtest/jobs/{id}[/...]`.
+fn path_id(req: &ApiRequest) -> Option<&str> {
+    req.path.trim_end_matches('/').split('/').nth(4)
+}
+
+/// A `limit` query parameter: canonical decimal digits (no sign, no leading zero) from 1 to `max`.
+fn parse_limit(text: &str, max: usize) -> Result<usize, ApiError> {
+    let canonical = !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| canonical && (1..=max).contains(n))
+        .ok_or_else(|| ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {max}, written in plain digits")))
 }
 
 /// The query parameters, all of them known, each at most once.
@@ -468,9 +513,9 @@ fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, Strin
     for (i, (name, _)) in params.iter().enumerate() {
         if !allowed.contains(&name.as_str()) {
             return Err(ApiError::InvalidParameter(if allowed.is_empty() {
-                format!("{name}: this endpoint takes no query parameters")
+                format!("{}: this endpoint takes no query parameters", brief(name))
             } else {
-                format!("{name}: unknown query parameter; allowed: {}", allowed.join(", "))
+                format!("{}: unknown query parameter; allowed: {}", brief(name), allowed.join(", "))
             }));
         }
         if params[..i].iter().any(|(n, _)| n == name) {

@@ -1,4 +1,4 @@
-//! Request signing (`../shared/API.md`, "Requests and signatures"): the string to sign, the
+//! Request signing (docs/api.md, "Requests and signatures"): the string to sign, the
 //! canonical query, verification with replay protection, and request weights. Clients (`pipai
 //! jobs`) sign with [`sign_request`]; the API verifies with [`authenticate`].
 
@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::http::ApiRequest;
+use crate::ids::{KeyId, UserId};
 use crate::model::KeyStatus;
 use crate::ports::{KeyStore, RequestLog};
 use crate::secrets::MasterKey;
@@ -108,8 +109,8 @@ pub fn sign_request(
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub key_id: String,
-    pub user_id: String,
+    pub key_id: KeyId,
+    pub user_id: UserId,
 }
 
 /// Verifies the signature headers of `req` (raw body bytes, before parsing) and, for
@@ -141,11 +142,15 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
     let sts = string_to_sign(ts_text, key_id, &req.method, &req.path, &canonical, &req.body);
     let given = hex::decode(sig).ok().filter(|b| b.len() == 32 && sig.bytes().all(|c| !c.is_ascii_uppercase()));
 
-    let record = keys.get_key(key_id).await?;
+    // A key id of the wrong shape cannot exist: treated exactly like an unknown key.
+    let record = match key_id.parse::<KeyId>() {
+        Ok(id) => keys.get_key(&id).await?,
+        Err(_) => None,
+    };
     // Same work whether or not the key exists (a throwaway secret when it does not), so timing
     // does not tell either.
     let (secret, usable) = match &record {
-        Some(k) if k.status == KeyStatus::Active => match master.decrypt_secret(&k.key_id, &k.secret_ciphertext) {
+        Some(k) if k.status == KeyStatus::Active => match master.decrypt_secret(k.key_id.as_str(), &k.secret_ciphertext) {
             Ok(s) => (s, true),
             Err(e) => return Err(ApiError::Internal(format!("key {key_id}: {e}"))),
         },
@@ -159,7 +164,7 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
         return Err(ApiError::Unauthenticated(BAD_CREDENTIALS.into()));
     };
     if matches!(req.method.as_str(), "POST" | "PATCH" | "DELETE" | "PUT") {
-        let fresh = log.remember_signature(key_id, sig, ts + MAX_SKEW_MS + 60_000).await?;
+        let fresh = log.remember_signature(&record.key_id, sig, ts + MAX_SKEW_MS + 60_000).await?;
         if !fresh {
             return Err(ApiError::Unauthenticated("this signature was already used: sign every request anew".into()));
         }
@@ -171,7 +176,7 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
 /// 429 with `Retry-After` when the budget is spent.
 pub async fn charge_weight<L: RequestLog>(
     log: &L,
-    key_id: &str,
+    key_id: &KeyId,
     weight: u32,
     budget: u32,
     now_ms: i64,

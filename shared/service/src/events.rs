@@ -6,6 +6,7 @@
 //! - Slot release: a job seen in a terminal state gives its user's active slot back, exactly
 //!   once (a conditional flag on the job), so duplicate and reordered records change nothing.
 
+use crate::ids::{JobId, UserId};
 use crate::model::JobStatus;
 use crate::ports::{JobQueue, JobStore, StoreError};
 
@@ -20,14 +21,16 @@ pub enum ChangeKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobChange {
     pub kind: ChangeKind,
-    pub job_id: String,
-    pub user_id: String,
+    pub job_id: JobId,
+    /// `None` only for a removal whose old image has no owner.
+    pub user_id: Option<UserId>,
     /// `None` for a removal (or an image without a status).
     pub status: Option<JobStatus>,
     pub slot_released: bool,
 }
 
 /// Applies one change. `Err` means "retry this record and the ones after it".
+#[tracing::instrument(skip_all, fields(job_id = %change.job_id))]
 pub async fn apply_change<S: JobStore, Q: JobQueue>(
     store: &S,
     queue: &Q,
@@ -35,11 +38,12 @@ pub async fn apply_change<S: JobStore, Q: JobQueue>(
 ) -> Result<(), StoreError> {
     if change.kind == ChangeKind::Insert && change.status == Some(JobStatus::Queued) {
         queue.enqueue(&change.job_id).await?;
-        tracing::info!(job_id = %change.job_id, "enqueued");
+        tracing::info!("enqueued");
     }
-    if change.kind != ChangeKind::Remove && change.status.is_some_and(JobStatus::is_terminal) && !change.slot_released {
-        let released = store.release_slot(&change.job_id, &change.user_id).await?;
-        tracing::info!(job_id = %change.job_id, released, "terminal job; slot release");
+    let terminal = change.kind != ChangeKind::Remove && change.status.is_some_and(JobStatus::is_terminal);
+    if let (true, false, Some(user_id)) = (terminal, change.slot_released, &change.user_id) {
+        let released = store.release_slot(&change.job_id, user_id).await?;
+        tracing::info!(released, "terminal job; slot release");
     }
     Ok(())
 }

@@ -42,11 +42,11 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    pub fn json(status: u16, body: &Value) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Self {
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(body).expect("JSON values serialize"),
+            body: serde_json::to_vec(body).expect("response bodies serialize"),
         }
     }
 

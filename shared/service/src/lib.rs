@@ -4,15 +4,20 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
+pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod ids;
 pub mod memory;
 pub mod model;
 pub mod ports;
 pub mod secrets;
+pub mod settings;
 pub mod worker;
 
 pub use api::{Api, ApiSettings, Route};
 pub use error::ApiError;
 pub use http::{ApiRequest, ApiResponse};
+pub use ids::{JobId, KeyId, RunToken, UserId};

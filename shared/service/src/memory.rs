@@ -7,18 +7,19 @@ use std::sync::Mutex;
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
 
+use crate::ids::{JobId, KeyId, RunToken, UserId};
 use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
 use crate::ports::*;
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<String, JobRecord>,
-    active: HashMap<String, u32>,
-    keys: BTreeMap<String, ApiKeyRecord>,
-    signatures: HashMap<(String, String), i64>,
-    weights: HashMap<(String, i64), u32>,
-    queue: Vec<String>,
-    artifacts: HashMap<(String, String), Vec<u8>>,
+    jobs: HashMap<JobId, JobRecord>,
+    active: HashMap<UserId, u32>,
+    keys: BTreeMap<KeyId, ApiKeyRecord>,
+    signatures: HashMap<(KeyId, String), i64>,
+    weights: HashMap<(KeyId, i64), u32>,
+    queue: Vec<JobId>,
+    artifacts: HashMap<(JobId, String), Vec<u8>>,
     bars: HashMap<(String, Timeframe), (Bars, bool)>,
 }
 
@@ -37,12 +38,12 @@ impl MemoryStore {
         f(&mut self.state.lock().expect("no panics while holding the lock"))
     }
 
-    pub fn active_jobs(&self, user_id: &str) -> u32 {
+    pub fn active_jobs(&self, user_id: &UserId) -> u32 {
         self.with(|s| s.active.get(user_id).copied().unwrap_or(0))
     }
 
     /// Takes every enqueued job id.
-    pub fn drain_queue(&self) -> Vec<String> {
+    pub fn drain_queue(&self) -> Vec<JobId> {
         self.with(|s| std::mem::take(&mut s.queue))
     }
 
@@ -75,7 +76,7 @@ impl JobStore for MemoryStore {
         })
     }
 
-    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         Ok(self.with(|s| s.jobs.get(id).cloned()))
     }
 
@@ -86,13 +87,13 @@ impl JobStore for MemoryStore {
                 .values()
                 .filter(|j| j.user_id == q.user_id)
                 .filter(|j| q.status.is_none_or(|st| j.status == st))
-                .filter(|j| q.template_id.as_ref().is_none_or(|t| &j.template_id == t))
+                .filter(|j| q.template_id.as_ref().is_none_or(|t| j.template_id() == t))
                 .filter(|j| q.from_ms.is_none_or(|f| j.submitted_at_ms >= f))
                 .filter(|j| q.to_ms.is_none_or(|t| j.submitted_at_ms < t))
                 .filter(|j| {
                     q.after
                         .as_ref()
-                        .is_none_or(|a| (j.submitted_at_ms, j.id.as_str()) < (a.submitted_at_ms, a.id.as_str()))
+                        .is_none_or(|a| (j.submitted_at_ms, &j.id) < (a.submitted_at_ms, &a.id))
                 })
                 .cloned()
                 .collect();
@@ -102,9 +103,9 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn cancel_job(&self, id: &str, user_id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+    async fn cancel_job(&self, id: &JobId, user_id: &UserId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
-            Some(j) if j.user_id == user_id => {
+            Some(j) if &j.user_id == user_id => {
                 if j.status.is_terminal() {
                     CancelOutcome::AlreadyTerminal(j.status)
                 } else {
@@ -117,7 +118,7 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn claim_job(&self, id: &str, token: &str, now_ms: i64, lease_ms: i64) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_job(&self, id: &JobId, token: &RunToken, now_ms: i64, lease_ms: i64) -> Result<ClaimOutcome, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
             None => ClaimOutcome::NotFound,
             Some(j) if j.status.is_terminal() => ClaimOutcome::Terminal(j.status),
@@ -126,7 +127,7 @@ impl JobStore for MemoryStore {
                 None => {
                     j.status = JobStatus::Running;
                     j.started_at_ms.get_or_insert(now_ms);
-                    j.run_token = Some(token.to_string());
+                    j.run_token = Some(token.clone());
                     j.lease_until_ms = Some(now_ms + lease_ms);
                     j.attempts += 1;
                     ClaimOutcome::Claimed(Box::new(j.clone()))
@@ -137,14 +138,14 @@ impl JobStore for MemoryStore {
 
     async fn record_progress(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         progress: f64,
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
-            Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
+            Some(j) if j.status == JobStatus::Running && j.run_token.as_ref() == Some(token) => {
                 j.progress = progress;
                 j.lease_until_ms = Some(now_ms + lease_ms);
                 true
@@ -155,20 +156,20 @@ impl JobStore for MemoryStore {
 
     async fn complete_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         completion: &Completion,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
-            Some(j) if j.status == JobStatus::Running && j.run_token.as_deref() == Some(token) => {
+            Some(j) if j.status == JobStatus::Running && j.run_token.as_ref() == Some(token) => {
                 j.finished_at_ms = Some(now_ms);
                 j.lease_until_ms = None;
                 match completion {
                     Completion::Done { summary } => {
                         j.status = JobStatus::Done;
                         j.progress = 1.0;
-                        j.summary = Some(summary.clone());
+                        j.summary = Some((**summary).clone());
                     }
                     Completion::Failed(e) => {
                         j.status = JobStatus::Failed;
@@ -181,7 +182,7 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn fail_abandoned(&self, id: &str, now_ms: i64, error: &JobError) -> Result<AbandonOutcome, StoreError> {
+    async fn fail_abandoned(&self, id: &JobId, now_ms: i64, error: &JobError) -> Result<AbandonOutcome, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
             None => AbandonOutcome::NotFound,
             Some(j) if j.status.is_terminal() => AbandonOutcome::AlreadyTerminal,
@@ -198,14 +199,14 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn release_slot(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
+    async fn release_slot(&self, id: &JobId, user_id: &UserId) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
             let Some(j) = s.jobs.get_mut(id) else { return false };
             if !j.status.is_terminal() || j.slot_released {
                 return false;
             }
             j.slot_released = true;
-            let active = s.active.entry(user_id.to_string()).or_insert(0);
+            let active = s.active.entry(user_id.clone()).or_insert(0);
             *active = active.saturating_sub(1);
             true
         }))
@@ -213,7 +214,7 @@ impl JobStore for MemoryStore {
 }
 
 impl KeyStore for MemoryStore {
-    async fn get_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn get_key(&self, key_id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(self.with(|s| s.keys.get(key_id).cloned()))
     }
 
@@ -231,19 +232,19 @@ impl KeyStore for MemoryStore {
         Ok(self.with(|s| s.keys.values().cloned().collect()))
     }
 
-    async fn set_key_status(&self, key_id: &str, status: KeyStatus) -> Result<bool, StoreError> {
+    async fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.keys.get_mut(key_id).map(|k| k.status = status).is_some()))
     }
 }
 
 impl RequestLog for MemoryStore {
-    async fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
-        Ok(self.with(|s| s.signatures.insert((key_id.to_string(), signature.to_string()), expires_ms).is_none()))
+    async fn remember_signature(&self, key_id: &KeyId, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.signatures.insert((key_id.clone(), signature.to_string()), expires_ms).is_none()))
     }
 
-    async fn add_weight(&self, key_id: &str, window_start_ms: i64, weight: u32) -> Result<u32, StoreError> {
+    async fn add_weight(&self, key_id: &KeyId, window_start_ms: i64, weight: u32) -> Result<u32, StoreError> {
         Ok(self.with(|s| {
-            let w = s.weights.entry((key_id.to_string(), window_start_ms)).or_insert(0);
+            let w = s.weights.entry((key_id.clone(), window_start_ms)).or_insert(0);
             *w += weight;
             *w
         }))
@@ -251,8 +252,8 @@ impl RequestLog for MemoryStore {
 }
 
 impl JobQueue for MemoryStore {
-    async fn enqueue(&self, job_id: &str) -> Result<(), StoreError> {
-        self.with(|s| s.queue.push(job_id.to_string()));
+    async fn enqueue(&self, job_id: &JobId) -> Result<(), StoreError> {
+        self.with(|s| s.queue.push(job_id.clone()));
         Ok(())
     }
 }
@@ -260,17 +261,17 @@ impl JobQueue for MemoryStore {
 impl ResultStore for MemoryStore {
     async fn put_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
         bytes: Vec<u8>,
         _content_type: &str,
     ) -> Result<(), StoreError> {
-        self.with(|s| s.artifacts.insert((job_id.to_string(), name.to_string()), bytes));
+        self.with(|s| s.artifacts.insert((job_id.clone(), name.to_string()), bytes));
         Ok(())
     }
 
-    async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.with(|s| s.artifacts.get(&(job_id.to_string(), name.to_string())).cloned()))
+    async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|s| s.artifacts.get(&(job_id.clone(), name.to_string())).cloned()))
     }
 }
 

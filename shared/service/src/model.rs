@@ -1,11 +1,15 @@
 //! The job service's domain: jobs, their states and errors, API keys.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::fmt;
 use std::str::FromStr;
 
+use pipai_engine::result::{Metrics, StructuredMetrics, Summary};
 use pipai_engine::time::iso;
+use pipai_engine::{BacktestResult, JobConfig};
+
+use crate::ids::{JobId, KeyId, RunToken, UserId};
+
 
 /// A user may have at most this many jobs queued or running (seed 003: 429 on the 6th).
 pub const MAX_ACTIVE_JOBS: u32 = 5;
@@ -56,49 +60,68 @@ impl FromStr for JobStatus {
     }
 }
 
-/// A failed job's `error`, and the body of every API error: `{code, message}`.
+/// Why a job failed: its `error.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailCode {
+    /// The bars for the window are missing or unusable.
+    DataUnavailable,
+    /// The engine rejected the run.
+    SimulationError,
+    /// The run did not finish within the worker's time limit.
+    Timeout,
+    /// Every delivery attempt failed (the message went to the dead-letter queue).
+    Internal,
+}
+
+/// A failed job's `error`: `{code, message}`, the shape of every API error too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
-    pub code: String,
+    pub code: FailCode,
     pub message: String,
 }
 
 impl JobError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        JobError { code: code.to_string(), message: message.into() }
+    pub fn new(code: FailCode, message: impl Into<String>) -> Self {
+        JobError { code, message: message.into() }
     }
 }
 
-/// Codes a job can fail with.
-pub mod fail_codes {
-    /// The bars for the window are missing or unusable.
-    pub const DATA_UNAVAILABLE: &str = "DATA_UNAVAILABLE";
-    /// The engine rejected the run (a config that no longer validates, say).
-    pub const SIMULATION_ERROR: &str = "SIMULATION_ERROR";
-    /// The run did not finish within the worker's time limit.
-    pub const TIMEOUT: &str = "TIMEOUT";
-    /// Every delivery attempt failed (the message went to the dead-letter queue).
-    pub const INTERNAL: &str = "INTERNAL";
+/// What a done job keeps beside its stored arrays: the metrics and the run's summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultSummary {
+    pub metrics: Metrics,
+    pub structured_metrics: StructuredMetrics,
+    pub summary: Summary,
+}
+
+impl ResultSummary {
+    pub fn of(result: &BacktestResult) -> ResultSummary {
+        ResultSummary {
+            metrics: result.metrics.clone(),
+            structured_metrics: result.structured_metrics.clone(),
+            summary: result.summary.clone(),
+        }
+    }
 }
 
 /// A job as stored. Times are UTC milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    pub id: String,
-    pub user_id: String,
+    pub id: JobId,
+    pub user_id: UserId,
     pub status: JobStatus,
-    pub template_id: String,
-    /// The resolved config, as the API echoes it (`JobConfig` serialized).
-    pub config: Value,
+    /// The resolved config the job runs with, as the API echoes it.
+    pub config: JobConfig,
     pub submitted_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
     pub progress: f64,
     pub error: Option<JobError>,
-    /// `{metrics, structured_metrics, summary}` of a done job; the arrays live in the result store.
-    pub summary: Option<Value>,
+    /// The metrics and summary of a done job; the arrays live in the result store.
+    pub summary: Option<ResultSummary>,
     /// The worker run that holds the job while it is running, and until when.
-    pub run_token: Option<String>,
+    pub run_token: Option<RunToken>,
     pub lease_until_ms: Option<i64>,
     pub attempts: u32,
     /// Set once the user's active-job slot has been given back (exactly once per job).
@@ -106,12 +129,11 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    pub fn new_queued(id: String, user_id: String, config: Value, template_id: String, now_ms: i64) -> Self {
+    pub fn new_queued(id: JobId, user_id: UserId, config: JobConfig, now_ms: i64) -> Self {
         JobRecord {
             id,
             user_id,
             status: JobStatus::Queued,
-            template_id,
             config,
             submitted_at_ms: now_ms,
             started_at_ms: None,
@@ -126,51 +148,68 @@ impl JobRecord {
         }
     }
 
-    /// The job object of seeds 001-003. `result` is built by the caller (full or summary form).
-    pub fn to_api(&self, result: Option<Value>) -> Value {
-        json!({
-            "id": self.id,
-            "status": self.status,
-            "config": self.config,
-            "submitted_at": iso(self.submitted_at_ms),
-            "started_at": self.started_at_ms.map(iso),
-            "finished_at": self.finished_at_ms.map(iso),
-            "progress": round_progress(self.progress),
-            "result": result,
-            "error": self.error,
-        })
+    pub fn template_id(&self) -> &str {
+        &self.config.template_id
     }
 
-    /// The list endpoint's summary form: `result` holds the metrics only.
-    pub fn to_api_summary(&self) -> Value {
-        let result = match (&self.status, &self.summary) {
-            (JobStatus::Done, Some(s)) => Some(json!({
-                "metrics": s["metrics"],
-                "structured_metrics": s["structured_metrics"],
-            })),
+    /// The job object of seeds 001-003 with `result` as given (full, paged or summary form).
+    pub fn view<R: Serialize>(&self, result: Option<R>) -> JobView<'_, R> {
+        JobView {
+            id: &self.id,
+            status: self.status,
+            config: &self.config,
+            submitted_at: iso(self.submitted_at_ms),
+            started_at: self.started_at_ms.map(iso),
+            finished_at: self.finished_at_ms.map(iso),
+            progress: round_progress(self.progress),
+            result,
+            error: self.error.as_ref(),
+        }
+    }
+
+    /// The list endpoint's form: `result` holds the metrics only.
+    pub fn summary_view(&self) -> JobView<'_, MetricsView<'_>> {
+        let result = match (self.status, &self.summary) {
+            (JobStatus::Done, Some(s)) => {
+                Some(MetricsView { metrics: &s.metrics, structured_metrics: &s.structured_metrics })
+            }
             _ => None,
         };
-        self.to_api(result)
+        self.view(result)
     }
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct JobView<'a, R> {
+    pub id: &'a JobId,
+    pub status: JobStatus,
+    pub config: &'a JobConfig,
+    pub submitted_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub progress: f64,
+    pub result: Option<R>,
+    pub error: Option<&'a JobError>,
+}
+
+/// The `result` of a job in the list's summary form.
+#[derive(Debug, Serialize)]
+pub struct MetricsView<'a> {
+    pub metrics: &'a Metrics,
+    pub structured_metrics: &'a StructuredMetrics,
+}
+
+/// One page of a listing: `{data, next_cursor}`.
+#[derive(Debug, Serialize)]
+pub struct ListPage<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 /// Progress as the API shows it: 4 decimals, `1.0` when done.
 fn round_progress(p: f64) -> f64 {
     (p.clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0
-}
-
-/// A new job id: `bt_` + 8 lowercase hex from the OS's random source.
-pub fn new_job_id() -> String {
-    let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).expect("the OS random source works");
-    format!("bt_{}", hex::encode(bytes))
-}
-
-/// A job id the API accepts: `bt_` + 6 to 8 lowercase hex.
-pub fn is_job_id(s: &str) -> bool {
-    s.strip_prefix("bt_").is_some_and(|h| {
-        (6..=8).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,8 +222,8 @@ pub enum KeyStatus {
 /// An API key as stored: the secret only encrypted (see `secrets`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
-    pub key_id: String,
-    pub user_id: String,
+    pub key_id: KeyId,
+    pub user_id: UserId,
     pub secret_ciphertext: String,
     pub status: KeyStatus,
     pub created_at_ms: i64,
@@ -194,20 +233,6 @@ pub struct ApiKeyRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_have_the_documented_shape() {
-        for _ in 0..100 {
-            let id = new_job_id();
-            assert!(is_job_id(&id), "{id}");
-            assert_eq!(id.len(), 11);
-        }
-        assert!(is_job_id("bt_3c91ef"));
-        assert!(!is_job_id("bt_3C91EF"));
-        assert!(!is_job_id("bt_3c91e"));
-        assert!(!is_job_id("xx_3c91ef"));
-        assert!(!is_job_id("bt_3c91ef001"));
-    }
 
     #[test]
     fn statuses_parse_and_know_terminality() {
@@ -220,16 +245,16 @@ mod tests {
 /// The body of a jobs-queue message: `{"job_id": "bt_3c91ef"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueMessage {
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 impl QueueMessage {
-    pub fn body(job_id: &str) -> String {
-        serde_json::to_string(&QueueMessage { job_id: job_id.to_string() }).expect("serializes")
+    pub fn body(job_id: &JobId) -> String {
+        serde_json::to_string(&QueueMessage { job_id: job_id.clone() }).expect("serializes")
     }
 
     /// The job id of a message body, if it is one of ours.
-    pub fn job_id_of(body: &str) -> Option<String> {
-        serde_json::from_str::<QueueMessage>(body).ok().map(|m| m.job_id).filter(|id| is_job_id(id))
+    pub fn job_id_of(body: &str) -> Option<JobId> {
+        serde_json::from_str::<QueueMessage>(body).ok().map(|m| m.job_id)
     }
 }

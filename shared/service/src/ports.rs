@@ -9,18 +9,29 @@ use std::future::Future;
 
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
-use serde_json::Value;
 
-use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
+use crate::ids::{JobId, KeyId, RunToken, UserId};
+use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, ResultSummary};
 
 /// The backend failed (network, throttling, a bug): retryable, never the user's fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("storage failure: {0}")]
-pub struct StoreError(pub String);
+/// `context` says what was being done where; the backend's own error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub struct StoreError {
+    context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
 impl StoreError {
-    pub fn new(e: impl std::fmt::Display) -> Self {
-        StoreError(e.to_string())
+    /// A failure described by `context` alone (a malformed item, a retry budget spent).
+    pub fn new(context: impl Into<String>) -> Self {
+        StoreError { context: context.into(), source: None }
+    }
+
+    /// A failure of the backend call described by `context`, caused by `source`.
+    pub fn caused_by(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError { context: context.into(), source: Some(Box::new(source)) }
     }
 }
 
@@ -55,9 +66,9 @@ pub enum ClaimOutcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
-    /// `summary` = `{metrics, structured_metrics, summary}`.
+    /// The result's arrays are stored; the job keeps its metrics and summary.
     Done {
-        summary: Value,
+        summary: Box<ResultSummary>,
     },
     Failed(JobError),
 }
@@ -70,16 +81,18 @@ pub enum AbandonOutcome {
     NotFound,
 }
 
-/// Where the list endpoint starts: after this job in newest-first order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the list endpoint starts: after this job in newest-first order (a list cursor's payload).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageKey {
+    #[serde(rename = "s")]
     pub submitted_at_ms: i64,
-    pub id: String,
+    #[serde(rename = "i")]
+    pub id: JobId,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
-    pub user_id: String,
+    pub user_id: UserId,
     pub status: Option<JobStatus>,
     pub template_id: Option<String>,
     /// Inclusive lower bound on `submitted_at`.
@@ -99,21 +112,21 @@ pub trait JobStore: Send + Sync {
         job: &JobRecord,
         max_active: u32,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
-    fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+    fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
     /// The user's jobs matching `query`, newest first.
     fn list_jobs(&self, query: &ListQuery) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
     /// `queued`/`running` -> `cancelled` for the job's owner.
     fn cancel_job(
         &self,
-        id: &str,
-        user_id: &str,
+        id: &JobId,
+        user_id: &UserId,
         now_ms: i64,
     ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send;
     /// `queued` (or `running` with an expired lease) -> `running` under `token` until `now + lease_ms`.
     fn claim_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         lease_ms: i64,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
@@ -121,8 +134,8 @@ pub trait JobStore: Send + Sync {
     /// `token` (cancelled, or taken over), which tells the worker to stop.
     fn record_progress(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         progress: f64,
         now_ms: i64,
         lease_ms: i64,
@@ -130,29 +143,29 @@ pub trait JobStore: Send + Sync {
     /// `running` under `token` -> `done` or `failed`; `false` if the job was no longer ours.
     fn complete_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         completion: &Completion,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Fails a job whose delivery was given up on, unless it is terminal or a live run holds it.
     fn fail_abandoned(
         &self,
-        id: &str,
+        id: &JobId,
         now_ms: i64,
         error: &JobError,
     ) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send;
     /// Gives the user's active slot back for a terminal job, once: `false` if already given back.
-    fn release_slot(&self, id: &str, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn release_slot(&self, id: &JobId, user_id: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub trait KeyStore: Send + Sync {
-    fn get_key(&self, key_id: &str) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+    fn get_key(&self, key_id: &KeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
     /// Stores a new key; `false` if the id exists.
     fn put_key(&self, key: &ApiKeyRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
     /// `false` if there is no such key.
-    fn set_key_status(&self, key_id: &str, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Short-lived request bookkeeping: replay protection and request weight.
@@ -160,21 +173,21 @@ pub trait RequestLog: Send + Sync {
     /// Remembers a signature until `expires_ms`; `false` if it was already remembered (a replay).
     fn remember_signature(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         signature: &str,
         expires_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Adds `weight` to the key's counter for the window starting at `window_start_ms`, returns the new total.
     fn add_weight(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         window_start_ms: i64,
         weight: u32,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 }
 
 pub trait JobQueue: Send + Sync {
-    fn enqueue(&self, job_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn enqueue(&self, job_id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The large result arrays of done jobs, as JSON documents.
@@ -182,20 +195,20 @@ pub trait ResultStore: Send + Sync {
     /// Writes one artifact (`result.json`, `equity_curve.json`, `trades.json`, `bar_equity.csv`).
     fn put_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
         bytes: Vec<u8>,
         content_type: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 }
 
 /// Why bars could not be loaded.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// Not there (or not all of it): the job fails with DATA_UNAVAILABLE.
     #[error("{0}")]
@@ -233,7 +246,7 @@ impl<T: JobStore> JobStore for &T {
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
         (**self).create_job(job, max_active)
     }
-    fn get_job(&self, id: &str) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send {
+    fn get_job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send {
         (**self).get_job(id)
     }
     fn list_jobs(&self, query: &ListQuery) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send {
@@ -241,16 +254,16 @@ impl<T: JobStore> JobStore for &T {
     }
     fn cancel_job(
         &self,
-        id: &str,
-        user_id: &str,
+        id: &JobId,
+        user_id: &UserId,
         now_ms: i64,
     ) -> impl Future<Output = Result<CancelOutcome, StoreError>> + Send {
         (**self).cancel_job(id, user_id, now_ms)
     }
     fn claim_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         lease_ms: i64,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
@@ -258,8 +271,8 @@ impl<T: JobStore> JobStore for &T {
     }
     fn record_progress(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         progress: f64,
         now_ms: i64,
         lease_ms: i64,
@@ -268,8 +281,8 @@ impl<T: JobStore> JobStore for &T {
     }
     fn complete_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         completion: &Completion,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
@@ -277,19 +290,19 @@ impl<T: JobStore> JobStore for &T {
     }
     fn fail_abandoned(
         &self,
-        id: &str,
+        id: &JobId,
         now_ms: i64,
         error: &JobError,
     ) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send {
         (**self).fail_abandoned(id, now_ms, error)
     }
-    fn release_slot(&self, id: &str, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn release_slot(&self, id: &JobId, user_id: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).release_slot(id, user_id)
     }
 }
 
 impl<T: KeyStore> KeyStore for &T {
-    fn get_key(&self, key_id: &str) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+    fn get_key(&self, key_id: &KeyId) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
         (**self).get_key(key_id)
     }
     fn put_key(&self, key: &ApiKeyRecord) -> impl Future<Output = Result<bool, StoreError>> + Send {
@@ -298,7 +311,7 @@ impl<T: KeyStore> KeyStore for &T {
     fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send {
         (**self).list_keys()
     }
-    fn set_key_status(&self, key_id: &str, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).set_key_status(key_id, status)
     }
 }
@@ -306,7 +319,7 @@ impl<T: KeyStore> KeyStore for &T {
 impl<T: RequestLog> RequestLog for &T {
     fn remember_signature(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         signature: &str,
         expires_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
@@ -314,7 +327,7 @@ impl<T: RequestLog> RequestLog for &T {
     }
     fn add_weight(
         &self,
-        key_id: &str,
+        key_id: &KeyId,
         window_start_ms: i64,
         weight: u32,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send {
@@ -323,7 +336,7 @@ impl<T: RequestLog> RequestLog for &T {
 }
 
 impl<T: JobQueue> JobQueue for &T {
-    fn enqueue(&self, job_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn enqueue(&self, job_id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).enqueue(job_id)
     }
 }
@@ -331,7 +344,7 @@ impl<T: JobQueue> JobQueue for &T {
 impl<T: ResultStore> ResultStore for &T {
     fn put_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
         bytes: Vec<u8>,
         content_type: &str,
@@ -340,7 +353,7 @@ impl<T: ResultStore> ResultStore for &T {
     }
     fn get_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
         (**self).get_artifact(job_id, name)

@@ -93,12 +93,10 @@ impl MasterKey {
 }
 
 /// A fresh API key id and secret: `pk_` + 16 hex, and 40 random URL-safe characters.
-pub fn new_key_pair() -> (String, String) {
-    let mut id = [0u8; 8];
+pub fn new_key_pair() -> (crate::ids::KeyId, String) {
     let mut secret = [0u8; 30];
-    getrandom::getrandom(&mut id).expect("the OS random source works");
     getrandom::getrandom(&mut secret).expect("the OS random source works");
-    (format!("pk_{}", hex::encode(id)), URL_SAFE_NO_PAD.encode(secret))
+    (crate::ids::KeyId::random(), URL_SAFE_NO_PAD.encode(secret))
 }
 
 #[cfg(test)]
@@ -126,7 +124,7 @@ mod tests {
     #[test]
     fn key_pairs_look_right() {
         let (id, secret) = new_key_pair();
-        assert!(id.starts_with("pk_") && id.len() == 19);
+        assert!(id.as_str().starts_with("pk_") && id.as_str().len() == 19);
         assert_eq!(secret.len(), 40);
     }
 }

@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use pipai_engine::{run as run_engine, Bars, Control, EngineError, JobConfig, Timeframe};
 use pipai_market_data::{resample, Coverage};
-use serde_json::json;
+use tracing::Instrument;
 
-use crate::model::{fail_codes, JobError};
+use crate::clock::now_ms;
+use crate::ids::{JobId, RunToken};
+use crate::model::{FailCode, JobError, ResultSummary};
 use crate::ports::*;
 
 #[derive(Debug, Clone)]
@@ -64,11 +66,6 @@ pub struct Worker<S, R, M> {
     pub settings: WorkerSettings,
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The share of progress that loading the bars accounts for.
 const LOAD_SHARE: f64 = 0.5;
 
@@ -76,8 +73,8 @@ const LOAD_SHARE: f64 = 0.5;
 struct ProgressWriter<'a, S> {
     store: &'a S,
     settings: &'a WorkerSettings,
-    job_id: &'a str,
-    token: &'a str,
+    job_id: &'a JobId,
+    token: &'a RunToken,
     last_written: f64,
     last_write_ms: i64,
 }
@@ -99,12 +96,6 @@ impl<S: JobStore> ProgressWriter<'_, S> {
         self.last_write_ms = now;
         Ok(held)
     }
-}
-
-fn run_token() -> String {
-    let mut b = [0u8; 8];
-    getrandom::getrandom(&mut b).expect("the OS random source works");
-    hex::encode(b)
 }
 
 /// Bars for a job: the stored timeframe, or 1m bars aggregated to it; `Unavailable` unless the
@@ -148,39 +139,33 @@ where
     M: MarketData,
 {
     /// Handles one queue message for `job_id`. `deadline_ms`: when the invocation will be killed.
-    /// `Err` only for storage failures, which the queue retries.
-    pub async fn process(&self, job_id: &str, deadline_ms: i64) -> Result<Delivery, StoreError> {
-        let token = run_token();
+    /// `Err` only for storage failures, which the queue retries. Its logs carry the job id.
+    pub async fn process(&self, job_id: &JobId, deadline_ms: i64) -> Result<Delivery, StoreError> {
+        let span = tracing::info_span!("job", job_id = %job_id);
+        self.process_in_span(job_id, deadline_ms).instrument(span).await
+    }
+
+    async fn process_in_span(&self, job_id: &JobId, deadline_ms: i64) -> Result<Delivery, StoreError> {
+        let token = RunToken::random();
         let job = match self.store.claim_job(job_id, &token, now_ms(), self.settings.lease_ms).await? {
             ClaimOutcome::Claimed(job) => job,
             ClaimOutcome::Terminal(status) => {
-                tracing::info!(job_id, %status, "already terminal; dropping the message");
+                tracing::info!(%status, "already terminal; dropping the message");
                 return Ok(Delivery::Done);
             }
             ClaimOutcome::Leased { until_ms } => {
-                tracing::info!(job_id, until_ms, "another run holds the job; retrying later");
+                tracing::info!(until_ms, "another run holds the job; retrying later");
                 return Ok(Delivery::Retry);
             }
             ClaimOutcome::NotFound => {
-                tracing::warn!(job_id, "no such job; dropping the message");
+                tracing::warn!("no such job; dropping the message");
                 return Ok(Delivery::Done);
             }
         };
-        tracing::info!(job_id, attempt = job.attempts, budget_ms = deadline_ms - now_ms(), "running");
-        let fail = |code: &str, message: String| Completion::Failed(JobError::new(code, message));
-        let far_future = chrono::DateTime::<chrono::Utc>::MAX_UTC;
-        let config = match JobConfig::from_value(&job.config, far_future) {
-            Ok(c) => c,
-            Err(e) => {
-                return self
-                    .finish(
-                        job_id,
-                        &token,
-                        fail(fail_codes::SIMULATION_ERROR, format!("stored config no longer validates: {e}")),
-                    )
-                    .await
-            }
-        };
+        tracing::info!(attempt = job.attempts, budget_ms = deadline_ms - now_ms(), "running");
+        let fail = |code: FailCode, message: String| Completion::Failed(JobError::new(code, message));
+        // The config was validated and resolved when the job was created; it is run as stored.
+        let config = job.config;
         let mut progress = ProgressWriter {
             store: &self.store,
             settings: &self.settings,
@@ -194,20 +179,18 @@ where
             match load_job_bars(&self.market, symbol, config.timeframe, config.start_ms(), config.end_ms()).await {
                 Ok(bars) => data.push(bars),
                 Err(DataError::Unavailable(m)) => {
-                    return self
-                        .finish(job_id, &token, fail(fail_codes::DATA_UNAVAILABLE, format!("{symbol}: {m}")))
-                        .await
+                    return self.finish(job_id, &token, fail(FailCode::DataUnavailable, format!("{symbol}: {m}"))).await
                 }
                 Err(DataError::Store(e)) => return Err(e),
             }
             let loaded = LOAD_SHARE * (i + 1) as f64 / config.symbols.len() as f64;
             if !progress.report(loaded, now_ms()).await? {
-                tracing::info!(job_id, "stopped while loading data: cancelled or taken over");
+                tracing::info!("stopped while loading data: cancelled or taken over");
                 return Ok(Delivery::Done);
             }
         }
 
-        let outcome = self.simulate(job_id, config.clone(), data, deadline_ms, &mut progress).await?;
+        let outcome = self.simulate(config.clone(), data, deadline_ms, &mut progress).await?;
         let completion = match outcome {
             RunOutcome::Finished(backtest) => {
                 let result = &backtest.result;
@@ -216,29 +199,23 @@ where
                     .await?;
                 self.results.put_artifact(job_id, "trades.json", to_json(&result.trades), "application/json").await?;
                 self.results.put_artifact(job_id, "result.json", to_json(result), "application/json").await?;
-                Completion::Done {
-                    summary: json!({
-                        "metrics": result.metrics,
-                        "structured_metrics": result.structured_metrics,
-                        "summary": result.summary,
-                    }),
-                }
+                Completion::Done { summary: Box::new(ResultSummary::of(result)) }
             }
             RunOutcome::Failed(code, message) => fail(code, message),
             RunOutcome::Stopped => {
-                tracing::info!(job_id, "stopped: cancelled or taken over");
+                tracing::info!("stopped: cancelled or taken over");
                 return Ok(Delivery::Done);
             }
         };
         self.finish(job_id, &token, completion).await
     }
 
-    async fn finish(&self, job_id: &str, token: &str, completion: Completion) -> Result<Delivery, StoreError> {
+    async fn finish(&self, job_id: &JobId, token: &RunToken, completion: Completion) -> Result<Delivery, StoreError> {
         if let Completion::Failed(e) = &completion {
-            tracing::warn!(job_id, code = %e.code, message = %e.message, "job failed");
+            tracing::warn!(code = ?e.code, message = %e.message, "job failed");
         }
         if !self.store.complete_job(job_id, token, now_ms(), &completion).await? {
-            tracing::info!(job_id, "job was cancelled or taken over before completion; result discarded");
+            tracing::info!("job was cancelled or taken over before completion; result discarded");
         }
         Ok(Delivery::Done)
     }
@@ -247,7 +224,6 @@ where
     /// cancel (a failed conditional progress write) and the deadline.
     async fn simulate(
         &self,
-        job_id: &str,
         config: JobConfig,
         data: Vec<Bars>,
         deadline_ms: i64,
@@ -291,34 +267,35 @@ where
             Ok(Ok(backtest)) if !lost => RunOutcome::Finished(Box::new(backtest)),
             Ok(Ok(_)) => RunOutcome::Stopped,
             Ok(Err(EngineError::Cancelled)) if timed_out => RunOutcome::Failed(
-                fail_codes::TIMEOUT,
+                FailCode::Timeout,
                 "the simulation did not finish within the worker's time limit; try a shorter window or a coarser timeframe".into(),
             ),
             Ok(Err(EngineError::Cancelled)) => RunOutcome::Stopped,
-            Ok(Err(EngineError::Data(m))) => RunOutcome::Failed(fail_codes::DATA_UNAVAILABLE, m),
-            Ok(Err(EngineError::Config(e))) => RunOutcome::Failed(fail_codes::SIMULATION_ERROR, e.to_string()),
+            Ok(Err(EngineError::Data(m))) => RunOutcome::Failed(FailCode::DataUnavailable, m),
+            Ok(Err(EngineError::Config(e))) => RunOutcome::Failed(FailCode::SimulationError, e.to_string()),
             Err(join) => {
-                tracing::error!(job_id, error = %join, "the simulation panicked");
-                RunOutcome::Failed(fail_codes::SIMULATION_ERROR, "the simulation stopped on an internal error".into())
+                tracing::error!(error = %join, "the simulation panicked");
+                RunOutcome::Failed(FailCode::SimulationError, "the simulation stopped on an internal error".into())
             }
         })
     }
 
     /// A message that reached the dead-letter queue: fail its job unless it is terminal or a
     /// live run holds it (then try again later, so a crash of that run still ends the job).
-    pub async fn process_dead_letter(&self, job_id: &str, receive_count: u32) -> Result<Delivery, StoreError> {
+    #[tracing::instrument(skip_all, fields(job_id = %job_id, receive_count))]
+    pub async fn process_dead_letter(&self, job_id: &JobId, receive_count: u32) -> Result<Delivery, StoreError> {
         let error = JobError::new(
-            fail_codes::INTERNAL,
+            FailCode::Internal,
             format!("the job could not be run: every delivery attempt failed ({receive_count} receives)"),
         );
         Ok(match self.store.fail_abandoned(job_id, now_ms(), &error).await? {
             AbandonOutcome::Failed => {
-                tracing::warn!(job_id, "dead-lettered job marked failed");
+                tracing::warn!("dead-lettered job marked failed");
                 Delivery::Done
             }
             AbandonOutcome::AlreadyTerminal | AbandonOutcome::NotFound => Delivery::Done,
             AbandonOutcome::StillLeased { until_ms } => {
-                tracing::info!(job_id, until_ms, "dead-lettered job still leased by a run; retrying later");
+                tracing::info!(until_ms, "dead-lettered job still leased by a run; retrying later");
                 Delivery::Retry
             }
         })
@@ -327,7 +304,7 @@ where
 
 enum RunOutcome {
     Finished(Box<pipai_engine::Backtest>),
-    Failed(&'static str, String),
+    Failed(FailCode, String),
     /// Cancelled by the user, or the lease was lost: nothing more to write.
     Stopped,
 }

@@ -16,7 +16,7 @@ async fn create_returns_the_queued_job_with_the_resolved_config() {
     let resp = kit.call(&alice, "POST", "/v1/backtest/jobs", &body(&seed_body()), NOW).await;
     assert_eq!(resp.status, 201, "{}", resp.body_json());
     let job = resp.body_json();
-    assert!(pipai_service::model::is_job_id(job["id"].as_str().unwrap()));
+    assert!(job["id"].as_str().unwrap().parse::<pipai_service::JobId>().is_ok());
     assert_eq!(resp.header("location"), Some(format!("/v1/backtest/jobs/{}", job["id"].as_str().unwrap()).as_str()));
     assert_eq!(job["status"], "queued");
     assert_eq!(job["progress"], 0.0);
@@ -202,7 +202,7 @@ async fn the_sixth_active_job_is_429_per_user() {
     let limited: Vec<_> = responses.iter().filter(|r| r.status == 429).collect();
     assert_eq!((created, limited.len()), (5, 15));
     assert_error(limited[0], 429, "RATE_LIMITED", "already have 5 jobs queued or running");
-    assert_eq!(kit.store.active_jobs("alice"), 5);
+    assert_eq!(kit.store.active_jobs(&user("alice")), 5);
     // Another user is unaffected.
     let bob = kit.client("bob").await;
     assert_eq!(kit.call(&bob, "POST", "/v1/backtest/jobs", &body(&seed_body()), NOW).await.status, 201);
@@ -235,7 +235,7 @@ async fn authentication_failures_are_401_and_do_not_reveal_keys() {
     assert_error(&kit.send(&good, NOW + 301_000).await, 401, "UNAUTHENTICATED", "more than 300 s");
     assert_error(&kit.send(&good, NOW - 301_000).await, 401, "UNAUTHENTICATED", "more than 300 s");
 
-    let stranger = Client { key: "pk_0000000000000000".into(), secret: alice.secret.clone() };
+    let stranger = Client { key: "pk_0000000000000000".parse().unwrap(), secret: alice.secret.clone() };
     let unknown = kit.send(&signed(&stranger, "GET", "/v1/backtest/jobs", b"", NOW), NOW).await;
     let wrong_secret = Client { key: alice.key.clone(), secret: "guess".into() };
     let bad_sig = kit.send(&signed(&wrong_secret, "GET", "/v1/backtest/jobs", b"", NOW), NOW).await;
@@ -272,7 +272,7 @@ async fn canonical_query_is_order_and_encoding_independent() {
     let kit = kit();
     let alice = kit.client("alice").await;
     // Signed as "limit=5&status=done", sent reordered and with an encoded character.
-    let headers = sign_request(&alice.key, &alice.secret, NOW, "GET", "/v1/backtest/jobs", "limit=5&status=done", b"");
+    let headers = sign_request(alice.key.as_str(), &alice.secret, NOW, "GET", "/v1/backtest/jobs", "limit=5&status=done", b"");
     let req = pipai_service::ApiRequest {
         method: "GET".into(),
         path: "/v1/backtest/jobs".into(),
@@ -428,6 +428,30 @@ async fn list_parameter_errors_are_400() {
     ];
     for (q, needle) in cases {
         assert_error(&kit.call(&alice, "GET", q, b"", NOW).await, 400, "INVALID_PARAMETER", needle);
+    }
+}
+
+#[tokio::test]
+async fn non_canonical_integers_and_long_input_are_400_quoted_briefly() {
+    let kit = kit();
+    let alice = kit.client("alice").await;
+    for q in ["limit=+5", "limit=05", "limit=5.0", "limit=%205", "limit=1e1", "limit=-1", "limit="] {
+        let resp = kit.call(&alice, "GET", &format!("/v1/backtest/jobs?{q}"), b"", NOW).await;
+        assert_error(&resp, 400, "INVALID_PARAMETER", "limit: must be an integer from 1 to 100");
+    }
+    assert_eq!(kit.call(&alice, "GET", "/v1/backtest/jobs?limit=5", b"", NOW).await.status, 200);
+    // 200 KB in a path id, a query parameter's name and its value: the messages stay short.
+    let long = "a".repeat(200_000);
+    for (path, needle) in [
+        (format!("/v1/backtest/jobs/{long}"), "id: "),
+        (format!("/v1/backtest/jobs?{long}=1"), "unknown query parameter"),
+        (format!("/v1/backtest/jobs?status={long}"), "status: unknown status"),
+        (format!("/v1/backtest/jobs?from={long}"), "from: "),
+    ] {
+        let resp = kit.call(&alice, "GET", &path, b"", NOW).await;
+        assert_error(&resp, 400, "INVALID_PARAMETER", needle);
+        let message = resp.body_json()["message"].as_str().unwrap().to_string();
+        assert!(message.len() < 300, "{} characters: {}", message.len(), &message[..200]);
     }
 }
 

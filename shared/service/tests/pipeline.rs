@@ -9,7 +9,10 @@ use pipai_service::events::{apply_change, ChangeKind, JobChange};
 use pipai_service::memory::MemoryStore;
 use pipai_service::model::{JobRecord, JobStatus};
 use pipai_service::ports::*;
-use pipai_service::worker::{now_ms, Delivery, Worker, WorkerSettings};
+use pipai_service::clock::now_ms;
+use pipai_service::model::FailCode;
+use pipai_service::worker::{Delivery, Worker, WorkerSettings};
+use pipai_service::{JobId, RunToken};
 use serde_json::json;
 
 const FAR: i64 = i64::MAX / 2;
@@ -19,18 +22,18 @@ fn worker(kit: &Kit) -> Worker<&'static MemoryStore, &'static MemoryStore, &'sta
 }
 
 /// What the stream would deliver for the job's current state.
-async fn stream_record(store: &MemoryStore, id: &str, kind: ChangeKind) -> JobChange {
+async fn stream_record(store: &MemoryStore, id: &JobId, kind: ChangeKind) -> JobChange {
     let j = store.get_job(id).await.unwrap().unwrap();
-    JobChange { kind, job_id: j.id, user_id: j.user_id, status: Some(j.status), slot_released: j.slot_released }
+    JobChange { kind, job_id: j.id, user_id: Some(j.user_id), status: Some(j.status), slot_released: j.slot_released }
 }
 
-async fn create(kit: &Kit, client: &Client, b: &serde_json::Value) -> String {
+async fn create(kit: &Kit, client: &Client, b: &serde_json::Value) -> JobId {
     // Two identical requests signed in the same millisecond are a replay: keep timestamps unique.
     static TICK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let at = now_ms() + TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let resp = kit.call(client, "POST", "/v1/backtest/jobs", &body(b), at).await;
     assert_eq!(resp.status, 201, "{}", resp.body_json());
-    resp.body_json()["id"].as_str().unwrap().to_string()
+    job_id(resp.body_json()["id"].as_str().unwrap())
 }
 
 #[tokio::test]
@@ -63,11 +66,11 @@ async fn a_job_runs_to_done_and_reads_back_like_the_offline_run() {
     assert_eq!(result["equity_curve"].as_array().unwrap().len(), 365);
 
     // The terminal change releases the slot once; replays change nothing.
-    assert_eq!(kit.store.active_jobs("alice"), 1);
+    assert_eq!(kit.store.active_jobs(&user("alice")), 1);
     let done = stream_record(kit.store, &id, ChangeKind::Modify).await;
     apply_change(&kit.store, &kit.store, &done).await.unwrap();
     apply_change(&kit.store, &kit.store, &done).await.unwrap();
-    assert_eq!(kit.store.active_jobs("alice"), 0);
+    assert_eq!(kit.store.active_jobs(&user("alice")), 0);
 
     // The list shows the summary form: metrics without arrays.
     let list = kit.call(&alice, "GET", "/v1/backtest/jobs", b"", now_ms()).await.body_json();
@@ -95,10 +98,11 @@ async fn a_delivery_while_another_run_holds_the_lease_is_retried() {
     let kit = kit();
     let alice = kit.client("alice").await;
     let id = create(&kit, &alice, &seed_body()).await;
-    let claimed = kit.store.claim_job(&id, "other-run", now_ms(), 60_000).await.unwrap();
+    let other_run = RunToken::random();
+    let claimed = kit.store.claim_job(&id, &other_run, now_ms(), 60_000).await.unwrap();
     assert!(matches!(claimed, ClaimOutcome::Claimed(_)));
     assert_eq!(worker(&kit).process(&id, FAR).await.unwrap(), Delivery::Retry);
-    assert_eq!(kit.store.get_job(&id).await.unwrap().unwrap().run_token.as_deref(), Some("other-run"));
+    assert_eq!(kit.store.get_job(&id).await.unwrap().unwrap().run_token, Some(other_run));
 }
 
 #[tokio::test]
@@ -107,7 +111,7 @@ async fn a_run_that_crashed_is_taken_over_after_its_lease() {
     let alice = kit.client("alice").await;
     let id = create(&kit, &alice, &seed_body()).await;
     // A worker claimed it and died: a 1 ms lease, never extended.
-    kit.store.claim_job(&id, "dead-run", now_ms(), 1).await.unwrap();
+    kit.store.claim_job(&id, &RunToken::random(), now_ms(), 1).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     assert_eq!(worker(&kit).process(&id, FAR).await.unwrap(), Delivery::Done);
     let job = kit.store.get_job(&id).await.unwrap().unwrap();
@@ -123,18 +127,18 @@ async fn dead_lettered_jobs_fail_once_and_release_their_slot_once() {
     assert_eq!(w.process_dead_letter(&id, 4).await.unwrap(), Delivery::Done);
     let job = kit.store.get_job(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.error.as_ref().unwrap().code, "INTERNAL");
+    assert_eq!(job.error.as_ref().unwrap().code, FailCode::Internal);
     let failed = stream_record(kit.store, &id, ChangeKind::Modify).await;
     for _ in 0..3 {
         apply_change(&kit.store, &kit.store, &failed).await.unwrap();
     }
-    assert_eq!(kit.store.active_jobs("alice"), 0);
+    assert_eq!(kit.store.active_jobs(&user("alice")), 0);
     // A late original delivery finds it terminal and does nothing.
     assert_eq!(w.process(&id, FAR).await.unwrap(), Delivery::Done);
     assert_eq!(kit.store.get_job(&id).await.unwrap().unwrap().status, JobStatus::Failed);
     // A dead letter for a job a live run still holds waits for that run.
     let id2 = create(&kit, &alice, &seed_body()).await;
-    kit.store.claim_job(&id2, "live-run", now_ms(), 60_000).await.unwrap();
+    kit.store.claim_job(&id2, &RunToken::random(), now_ms(), 60_000).await.unwrap();
     assert_eq!(w.process_dead_letter(&id2, 4).await.unwrap(), Delivery::Retry);
 }
 
@@ -157,26 +161,20 @@ async fn missing_bars_fail_with_data_unavailable() {
     let mut cfg = seed_body();
     cfg["symbols"] = json!(["GAPUSDT"]);
     let config = JobConfig::from_value(&cfg, chrono::Utc::now()).unwrap();
-    let job = JobRecord::new_queued(
-        "bt_0000aaaa".into(),
-        "alice".into(),
-        serde_json::to_value(&config).unwrap(),
-        "tpl_grid".into(),
-        now_ms(),
-    );
+    let job = JobRecord::new_queued(job_id("bt_0000aaaa"), user("alice"), config, now_ms());
     kit.store.put_job_raw(job);
-    assert_eq!(worker(&kit).process("bt_0000aaaa", FAR).await.unwrap(), Delivery::Done);
-    let job = kit.store.get_job("bt_0000aaaa").await.unwrap().unwrap();
+    assert_eq!(worker(&kit).process(&job_id("bt_0000aaaa"), FAR).await.unwrap(), Delivery::Done);
+    let job = kit.store.get_job(&job_id("bt_0000aaaa")).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     let error = job.error.unwrap();
-    assert_eq!(error.code, "DATA_UNAVAILABLE");
+    assert_eq!(error.code, FailCode::DataUnavailable);
     assert!(error.message.contains("GAPUSDT") && error.message.contains("gap"), "{}", error.message);
 }
 
 #[tokio::test]
 async fn a_job_cancelled_while_its_data_loads_stays_cancelled() {
     /// Market data that cancels the job while "loading", like a user calling cancel mid-run.
-    struct CancellingMarket(&'static MemoryStore, String);
+    struct CancellingMarket(&'static MemoryStore, JobId);
     impl MarketData for CancellingMarket {
         async fn coverage(&self, s: &str, tf: Timeframe) -> Result<Option<pipai_market_data::Coverage>, StoreError> {
             self.0.coverage(s, tf).await
@@ -185,7 +183,7 @@ async fn a_job_cancelled_while_its_data_loads_stays_cancelled() {
             self.0.catalog().await
         }
         async fn load_bars(&self, s: &str, tf: Timeframe, a: i64, b: i64) -> Result<pipai_engine::Bars, DataError> {
-            self.0.cancel_job(&self.1, "alice", now_ms()).await?;
+            self.0.cancel_job(&self.1, &user("alice"), now_ms()).await?;
             self.0.load_bars(s, tf, a, b).await
         }
     }
@@ -224,7 +222,7 @@ async fn a_run_past_its_deadline_fails_with_timeout() {
     assert_eq!(w.process(&id, now_ms()).await.unwrap(), Delivery::Done);
     let job = kit.store.get_job(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.error.unwrap().code, "TIMEOUT");
+    assert_eq!(job.error.unwrap().code, FailCode::Timeout);
 }
 
 #[tokio::test]
@@ -271,8 +269,8 @@ async fn stream_bookkeeping_ignores_what_it_need_not_act_on() {
     let store = MemoryStore::new();
     let base = JobChange {
         kind: ChangeKind::Modify,
-        job_id: "bt_00000001".into(),
-        user_id: "u".into(),
+        job_id: job_id("bt_00000001"),
+        user_id: Some(user("u")),
         status: Some(JobStatus::Running),
         slot_released: false,
     };

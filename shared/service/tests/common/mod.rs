@@ -9,7 +9,7 @@ use pipai_service::memory::MemoryStore;
 use pipai_service::model::{ApiKeyRecord, KeyStatus};
 use pipai_service::ports::KeyStore;
 use pipai_service::secrets::MasterKey;
-use pipai_service::{ApiRequest, ApiResponse, Route};
+use pipai_service::{ApiRequest, ApiResponse, JobId, KeyId, Route, UserId};
 use serde_json::{json, Value};
 
 /// 2026-04-29T10:15:00Z, the seeds' "now".
@@ -21,8 +21,16 @@ pub struct Kit {
 }
 
 pub struct Client {
-    pub key: String,
+    pub key: KeyId,
     pub secret: String,
+}
+
+pub fn user(name: &str) -> UserId {
+    name.parse().expect("a valid user id")
+}
+
+pub fn job_id(text: &str) -> JobId {
+    text.parse().expect("a valid job id")
 }
 
 /// BTCUSDT and ETHUSDT 1h bars for all of 2025 (from the synthetic presets), made once.
@@ -55,8 +63,8 @@ impl Kit {
         let (key, secret) = pipai_service::secrets::new_key_pair();
         let record = ApiKeyRecord {
             key_id: key.clone(),
-            user_id: user.to_string(),
-            secret_ciphertext: self.api.master.encrypt_secret(&key, &secret),
+            user_id: user.parse().expect("a valid user id"),
+            secret_ciphertext: self.api.master.encrypt_secret(key.as_str(), &secret),
             status: KeyStatus::Active,
             created_at_ms: NOW,
             label: "test".into(),
@@ -85,7 +93,7 @@ impl Kit {
 
 pub fn signed(client: &Client, method: &str, path_and_query: &str, body: &[u8], now: i64) -> ApiRequest {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-    let headers = sign_request(&client.key, &client.secret, now, method, path, query, body);
+    let headers = sign_request(client.key.as_str(), &client.secret, now, method, path, query, body);
     ApiRequest {
         method: method.into(),
         path: path.into(),
