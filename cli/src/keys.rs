@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use pipai_service::model::{ApiKeyRecord, KeyStatus};
 use pipai_service::ports::KeyStore;
 use pipai_service::secrets::new_key_pair;
+use pipai_service::{KeyId, UserId};
 
 use crate::error::CliError;
 
@@ -25,7 +26,7 @@ pub enum KeysCommand {
     /// Create a key for a user; prints the key id and its secret (shown only now).
     Create {
         #[arg(long)]
-        user: String,
+        user: UserId,
         #[arg(long, default_value = "")]
         label: String,
         /// Also write PIPAI_API_KEY / PIPAI_API_SECRET lines to this file (for scripts).
@@ -35,11 +36,11 @@ pub enum KeysCommand {
     /// List keys (never their secrets).
     List,
     /// Disable a key: requests signed with it get 401 from then on.
-    Disable { key_id: String },
+    Disable { key_id: KeyId },
     /// Store known `key:secret` pairs (comma separated) for a user, e.g. from PIPAI_LOCAL_KEYS.
     Import {
         #[arg(long)]
-        user: String,
+        user: UserId,
         pairs: String,
     },
 }
@@ -53,13 +54,13 @@ pub fn run(cmd: KeysCommand) -> Result<(), CliError> {
     rt.block_on(async move {
         let sdk = pipai_aws::load_sdk_config().await;
         let store = pipai_aws::DynamoStore::from_env(&sdk).map_err(|e| CliError::Config(e.to_string()))?;
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = pipai_service::clock::now_ms();
         match cmd {
             KeysCommand::Create { user, label, save } => {
                 let master = pipai_aws::load_master_key(&sdk).await.map_err(|e| CliError::Config(e.to_string()))?;
                 let (key_id, secret) = new_key_pair();
                 let record = ApiKeyRecord {
-                    secret_ciphertext: master.encrypt_secret(&key_id, &secret),
+                    secret_ciphertext: master.encrypt_secret(key_id.as_str(), &secret),
                     key_id: key_id.clone(),
                     user_id: user.clone(),
                     status: KeyStatus::Active,
@@ -96,12 +97,13 @@ pub fn run(cmd: KeysCommand) -> Result<(), CliError> {
                 for pair in pairs.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let (key_id, secret) = pair
                         .split_once(':')
-                        .filter(|(k, s)| !k.is_empty() && !s.is_empty())
+                        .filter(|(_, s)| !s.is_empty())
                         .ok_or_else(|| CliError::Config(format!("{pair:?} is not key:secret")))?;
+                    let key_id: KeyId = key_id.parse().map_err(|e| CliError::Config(format!("{pair:?}: {e}")))?;
                     let record = ApiKeyRecord {
-                        key_id: key_id.to_string(),
+                        key_id: key_id.clone(),
                         user_id: user.clone(),
-                        secret_ciphertext: master.encrypt_secret(key_id, secret),
+                        secret_ciphertext: master.encrypt_secret(key_id.as_str(), secret),
                         status: KeyStatus::Active,
                         created_at_ms: now,
                         label: "imported".into(),

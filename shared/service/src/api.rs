@@ -3,8 +3,8 @@
 //! that happens). Each Lambda function serves one [`Route`]; local tools can route any request
 //! with [`Route::of`].
 
-use pipai_engine::time::{iso, parse_iso};
 use pipai_engine::text::brief;
+use pipai_engine::time::{iso, parse_iso};
 use pipai_engine::{quoted, templates, JobConfig, Timeframe};
 use pipai_market_data::Coverage;
 use serde::{Deserialize, Serialize};
@@ -500,11 +500,11 @@ fn path_id(req: &ApiRequest) -> Option<&str> {
 
 /// A `limit` query parameter: canonical decimal digits (no sign, no leading zero) from 1 to `max`.
 fn parse_limit(text: &str, max: usize) -> Result<usize, ApiError> {
-    let canonical = !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
-    text.parse::<usize>()
-        .ok()
-        .filter(|n| canonical && (1..=max).contains(n))
-        .ok_or_else(|| ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {max}, written in plain digits")))
+    let canonical =
+        !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
+    text.parse::<usize>().ok().filter(|n| canonical && (1..=max).contains(n)).ok_or_else(|| {
+        ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {max}, written in plain digits"))
+    })
 }
 
 /// The query parameters, all of them known, each at most once.

@@ -150,10 +150,12 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
     // Same work whether or not the key exists (a throwaway secret when it does not), so timing
     // does not tell either.
     let (secret, usable) = match &record {
-        Some(k) if k.status == KeyStatus::Active => match master.decrypt_secret(k.key_id.as_str(), &k.secret_ciphertext) {
-            Ok(s) => (s, true),
-            Err(e) => return Err(ApiError::Internal(format!("key {key_id}: {e}"))),
-        },
+        Some(k) if k.status == KeyStatus::Active => {
+            match master.decrypt_secret(k.key_id.as_str(), &k.secret_ciphertext) {
+                Ok(s) => (s, true),
+                Err(e) => return Err(ApiError::Internal(format!("key {key_id}: {e}"))),
+            }
+        }
         _ => ("pipai-no-such-key".to_string(), false),
     };
     let matches = match given {

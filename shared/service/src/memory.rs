@@ -90,11 +90,7 @@ impl JobStore for MemoryStore {
                 .filter(|j| q.template_id.as_ref().is_none_or(|t| j.template_id() == t))
                 .filter(|j| q.from_ms.is_none_or(|f| j.submitted_at_ms >= f))
                 .filter(|j| q.to_ms.is_none_or(|t| j.submitted_at_ms < t))
-                .filter(|j| {
-                    q.after
-                        .as_ref()
-                        .is_none_or(|a| (j.submitted_at_ms, &j.id) < (a.submitted_at_ms, &a.id))
-                })
+                .filter(|j| q.after.as_ref().is_none_or(|a| (j.submitted_at_ms, &j.id) < (a.submitted_at_ms, &a.id)))
                 .cloned()
                 .collect();
             jobs.sort_by(|a, b| (b.submitted_at_ms, &b.id).cmp(&(a.submitted_at_ms, &a.id)));
@@ -118,7 +114,13 @@ impl JobStore for MemoryStore {
         }))
     }
 
-    async fn claim_job(&self, id: &JobId, token: &RunToken, now_ms: i64, lease_ms: i64) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_job(
+        &self,
+        id: &JobId,
+        token: &RunToken,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
         Ok(self.with(|s| match s.jobs.get_mut(id) {
             None => ClaimOutcome::NotFound,
             Some(j) if j.status.is_terminal() => ClaimOutcome::Terminal(j.status),

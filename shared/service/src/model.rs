@@ -10,7 +10,6 @@ use pipai_engine::{BacktestResult, JobConfig};
 
 use crate::ids::{JobId, KeyId, RunToken, UserId};
 
-
 /// A user may have at most this many jobs queued or running (seed 003: 429 on the 6th).
 pub const MAX_ACTIVE_JOBS: u32 = 5;
 

@@ -165,7 +165,11 @@ pub trait KeyStore: Send + Sync {
     fn put_key(&self, key: &ApiKeyRecord) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
     /// `false` if there is no such key.
-    fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn set_key_status(
+        &self,
+        key_id: &KeyId,
+        status: KeyStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Short-lived request bookkeeping: replay protection and request weight.
@@ -311,7 +315,11 @@ impl<T: KeyStore> KeyStore for &T {
     fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send {
         (**self).list_keys()
     }
-    fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn set_key_status(
+        &self,
+        key_id: &KeyId,
+        status: KeyStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).set_key_status(key_id, status)
     }
 }

@@ -44,9 +44,7 @@ impl<'a> Env<'a> {
     pub fn parse_or<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
         match self.optional(name) {
             None => Ok(default),
-            Some(v) => {
-                v.trim().parse().map_err(|_| ConfigError::invalid(name, format!("{v:?} is not a valid value")))
-            }
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::invalid(name, format!("{v:?} is not a valid value"))),
         }
     }
 
@@ -59,10 +57,7 @@ impl<'a> Env<'a> {
     ) -> Result<i64, ConfigError> {
         let value = self.parse_or(name, default).ok().filter(|v| range.contains(v));
         value.ok_or_else(|| {
-            ConfigError::invalid(
-                name,
-                format!("must be a whole number from {} to {}", range.start(), range.end()),
-            )
+            ConfigError::invalid(name, format!("must be a whole number from {} to {}", range.start(), range.end()))
         })
     }
 }

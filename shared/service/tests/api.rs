@@ -272,7 +272,8 @@ async fn canonical_query_is_order_and_encoding_independent() {
     let kit = kit();
     let alice = kit.client("alice").await;
     // Signed as "limit=5&status=done", sent reordered and with an encoded character.
-    let headers = sign_request(alice.key.as_str(), &alice.secret, NOW, "GET", "/v1/backtest/jobs", "limit=5&status=done", b"");
+    let headers =
+        sign_request(alice.key.as_str(), &alice.secret, NOW, "GET", "/v1/backtest/jobs", "limit=5&status=done", b"");
     let req = pipai_service::ApiRequest {
         method: "GET".into(),
         path: "/v1/backtest/jobs".into(),

@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use pipai_engine::{JobConfig, Timeframe};
+use pipai_service::clock::now_ms;
 use pipai_service::events::{apply_change, ChangeKind, JobChange};
 use pipai_service::memory::MemoryStore;
+use pipai_service::model::FailCode;
 use pipai_service::model::{JobRecord, JobStatus};
 use pipai_service::ports::*;
-use pipai_service::clock::now_ms;
-use pipai_service::model::FailCode;
 use pipai_service::worker::{Delivery, Worker, WorkerSettings};
 use pipai_service::{JobId, RunToken};
 use serde_json::json;
