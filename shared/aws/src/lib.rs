@@ -35,19 +35,10 @@ pub use aws_config;
 pub use dynamo::DynamoStore;
 pub use market::S3MarketData;
 pub use pipai_service::ports::StoreError;
+pub use pipai_service::settings::ConfigError;
 pub use s3::S3Results;
 pub use sqs::SqsQueue;
 pub use stream::job_change;
-
-/// A missing or unusable setting (environment variable, SSM parameter).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The environment variable is not set (or empty).
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The default loader (`BehaviorVersion::latest()`, credentials, region and `AWS_ENDPOINT_URL`
 /// from the environment as usual) with this crate's HTTPS client (rustls on ring). Add
@@ -83,26 +74,27 @@ pub async fn load_master_key_from_lookup(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<MasterKey, ConfigError> {
     if let Some(text) = lookup("API_KEY_MASTER_KEY").filter(|v| !v.is_empty()) {
-        return MasterKey::from_base64(&text).map_err(|e| ConfigError::Invalid(format!("API_KEY_MASTER_KEY: {e}")));
+        return MasterKey::from_base64(&text).map_err(|e| ConfigError::invalid("API_KEY_MASTER_KEY", e.to_string()));
     }
     let name = lookup("API_KEY_MASTER_KEY_PARAM")
         .filter(|v| !v.is_empty())
         .ok_or(ConfigError::Missing("API_KEY_MASTER_KEY_PARAM"))?;
     let client = aws_sdk_ssm::Client::new(sdk);
     let out = client.get_parameter().name(&name).with_decryption(true).send().await.map_err(|e| {
-        ConfigError::Invalid(format!("ssm GetParameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(&e)))
+        ConfigError::invalid(
+            "API_KEY_MASTER_KEY_PARAM",
+            format!("ssm GetParameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(&e)),
+        )
     })?;
     let value = out
         .parameter()
         .and_then(|p| p.value())
-        .ok_or_else(|| ConfigError::Invalid(format!("ssm parameter {name} has no value")))?;
-    MasterKey::from_base64(value).map_err(|e| ConfigError::Invalid(format!("ssm parameter {name}: {e}")))
+        .ok_or_else(|| ConfigError::invalid("API_KEY_MASTER_KEY_PARAM", format!("ssm parameter {name} has no value")))?;
+    MasterKey::from_base64(value)
+        .map_err(|e| ConfigError::invalid("API_KEY_MASTER_KEY_PARAM", format!("ssm parameter {name}: {e}")))
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub(crate) use pipai_service::clock::now_ms;
 
 /// A random `u64` (for retry jitter only) without a random-number crate.
 pub(crate) fn jitter() -> u64 {

@@ -177,7 +177,7 @@ impl S3MarketData {
                         }
                     }
                     Err(e) => {
-                        failure.get_or_insert(StoreError(format!("ingest {symbol}: a month's task failed: {e}")));
+                        failure.get_or_insert(StoreError::new(format!("ingest {symbol}: a month's task failed: {e}")));
                     }
                 }
             }
@@ -209,14 +209,14 @@ impl S3MarketData {
                 continue;
             }
             let read = async {
-                let key = partition_key(symbol, r.timeframe, month).map_err(|e| StoreError(e.to_string()))?;
+                let key = partition_key(symbol, r.timeframe, month).map_err(|e| StoreError::new(e.to_string()))?;
                 let bytes =
                     Self::fetch(self.s3.clone(), self.bucket.clone(), key.clone()).await.map_err(|e| match e {
                         DataError::Store(e) => e,
-                        DataError::Unavailable(m) => StoreError(m),
+                        DataError::Unavailable(m) => StoreError::new(m),
                     })?;
                 bars_from_parquet(bytes).map_err(|e| {
-                    StoreError(format!("s3://{}/{key} is unreadable, cannot keep its bars: {e}", self.bucket))
+                    StoreError::new(format!("s3://{}/{key} is unreadable, cannot keep its bars: {e}", self.bucket))
                 })
             };
             match read.await {
@@ -247,11 +247,11 @@ impl S3MarketData {
         let parts = match built {
             Ok(Ok(parts)) => parts,
             Ok(Err(e)) => {
-                out.failure = Some(StoreError(format!("ingest {symbol} {month}: {e}")));
+                out.failure = Some(StoreError::new(format!("ingest {symbol} {month}: {e}")));
                 return out;
             }
             Err(e) => {
-                out.failure = Some(StoreError(format!("ingest {symbol} {month}: building the partitions failed: {e}")));
+                out.failure = Some(StoreError::new(format!("ingest {symbol} {month}: building the partitions failed: {e}")));
                 return out;
             }
         };
@@ -271,7 +271,7 @@ impl S3MarketData {
     }
 
     async fn put_partition(&self, symbol: &str, tf: Timeframe, month: Month, body: Vec<u8>) -> Result<(), StoreError> {
-        let key = partition_key(symbol, tf, month).map_err(|e| StoreError(e.to_string()))?;
+        let key = partition_key(symbol, tf, month).map_err(|e| StoreError::new(e.to_string()))?;
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -280,7 +280,7 @@ impl S3MarketData {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), &e))?;
+            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
         Ok(())
     }
 
@@ -303,7 +303,7 @@ impl S3MarketData {
                 let mut c = current.cloned();
                 for (month, written) in &months {
                     c = replace_range(c.as_ref(), month.start_ms(), month.end_ms() - 1, Some(written))
-                        .map_err(|e| StoreError(format!("catalog {} {}: {e}", plan.symbol(), r.timeframe)))?;
+                        .map_err(|e| StoreError::new(format!("catalog {} {}: {e}", plan.symbol(), r.timeframe)))?;
                 }
                 Ok(c)
             };
@@ -323,7 +323,7 @@ impl S3MarketData {
         bars: &Bars,
         synthetic: bool,
     ) -> Result<(), StoreError> {
-        let invalid = |e: &dyn std::fmt::Display| StoreError(format!("put_month {symbol} {tf} {month}: {e}"));
+        let invalid = |e: &dyn std::fmt::Display| StoreError::new(format!("put_month {symbol} {tf} {month}: {e}"));
         validate_symbol(symbol).map_err(|e| invalid(&e))?;
         let coverage = Coverage::from_bars(symbol, tf, bars).map_err(|e| invalid(&e))?;
         if coverage.first_open_time < month.start_ms() || coverage.last_open_time >= month.end_ms() {
@@ -346,7 +346,7 @@ impl S3MarketData {
             .set_item(Some(catalog_item(coverage, synthetic)?))
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", "PutItem", &self.catalog_table, &e))?;
+            .map_err(|e| store_err("dynamodb", "PutItem", &self.catalog_table, e))?;
         Ok(())
     }
 
@@ -388,7 +388,7 @@ impl S3MarketData {
                         Ok(_) => Ok(()),
                         Err(e) => match e.as_service_error() {
                             Some(PutItemError::ConditionalCheckFailedException(_)) => Err(None),
-                            _ => Err(Some(store_err("dynamodb", "PutItem (coverage)", &self.catalog_table, &e))),
+                            _ => Err(Some(store_err("dynamodb", "PutItem (coverage)", &self.catalog_table, e))),
                         },
                     }
                 }
@@ -406,7 +406,7 @@ impl S3MarketData {
                         Ok(_) => Ok(()),
                         Err(e) => match e.as_service_error() {
                             Some(DeleteItemError::ConditionalCheckFailedException(_)) => Err(None),
-                            _ => Err(Some(store_err("dynamodb", "DeleteItem (coverage)", &self.catalog_table, &e))),
+                            _ => Err(Some(store_err("dynamodb", "DeleteItem (coverage)", &self.catalog_table, e))),
                         },
                     }
                 }
@@ -425,7 +425,7 @@ impl S3MarketData {
                 Err(Some(e)) => return Err(e),
             }
         }
-        Err(StoreError(format!(
+        Err(StoreError::new(format!(
             "dynamodb PutItem (coverage) on {}: {symbol} {tf} kept changing under concurrent ingests",
             self.catalog_table
         )))
@@ -442,7 +442,7 @@ impl S3MarketData {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", "GetItem", &self.catalog_table, &e))?;
+            .map_err(|e| store_err("dynamodb", "GetItem", &self.catalog_table, e))?;
         out.item
             .map(|item| parse_catalog_item(&item).map_err(|e| bad_item("catalog item", &self.catalog_table, e)))
             .transpose()
@@ -458,18 +458,18 @@ impl S3MarketData {
                         "partition {} is missing, although the catalog says it is held",
                         resource()
                     )),
-                    _ => DataError::Store(store_err("s3", "GetObject", &resource(), &e)),
+                    _ => DataError::Store(store_err("s3", "GetObject", &resource(), e)),
                 })
             }
         };
-        let body = out.body.collect().await.map_err(|e| store_err("s3", "GetObject (body)", &resource(), &e))?;
+        let body = out.body.collect().await.map_err(|e| store_err("s3", "GetObject (body)", &resource(), e))?;
         Ok(body.into_bytes())
     }
 }
 
 /// The JSON text a coverage is stored as (the condition of the next update compares it).
 fn coverage_text(coverage: &Coverage) -> Result<String, StoreError> {
-    serde_json::to_string(coverage).map_err(|e| StoreError(format!("coverage JSON: {e}")))
+    serde_json::to_string(coverage).map_err(|e| StoreError::new(format!("coverage JSON: {e}")))
 }
 
 fn catalog_item(coverage: &Coverage, synthetic: bool) -> Result<Item, StoreError> {
@@ -667,7 +667,7 @@ fn decode_parts(
         }
         let decoded = decoded.into_inner();
         if decoded != parts.len() {
-            return Err(DataError::Store(StoreError(format!(
+            return Err(DataError::Store(StoreError::new(format!(
                 "only {decoded} of {} partitions were received",
                 parts.len()
             ))));
@@ -697,7 +697,7 @@ impl MarketData for S3MarketData {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| store_err("dynamodb", "Scan", &self.catalog_table, &e))?;
+                .map_err(|e| store_err("dynamodb", "Scan", &self.catalog_table, e))?;
             for item in page.items() {
                 let (c, _, synthetic) =
                     parse_catalog_item(item).map_err(|e| bad_item("catalog item", &self.catalog_table, e))?;
@@ -757,7 +757,7 @@ impl MarketData for S3MarketData {
                     break;
                 }
                 Err(e) => {
-                    failure = Some(DataError::Store(StoreError(format!("s3 GetObject task failed: {e}"))));
+                    failure = Some(DataError::Store(StoreError::new(format!("s3 GetObject task failed: {e}"))));
                     break;
                 }
             }
@@ -766,7 +766,7 @@ impl MarketData for S3MarketData {
         fetches.abort_all();
         let decoded = decoder
             .await
-            .map_err(|e| DataError::Store(StoreError(format!("decoding {symbol} {timeframe} bars failed: {e}"))))?;
+            .map_err(|e| DataError::Store(StoreError::new(format!("decoding {symbol} {timeframe} bars failed: {e}"))))?;
         match failure {
             Some(e) => Err(e),
             None => decoded,

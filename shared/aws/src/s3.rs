@@ -4,6 +4,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use pipai_service::ports::{ResultStore, StoreError};
+use pipai_service::JobId;
 
 use crate::error::store_err;
 use crate::{env_lookup, required, ConfigError};
@@ -44,7 +45,7 @@ impl S3Results {
         if ok(job_id) && ok(name) {
             Ok(format!("results/{job_id}/{name}"))
         } else {
-            Err(StoreError(format!("invalid artifact path {job_id:?}/{name:?}")))
+            Err(StoreError::new(format!("invalid artifact path {job_id:?}/{name:?}")))
         }
     }
 }
@@ -52,12 +53,12 @@ impl S3Results {
 impl ResultStore for S3Results {
     async fn put_artifact(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         name: &str,
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError> {
-        let key = Self::key(job_id, name)?;
+        let key = Self::key(job_id.as_str(), name)?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -66,23 +67,23 @@ impl ResultStore for S3Results {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), &e))?;
+            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
         Ok(())
     }
 
-    async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = Self::key(job_id, name)?;
+    async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = Self::key(job_id.as_str(), name)?;
         let resource = || format!("s3://{}/{key}", self.bucket);
         let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
             Ok(out) => out,
             Err(e) => {
                 return match e.as_service_error() {
                     Some(GetObjectError::NoSuchKey(_)) => Ok(None),
-                    _ => Err(store_err("s3", "GetObject", &resource(), &e)),
+                    _ => Err(store_err("s3", "GetObject", &resource(), e)),
                 }
             }
         };
-        let body = out.body.collect().await.map_err(|e| store_err("s3", "GetObject (body)", &resource(), &e))?;
+        let body = out.body.collect().await.map_err(|e| store_err("s3", "GetObject (body)", &resource(), e))?;
         Ok(Some(body.into_bytes().to_vec()))
     }
 }

@@ -35,14 +35,14 @@ impl SqsQueue {
 }
 
 impl JobQueue for SqsQueue {
-    async fn enqueue(&self, job_id: &str) -> Result<(), StoreError> {
+    async fn enqueue(&self, job_id: &pipai_service::JobId) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(QueueMessage::body(job_id))
             .send()
             .await
-            .map_err(|e| store_err("sqs", "SendMessage", &self.queue_url, &e))?;
+            .map_err(|e| store_err("sqs", "SendMessage", &self.queue_url, e))?;
         Ok(())
     }
 }
