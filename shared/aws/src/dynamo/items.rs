@@ -185,7 +185,6 @@ pub(crate) struct JobImage {
     pub(crate) user_id: Option<String>,
     /// Text: parsed by the reader, which says which record held an unknown status.
     pub(crate) status: Option<String>,
-    #[serde(default)]
     pub(crate) slot_released: Option<bool>,
 }
 

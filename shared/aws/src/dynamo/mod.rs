@@ -2,6 +2,8 @@
 //!
 //! # Items
 //!
+//! As the structs in `items` store them (`serde_dynamo`):
+//!
 //! JobsTable (key `job_id`): `job_id`, `user_id`, `status`, `template_id`, `config` (JSON text),
 //! `submitted_at` (ms), `submitted_key` = `{submitted_at:013}#{job_id}`, `user_status` =
 //! `{user_id}#{status}`, `user_template` = `{user_id}#{template_id}`, `started_at`?,
@@ -31,7 +33,6 @@
 //! Transactions cancelled by a conflicting concurrent transaction (`TransactionConflict`, which
 //! real DynamoDB raises when two transactions touch the same users item at once) are retried with
 //! jittered exponential backoff; only condition failures become outcomes.
-
 //!
 //! # Files
 //!
