@@ -258,8 +258,15 @@ pub(super) struct WeightCounter {
 }
 
 impl WeightCounter {
+    /// Counters outlive their window by this much (any window up to an hour works).
+    const TTL_S: i64 = 3600;
+
     pub(super) fn key(key_id: &str, window_start_ms: i64) -> String {
         format!("weight#{key_id}#{window_start_ms}")
+    }
+
+    pub(super) fn expires_at_s(window_start_ms: i64) -> i64 {
+        window_start_ms.div_euclid(1000) + Self::TTL_S
     }
 }
 
@@ -387,6 +394,7 @@ mod tests {
         assert_eq!(sig["expires_at"].as_n().unwrap(), "1700000001");
         assert_eq!(SignatureItem::new("k", "s", 2000).expires_at, 2);
         assert_eq!(WeightCounter::key("k1", 60_000), "weight#k1#60000");
+        assert_eq!(WeightCounter::expires_at_s(60_500), 60 + 3600);
     }
 
     #[test]

@@ -27,14 +27,15 @@ fn plan_list(q: &ListQuery) -> Option<ListPlan> {
         (None, Some(t)) => ("by_user_template", "user_template", user_template(&q.user_id, t)),
         (None, None) => ("by_user", "user_id", q.user_id.clone()),
     };
-    let lo = q.from_ms.filter(|&f| f > 0).map(|f| format!("{:013}#", f.min(MAX_KEY_MS + 1)));
+    // `submitted_key(t, "")` sorts before every job submitted at `t`.
+    let lo = q.from_ms.filter(|&f| f > 0).map(|f| submitted_key(f.min(MAX_KEY_MS + 1), ""));
     let mut hi: Option<String> = None;
     if let Some(t) = q.to_ms {
         if t <= 0 {
             return None;
         }
         if t <= MAX_KEY_MS {
-            hi = Some(format!("{t:013}#"));
+            hi = Some(submitted_key(t, ""));
         }
     }
     if let Some(a) = &q.after {

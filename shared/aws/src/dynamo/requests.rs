@@ -11,9 +11,6 @@ use crate::error::{bad_item, store_err};
 use crate::item::{n, s};
 use crate::now_ms;
 
-/// Weight counters outlive their window by this much (any window up to an hour works).
-const WEIGHT_TTL_S: i64 = 3600;
-
 impl RequestLog for DynamoStore {
     async fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
         let item = to_item(&SignatureItem::new(key_id, signature, expires_ms))
@@ -39,7 +36,7 @@ impl RequestLog for DynamoStore {
             .key("pk", s(WeightCounter::key(key_id, window_start_ms)))
             .update_expression("ADD weight :w SET expires_at = :exp")
             .expression_attribute_values(":w", n(weight))
-            .expression_attribute_values(":exp", n(window_start_ms.div_euclid(1000) + WEIGHT_TTL_S))
+            .expression_attribute_values(":exp", n(WeightCounter::expires_at_s(window_start_ms)))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
