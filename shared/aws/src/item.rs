@@ -27,27 +27,6 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, String> {
     }
 }
 
-pub(crate) fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(_) => get_s(item, name).map(Some),
-    }
-}
-
-pub(crate) fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, String> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(v)) => {
-            v.parse().map(Some).map_err(|_| format!("attribute {name} = {v} is out of range"))
-        }
-        Some(other) => Err(format!("attribute {name} is not a number: {other:?}")),
-    }
-}
-
-pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, String> {
-    opt_n(item, name)?.ok_or_else(|| format!("attribute {name} is missing"))
-}
-
 pub(crate) fn opt_bool(item: &Item, name: &str) -> Result<Option<bool>, String> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),

@@ -3,49 +3,41 @@
 use aws_lambda_events::event::dynamodb::EventRecord;
 use pipai_service::events::{ChangeKind, JobChange};
 use pipai_service::model::JobStatus;
-use serde_dynamo::AttributeValue;
+
+use crate::dynamo::JobImage;
 
 /// What the stream bookkeeping needs from one record: from its new image (the old one for a
-/// `REMOVE`). `Err` says why the record is not a job change (a poison record).
+/// `REMOVE`), the job id also from its keys. `Err` says why the record is not a job change (a
+/// poison record).
 pub fn job_change(record: &EventRecord) -> Result<JobChange, String> {
+    let at = |e: &dyn std::fmt::Display| format!("stream record {}: {e}", record.event_id);
     let kind = match record.event_name.as_str() {
         "INSERT" => ChangeKind::Insert,
         "MODIFY" => ChangeKind::Modify,
         "REMOVE" => ChangeKind::Remove,
-        other => return Err(format!("stream record {}: unknown eventName {other:?}", record.event_id)),
+        other => return Err(at(&format_args!("unknown eventName {other:?}"))),
     };
     let change = &record.change;
     let image = if kind == ChangeKind::Remove { &change.old_image } else { &change.new_image };
-    let string = |name: &str| -> Result<Option<&str>, String> {
-        match image.get(name).or_else(|| change.keys.get(name)) {
-            None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::S(v)) => Ok(Some(v.as_str())),
-            Some(other) => Err(format!("stream record {}: {name} is not a string: {other:?}", record.event_id)),
-        }
+    let decode = |item: &serde_dynamo::Item, what: &str| -> Result<JobImage, String> {
+        serde_dynamo::from_item(item.clone()).map_err(|e| at(&format_args!("{what} is not a job's: {e}")))
     };
-    let job_id = string("job_id")?.ok_or_else(|| format!("stream record {}: no job_id", record.event_id))?.to_string();
-    let user_id = match string("user_id")? {
-        Some(u) => u.to_string(),
+    let image = decode(image, "the image")?;
+    let job_id = match image.job_id {
+        Some(id) => id,
+        None => decode(&change.keys, "the key")?.job_id.ok_or_else(|| at(&"no job_id"))?,
+    };
+    let at_job = |e: &dyn std::fmt::Display| format!("stream record {} (job {job_id}): {e}", record.event_id);
+    let user_id = match image.user_id {
+        Some(u) => u,
         None if kind == ChangeKind::Remove => String::new(),
-        None => return Err(format!("stream record {} (job {job_id}): no user_id in the new image", record.event_id)),
+        None => return Err(at_job(&"no user_id in the new image")),
     };
-    let status = match (kind, string("status")?) {
+    let status = match (kind, image.status) {
         (ChangeKind::Remove, _) | (_, None) => None,
-        (_, Some(st)) => Some(
-            st.parse::<JobStatus>().map_err(|e| format!("stream record {} (job {job_id}): {e}", record.event_id))?,
-        ),
+        (_, Some(st)) => Some(st.parse::<JobStatus>().map_err(|e| at_job(&e))?),
     };
-    let slot_released = match image.get("slot_released") {
-        None | Some(AttributeValue::Null(_)) => false,
-        Some(AttributeValue::Bool(v)) => *v,
-        Some(other) => {
-            return Err(format!(
-                "stream record {} (job {job_id}): slot_released is not a boolean: {other:?}",
-                record.event_id
-            ))
-        }
-    };
-    Ok(JobChange { kind, job_id, user_id, status, slot_released })
+    Ok(JobChange { kind, job_id, user_id, status, slot_released: image.slot_released.unwrap_or(false) })
 }
 
 #[cfg(test)]
