@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
+pub(crate) fn s(v: impl AsRef<str>) -> AttributeValue {
+    AttributeValue::S(v.as_ref().to_string())
 }
 
 pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {

@@ -29,9 +29,8 @@ pub fn job_change(record: &EventRecord) -> Result<JobChange, String> {
     };
     let at_job = |e: &dyn std::fmt::Display| format!("stream record {} (job {job_id}): {e}", record.event_id);
     let user_id = match image.user_id {
-        Some(u) => u,
-        None if kind == ChangeKind::Remove => String::new(),
-        None => return Err(at_job(&"no user_id in the new image")),
+        None if kind != ChangeKind::Remove => return Err(at_job(&"no user_id in the new image")),
+        user_id => user_id,
     };
     let status = match (kind, image.status) {
         (ChangeKind::Remove, _) | (_, None) => None,
@@ -76,14 +75,17 @@ mod tests {
             c,
             JobChange {
                 kind: ChangeKind::Modify,
-                job_id: "bt_00aa11bb".into(),
-                user_id: "u1".into(),
+                job_id: "bt_00aa11bb".parse().unwrap(),
+                user_id: Some("u1".parse().unwrap()),
                 status: Some(JobStatus::Done),
                 slot_released: false
             }
         );
         let c = job_change(&e.records[1]).unwrap();
-        assert_eq!((c.kind, c.status, c.user_id.as_str(), c.slot_released), (ChangeKind::Remove, None, "u1", true));
+        assert_eq!(
+            (c.kind, c.status, c.user_id.as_ref().map(|u| u.as_str()), c.slot_released),
+            (ChangeKind::Remove, None, Some("u1"), true)
+        );
         assert!(job_change(&e.records[2]).unwrap_err().contains("no user_id"));
         assert!(job_change(&e.records[3]).unwrap_err().contains("unknown status"));
     }

@@ -5,6 +5,7 @@
 //! [`JobItem`] <-> [`JobRecord`] is the one place that knows how a job is stored.
 
 use pipai_service::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
+use pipai_service::{JobId, KeyId, RunToken, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
@@ -58,11 +59,16 @@ pub(super) fn json_text(what: &str, value: &impl Serialize) -> Result<String, St
     serde_json::to_string(value).map_err(|e| format!("{what}: {e}"))
 }
 
+/// The value stored as JSON text by [`json_text`].
+fn from_json_text<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what}: {e}"))
+}
+
 /// An item of the jobs table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct JobItem {
-    pub(super) job_id: String,
-    pub(super) user_id: String,
+    pub(super) job_id: JobId,
+    pub(super) user_id: UserId,
     pub(super) status: JobStatus,
     pub(super) template_id: String,
     /// JSON text.
@@ -78,13 +84,14 @@ pub(super) struct JobItem {
     pub(super) finished_at: Option<i64>,
     #[serde(default)]
     pub(super) progress: f64,
+    /// `{code, message}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) error: Option<ErrorAttr>,
+    pub(super) error: Option<JobError>,
     /// JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) run_token: Option<String>,
+    pub(super) run_token: Option<RunToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) lease_until: Option<i64>,
     #[serde(default)]
@@ -96,19 +103,6 @@ pub(super) struct JobItem {
     pub(super) expires_at: Option<i64>,
 }
 
-/// A failed job's `error` map.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct ErrorAttr {
-    pub(super) code: String,
-    pub(super) message: String,
-}
-
-impl From<&JobError> for ErrorAttr {
-    fn from(e: &JobError) -> Self {
-        ErrorAttr { code: e.code.clone(), message: e.message.clone() }
-    }
-}
-
 impl JobItem {
     /// The item of `job`, with its index keys and, when terminal, its expiry.
     pub(super) fn new(job: &JobRecord, retention: Retention) -> Result<JobItem, String> {
@@ -116,16 +110,16 @@ impl JobItem {
             job_id: job.id.clone(),
             user_id: job.user_id.clone(),
             status: job.status,
-            template_id: job.template_id.clone(),
+            template_id: job.template_id().to_string(),
             config: json_text("config", &job.config)?,
             submitted_at: job.submitted_at_ms,
-            submitted_key: submitted_key(job.submitted_at_ms, &job.id),
-            user_status: user_status(&job.user_id, job.status),
-            user_template: user_template(&job.user_id, &job.template_id),
+            submitted_key: submitted_key(job.submitted_at_ms, job.id.as_str()),
+            user_status: user_status(job.user_id.as_str(), job.status),
+            user_template: user_template(job.user_id.as_str(), job.template_id()),
             started_at: job.started_at_ms,
             finished_at: job.finished_at_ms,
             progress: stored_progress(job.progress),
-            error: job.error.as_ref().map(ErrorAttr::from),
+            error: job.error.clone(),
             summary: job.summary.as_ref().map(|s| json_text("summary", s)).transpose()?,
             run_token: job.run_token.clone(),
             lease_until: job.lease_until_ms,
@@ -140,19 +134,17 @@ impl TryFrom<JobItem> for JobRecord {
     type Error = String;
 
     fn try_from(item: JobItem) -> Result<Self, String> {
-        let json = |what: &str, text: &str| serde_json::from_str(text).map_err(|e| format!("{what}: {e}"));
         Ok(JobRecord {
-            config: json("config", &item.config)?,
-            summary: item.summary.as_deref().map(|s| json("summary", s)).transpose()?,
+            config: from_json_text("config", &item.config)?,
+            summary: item.summary.as_deref().map(|s| from_json_text("summary", s)).transpose()?,
             id: item.job_id,
             user_id: item.user_id,
             status: item.status,
-            template_id: item.template_id,
             submitted_at_ms: item.submitted_at,
             started_at_ms: item.started_at,
             finished_at_ms: item.finished_at,
             progress: item.progress,
-            error: item.error.map(|e| JobError { code: e.code, message: e.message }),
+            error: item.error,
             run_token: item.run_token,
             lease_until_ms: item.lease_until,
             attempts: item.attempts,
@@ -181,8 +173,8 @@ impl JobState {
 /// [`JobItem`]): any of it may be missing from an image.
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct JobImage {
-    pub(crate) job_id: Option<String>,
-    pub(crate) user_id: Option<String>,
+    pub(crate) job_id: Option<JobId>,
+    pub(crate) user_id: Option<UserId>,
     /// Text: parsed by the reader, which says which record held an unknown status.
     pub(crate) status: Option<String>,
     pub(crate) slot_released: Option<bool>,
@@ -191,8 +183,8 @@ pub(crate) struct JobImage {
 /// An item of the API keys table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct KeyItem {
-    pub(super) key_id: String,
-    pub(super) user_id: String,
+    pub(super) key_id: KeyId,
+    pub(super) user_id: UserId,
     pub(super) secret_ciphertext: String,
     pub(super) status: KeyStatus,
     #[serde(default)]
@@ -288,6 +280,9 @@ pub(super) fn from_item<T: DeserializeOwned>(item: &Item) -> Result<T, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipai_engine::result::{Metrics, StructuredMetrics, Summary};
+    use pipai_engine::JobConfig;
+    use pipai_service::model::{FailCode, ResultSummary};
     use serde_json::json;
 
     const RETENTION: Retention = Retention { days: 90 };
@@ -305,17 +300,19 @@ mod tests {
     #[test]
     fn job_items_round_trip() {
         use aws_sdk_dynamodb::types::AttributeValue as A;
-        let mut job = JobRecord::new_queued(
-            "bt_0a1b2c3d".into(),
-            "u1".into(),
-            json!({"a": [1, 2]}),
-            "sma_cross".into(),
-            1_700_000_000_123,
-        );
+        let config = JobConfig::from_value(
+            &json!({"template_id": "tpl_ma_cross", "params": {"fast": 5, "slow": 20}, "symbols": ["BTCUSDT"],
+                    "timeframe": "1h", "start": "2025-01-01T00:00:00Z", "end": "2025-02-01T00:00:00Z",
+                    "capital": "10000.00"}),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let mut job =
+            JobRecord::new_queued("bt_0a1b2c3d".parse().unwrap(), "u1".parse().unwrap(), config, 1_700_000_000_123);
         let (item, attrs) = round_trip(&job);
         assert_eq!(item.submitted_key, "1700000000123#bt_0a1b2c3d");
         assert_eq!(item.user_status, "u1#queued");
-        assert_eq!(item.user_template, "u1#sma_cross");
+        assert_eq!(item.user_template, "u1#tpl_ma_cross");
         assert!(!attrs.contains_key("expires_at"));
         let mut names: Vec<&str> = attrs.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -337,7 +334,7 @@ mod tests {
             ]
         );
         assert_eq!(attrs["status"], A::S("queued".into()));
-        assert_eq!(attrs["config"], A::S(r#"{"a":[1,2]}"#.into()));
+        assert_eq!(attrs["config"], A::S(serde_json::to_string(&job.config).unwrap()));
         assert_eq!(attrs["submitted_at"], A::N("1700000000123".into()));
         assert_eq!(attrs["progress"], A::N("0".into()));
         assert_eq!(attrs["slot_released"], A::Bool(false));
@@ -346,9 +343,21 @@ mod tests {
         job.started_at_ms = Some(1_700_000_001_000);
         job.finished_at_ms = Some(1_700_000_002_500);
         job.progress = 0.25;
-        job.error = Some(JobError::new("TIMEOUT", "too slow"));
-        job.summary = Some(json!({"metrics": {"x": "1.5"}}));
-        job.run_token = Some("tok".into());
+        job.error = Some(JobError::new(FailCode::Timeout, "too slow"));
+        let values = pipai_engine::metrics::MetricValues::default();
+        job.summary = Some(ResultSummary {
+            metrics: Metrics::from_values(&values),
+            structured_metrics: StructuredMetrics::from_values(&values),
+            summary: Summary {
+                final_equity: "10031.50".parse().unwrap(),
+                bars: 744,
+                first_bar_time: "2025-01-01T00:00:00Z".into(),
+                last_bar_time: "2025-01-31T23:00:00Z".into(),
+                stopped_reason: None,
+                bankruptcy_shortfall: None,
+            },
+        });
+        job.run_token = Some("0123456789abcdef".parse().unwrap());
         job.lease_until_ms = Some(1_700_000_060_000);
         job.attempts = 2;
         job.slot_released = true;
@@ -359,7 +368,7 @@ mod tests {
         assert_eq!(attrs["lease_until"], A::N("1700000060000".into()));
         let error = attrs["error"].as_m().unwrap();
         assert_eq!((&error["code"], &error["message"]), (&A::S("TIMEOUT".into()), &A::S("too slow".into())));
-        assert_eq!(attrs["summary"], A::S(r#"{"metrics":{"x":"1.5"}}"#.into()));
+        assert_eq!(attrs["summary"], A::S(serde_json::to_string(job.summary.as_ref().unwrap()).unwrap()));
     }
 
     #[test]
@@ -373,8 +382,8 @@ mod tests {
     #[test]
     fn key_records_round_trip_through_attributes() {
         let key = ApiKeyRecord {
-            key_id: "k1".into(),
-            user_id: "u1".into(),
+            key_id: "k1".parse().unwrap(),
+            user_id: "u1".parse().unwrap(),
             secret_ciphertext: "c1".into(),
             status: KeyStatus::Active,
             created_at_ms: 1_700_000_000_000,

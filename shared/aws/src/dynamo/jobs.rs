@@ -4,11 +4,12 @@
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use pipai_service::model::{JobError, JobRecord, JobStatus};
+use pipai_service::{JobId, RunToken, UserId};
 use pipai_service::ports::{
     AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, JobStore, ListQuery, StoreError,
 };
 
-use super::items::{json_text, progress_text, to_attr, user_status, ErrorAttr};
+use super::items::{json_text, progress_text, to_attr, user_status};
 use super::transact::{conditional, Conditional, Transition};
 use super::DynamoStore;
 use crate::item::{n, s};
@@ -61,7 +62,7 @@ impl DynamoStore {
     }
 
     fn error_attr(&self, id: &str, error: &JobError) -> Result<AttributeValue, StoreError> {
-        to_attr(&ErrorAttr::from(error)).map_err(|e| StoreError(format!("job {id}: error: {e}")))
+        to_attr(error).map_err(|e| StoreError::new(format!("job {id}: error: {e}")))
     }
 }
 
@@ -70,7 +71,8 @@ impl JobStore for DynamoStore {
         self.create_taking_slot(job, max_active).await
     }
 
-    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let id = id.as_str();
         match self.get_job_item(id).await? {
             None => Ok(None),
             Some(item) => self.parse_job(&item).map(Some),
@@ -81,7 +83,8 @@ impl JobStore for DynamoStore {
         self.list(q).await
     }
 
-    async fn cancel_job(&self, id: &str, user_id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+    async fn cancel_job(&self, id: &JobId, user_id: &UserId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        let (id, user_id) = (id.as_str(), user_id.as_str());
         let req = self
             .client
             .update_item()
@@ -104,19 +107,26 @@ impl JobStore for DynamoStore {
         };
         let Some(item) = self.job_as_refused(id, old).await? else { return Ok(CancelOutcome::NotFound) };
         let job = self.job_state(&item)?;
-        if job.user_id != user_id {
+        if job.user_id.as_str() != user_id {
             return Ok(CancelOutcome::NotFound);
         }
         if job.status.is_terminal() {
             return Ok(CancelOutcome::AlreadyTerminal(job.status));
         }
-        Err(StoreError(format!(
+        Err(StoreError::new(format!(
             "dynamodb UpdateItem (cancel_job) on {}: condition failed although job {id} is {}",
             self.jobs_table, job.status
         )))
     }
 
-    async fn claim_job(&self, id: &str, token: &str, now_ms: i64, lease_ms: i64) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_job(
+        &self,
+        id: &JobId,
+        token: &RunToken,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (id, token) = (id.as_str(), token.as_str());
         for _ in 0..3 {
             let transition = self
                 .transition(id, "claim_job", |user| {
@@ -147,17 +157,18 @@ impl JobStore for DynamoStore {
                 }
             }
         }
-        Err(StoreError(format!("dynamodb UpdateItem (claim_job) on {}: job {id} kept changing", self.jobs_table)))
+        Err(StoreError::new(format!("dynamodb UpdateItem (claim_job) on {}: job {id} kept changing", self.jobs_table)))
     }
 
     async fn record_progress(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         progress: f64,
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
+        let (id, token) = (id.as_str(), token.as_str());
         let result = self
             .client
             .update_item()
@@ -177,11 +188,12 @@ impl JobStore for DynamoStore {
 
     async fn complete_job(
         &self,
-        id: &str,
-        token: &str,
+        id: &JobId,
+        token: &RunToken,
         now_ms: i64,
         completion: &Completion,
     ) -> Result<bool, StoreError> {
+        let (id, token) = (id.as_str(), token.as_str());
         /// The completion's stored values.
         enum Finish {
             Done { summary: String },
@@ -189,7 +201,7 @@ impl JobStore for DynamoStore {
         }
         let finish = match completion {
             Completion::Done { summary } => Finish::Done {
-                summary: json_text("summary", summary).map_err(|e| StoreError(format!("job {id}: {e}")))?,
+                summary: json_text("summary", summary).map_err(|e| StoreError::new(format!("job {id}: {e}")))?,
             },
             Completion::Failed(error) => Finish::Failed { error: self.error_attr(id, error)? },
         };
@@ -217,7 +229,8 @@ impl JobStore for DynamoStore {
         Ok(matches!(transition, Transition::Updated(_)))
     }
 
-    async fn fail_abandoned(&self, id: &str, now_ms: i64, error: &JobError) -> Result<AbandonOutcome, StoreError> {
+    async fn fail_abandoned(&self, id: &JobId, now_ms: i64, error: &JobError) -> Result<AbandonOutcome, StoreError> {
+        let id = id.as_str();
         let error = self.error_attr(id, error)?;
         for _ in 0..3 {
             let transition = self
@@ -238,10 +251,11 @@ impl JobStore for DynamoStore {
                 }
             }
         }
-        Err(StoreError(format!("dynamodb UpdateItem (fail_abandoned) on {}: job {id} kept changing", self.jobs_table)))
+        Err(StoreError::new(format!("dynamodb UpdateItem (fail_abandoned) on {}: job {id} kept changing", self.jobs_table)))
     }
 
-    async fn release_slot(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
+    async fn release_slot(&self, id: &JobId, user_id: &UserId) -> Result<bool, StoreError> {
+        let (id, user_id) = (id.as_str(), user_id.as_str());
         self.give_slot_back(id, user_id).await
     }
 }

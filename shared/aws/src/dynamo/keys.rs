@@ -1,6 +1,7 @@
 //! [`KeyStore`] on the API keys table.
 
 use pipai_service::model::{ApiKeyRecord, KeyStatus};
+use pipai_service::KeyId;
 use pipai_service::ports::{KeyStore, StoreError};
 
 use super::items::{from_item, to_attr, to_item, KeyItem};
@@ -19,13 +20,14 @@ impl DynamoStore {
 }
 
 impl KeyStore for DynamoStore {
-    async fn get_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn get_key(&self, key_id: &KeyId) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let key_id = key_id.as_str();
         let item = self.get_item_by(&self.keys_table, "key_id", key_id).await?;
         item.map(|item| self.parse_key(&item)).transpose()
     }
 
     async fn put_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {
-        let item = to_item(&KeyItem::from(key)).map_err(|e| StoreError(format!("key {}: {e}", key.key_id)))?;
+        let item = to_item(&KeyItem::from(key)).map_err(|e| StoreError::new(format!("key {}: {e}", key.key_id)))?;
         let result = self
             .client
             .put_item()
@@ -49,7 +51,7 @@ impl KeyStore for DynamoStore {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| store_err("dynamodb", "Scan", &self.keys_table, &e))?;
+                .map_err(|e| store_err("dynamodb", "Scan", &self.keys_table, e))?;
             for item in page.items() {
                 out.push(self.parse_key(item)?);
             }
@@ -62,8 +64,9 @@ impl KeyStore for DynamoStore {
         Ok(out)
     }
 
-    async fn set_key_status(&self, key_id: &str, status: KeyStatus) -> Result<bool, StoreError> {
-        let status = to_attr(&status).map_err(|e| StoreError(format!("key {key_id}: status: {e}")))?;
+    async fn set_key_status(&self, key_id: &KeyId, status: KeyStatus) -> Result<bool, StoreError> {
+        let key_id = key_id.as_str();
+        let status = to_attr(&status).map_err(|e| StoreError::new(format!("key {key_id}: status: {e}")))?;
         let result = self
             .client
             .update_item()

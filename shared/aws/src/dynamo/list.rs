@@ -23,9 +23,9 @@ struct ListPlan {
 /// `None` when the query's range is empty (no need to ask).
 fn plan_list(q: &ListQuery) -> Option<ListPlan> {
     let (index, pk_attr, pk_value) = match (&q.status, &q.template_id) {
-        (Some(st), _) => ("by_user_status", "user_status", user_status(&q.user_id, *st)),
-        (None, Some(t)) => ("by_user_template", "user_template", user_template(&q.user_id, t)),
-        (None, None) => ("by_user", "user_id", q.user_id.clone()),
+        (Some(st), _) => ("by_user_status", "user_status", user_status(q.user_id.as_str(), *st)),
+        (None, Some(t)) => ("by_user_template", "user_template", user_template(q.user_id.as_str(), t)),
+        (None, None) => ("by_user", "user_id", q.user_id.to_string()),
     };
     // `submitted_key(t, "")` sorts before every job submitted at `t`.
     let lo = q.from_ms.filter(|&f| f > 0).map(|f| submitted_key(f.min(MAX_KEY_MS + 1), ""));
@@ -42,7 +42,7 @@ fn plan_list(q: &ListQuery) -> Option<ListPlan> {
         if a.submitted_at_ms < 0 {
             return None;
         }
-        let k = submitted_key(a.submitted_at_ms.min(MAX_KEY_MS), &a.id);
+        let k = submitted_key(a.submitted_at_ms.min(MAX_KEY_MS), a.id.as_str());
         hi = Some(match hi {
             Some(h) if h <= k => h,
             _ => k,
@@ -132,7 +132,7 @@ impl DynamoStore {
         let out = req
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", &format!("Query {}", plan.index), &self.jobs_table, &e))?;
+            .map_err(|e| store_err("dynamodb", &format!("Query {}", plan.index), &self.jobs_table, e))?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 }
@@ -145,7 +145,7 @@ mod tests {
 
     fn query() -> ListQuery {
         ListQuery {
-            user_id: "u1".into(),
+            user_id: "u1".parse().unwrap(),
             status: None,
             template_id: None,
             from_ms: None,
@@ -169,15 +169,15 @@ mod tests {
         let q = ListQuery {
             from_ms: Some(1000),
             to_ms: Some(5000),
-            after: Some(PageKey { submitted_at_ms: 4000, id: "bt_aa".into() }),
+            after: Some(PageKey { submitted_at_ms: 4000, id: "bt_0000aa".parse().unwrap() }),
             ..query()
         };
         let p = plan_list(&q).unwrap();
         assert_eq!(p.lo.as_deref(), Some("0000000001000#"));
-        assert_eq!(p.hi.as_deref(), Some("0000000004000#bt_aa"));
+        assert_eq!(p.hi.as_deref(), Some("0000000004000#bt_0000aa"));
         let q = ListQuery {
             to_ms: Some(3000),
-            after: Some(PageKey { submitted_at_ms: 4000, id: "bt_aa".into() }),
+            after: Some(PageKey { submitted_at_ms: 4000, id: "bt_0000aa".parse().unwrap() }),
             ..query()
         };
         assert_eq!(plan_list(&q).unwrap().hi.as_deref(), Some("0000000003000#"));

@@ -59,6 +59,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use pipai_service::model::JobRecord;
 use pipai_service::ports::StoreError;
+use pipai_service::UserId;
 
 use crate::error::{bad_item, store_err};
 use crate::item::{s, Item};
@@ -96,9 +97,10 @@ impl DynamoStore {
         let days = match lookup("RESULT_RETENTION_DAYS").filter(|v| !v.is_empty()) {
             None => DEFAULT_RETENTION_DAYS,
             Some(v) => v.trim().parse::<i64>().ok().filter(|d| (1..=36_500).contains(d)).ok_or_else(|| {
-                ConfigError::Invalid(format!(
-                    "RESULT_RETENTION_DAYS must be a whole number of days from 1 to 36500, not {v:?}"
-                ))
+                ConfigError::invalid(
+                    "RESULT_RETENTION_DAYS",
+                    format!("must be a whole number of days from 1 to 36500, not {v:?}"),
+                )
             })?,
         };
         Ok(DynamoStore {
@@ -127,13 +129,13 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", "GetItem", table, &e))?;
+            .map_err(|e| store_err("dynamodb", "GetItem", table, e))?;
         Ok(out.item)
     }
 
     /// The user's current `active_jobs` counter (0 when the user has no item yet).
-    pub async fn active_jobs(&self, user_id: &str) -> Result<u32, StoreError> {
-        match self.get_item_by(&self.users_table, "user_id", user_id).await? {
+    pub async fn active_jobs(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        match self.get_item_by(&self.users_table, "user_id", user_id.as_str()).await? {
             None => Ok(0),
             Some(item) => {
                 let user: UserItem = from_item(&item).map_err(|e| bad_item("user", &self.users_table, e))?;

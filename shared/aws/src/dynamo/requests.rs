@@ -2,6 +2,7 @@
 //! request-weight counters, both expiring by TTL.
 
 use aws_sdk_dynamodb::types::ReturnValue;
+use pipai_service::KeyId;
 use pipai_service::ports::{RequestLog, StoreError};
 
 use super::items::{from_item, to_item, SignatureItem, WeightCounter};
@@ -12,9 +13,10 @@ use crate::item::{n, s};
 use crate::now_ms;
 
 impl RequestLog for DynamoStore {
-    async fn remember_signature(&self, key_id: &str, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
+    async fn remember_signature(&self, key_id: &KeyId, signature: &str, expires_ms: i64) -> Result<bool, StoreError> {
+        let key_id = key_id.as_str();
         let item = to_item(&SignatureItem::new(key_id, signature, expires_ms))
-            .map_err(|e| StoreError(format!("signature item: {e}")))?;
+            .map_err(|e| StoreError::new(format!("signature item: {e}")))?;
         // TTL deletes late (days in AWS, never in moto): an expired item counts as absent.
         let result = self
             .client
@@ -28,7 +30,8 @@ impl RequestLog for DynamoStore {
         Ok(conditional(result, "PutItem (remember_signature)", &self.requests_table)?.written())
     }
 
-    async fn add_weight(&self, key_id: &str, window_start_ms: i64, weight: u32) -> Result<u32, StoreError> {
+    async fn add_weight(&self, key_id: &KeyId, window_start_ms: i64, weight: u32) -> Result<u32, StoreError> {
+        let key_id = key_id.as_str();
         let out = self
             .client
             .update_item()
@@ -40,7 +43,7 @@ impl RequestLog for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| store_err("dynamodb", "UpdateItem (add_weight)", &self.requests_table, &e))?;
+            .map_err(|e| store_err("dynamodb", "UpdateItem (add_weight)", &self.requests_table, e))?;
         let counter: WeightCounter = from_item(&out.attributes.unwrap_or_default())
             .map_err(|e| bad_item("weight counter", &self.requests_table, e))?;
         Ok(counter.weight.min(u64::from(u32::MAX)) as u32)

@@ -21,7 +21,7 @@ impl DynamoStore {
     ) -> Result<CreateOutcome, StoreError> {
         let item = JobItem::new(job, self.retention)
             .and_then(|item| to_item(&item))
-            .map_err(|e| StoreError(format!("job {}: {e}", job.id)))?;
+            .map_err(|e| StoreError::new(format!("job {}: {e}", job.id)))?;
         let put = Put::builder()
             .table_name(&self.jobs_table)
             .set_item(Some(item))
@@ -41,7 +41,7 @@ impl DynamoStore {
         let items =
             vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(take_slot).build()];
         let Some(codes) = self.transact("create_job", items).await? else {
-            self.remember_owner(&job.id, &job.user_id);
+            self.remember_owner(job.id.as_str(), job.user_id.as_str());
             return Ok(CreateOutcome::Created);
         };
         let code = |i: usize| codes.get(i).map(String::as_str);
@@ -53,7 +53,7 @@ impl DynamoStore {
         }
         if codes.is_empty() {
             // No reasons given: tell the two conditions apart by reading.
-            if self.get_job_item(&job.id).await?.is_some() {
+            if self.get_job_item(job.id.as_str()).await?.is_some() {
                 return Ok(CreateOutcome::IdTaken);
             }
             if self.active_jobs(&job.user_id).await? >= max_active {

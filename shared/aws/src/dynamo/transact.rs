@@ -69,14 +69,14 @@ pub(super) fn conditional<T, E, R>(
     table: &str,
 ) -> Result<Conditional<T>, StoreError>
 where
-    E: ConditionError,
-    R: std::fmt::Debug + 'static,
+    E: ConditionError + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(out) => Ok(Conditional::Written(out)),
         Err(e) => match e.as_service_error().and_then(ConditionError::refused) {
             Some(old) => Ok(Conditional::Refused(old.cloned())),
-            None => Err(store_err("dynamodb", operation, table, &e)),
+            None => Err(store_err("dynamodb", operation, table, e)),
         },
     }
 }
@@ -148,7 +148,7 @@ impl DynamoStore {
             }
             return Ok(Transition::Refused(Some(current)));
         }
-        Err(StoreError(format!("dynamodb UpdateItem ({op}) on {}: job {id} changed owner repeatedly", self.jobs_table)))
+        Err(StoreError::new(format!("dynamodb UpdateItem ({op}) on {}: job {id} changed owner repeatedly", self.jobs_table)))
     }
 
     /// Runs a transaction on the jobs and users tables, retrying cancellations caused by
@@ -184,12 +184,12 @@ impl DynamoStore {
                 _ => false,
             };
             if !retry {
-                return Err(store_err("dynamodb", &format!("TransactWriteItems ({op})"), &self.slot_tables(), &err));
+                return Err(store_err("dynamodb", &format!("TransactWriteItems ({op})"), &self.slot_tables(), err));
             }
             let cap = 10u64 << attempt.min(6);
             tokio::time::sleep(Duration::from_millis(2 + jitter() % cap)).await;
         }
-        Err(StoreError(format!(
+        Err(StoreError::new(format!(
             "dynamodb TransactWriteItems ({op}) on {}: still conflicting with other transactions after {TRANSACTION_ATTEMPTS} attempts",
             self.slot_tables()
         )))
@@ -202,7 +202,7 @@ impl DynamoStore {
 
     /// A transaction cancelled for reasons that are not the outcomes `op` knows.
     pub(super) fn unexpected_cancel(&self, op: &str, codes: &[String]) -> StoreError {
-        StoreError(format!(
+        StoreError::new(format!(
             "dynamodb TransactWriteItems ({op}) on {}: cancelled for reasons {codes:?}",
             self.slot_tables()
         ))
@@ -211,5 +211,5 @@ impl DynamoStore {
 
 /// A request that failed to build (a missing required field: a bug here).
 pub(super) fn build_err(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("dynamodb: could not build {what}: {e}"))
+    StoreError::new(format!("dynamodb: could not build {what}: {e}"))
 }

@@ -15,6 +15,9 @@ use std::sync::OnceLock;
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
 use pipai_aws::aws_config::{Region, SdkConfig};
+use pipai_engine::JobConfig;
+use pipai_service::model::ResultSummary;
+use pipai_service::{KeyId, RunToken, UserId};
 use serde_json::{json, Value};
 
 /// Every variable the crate or the tests read.
@@ -91,8 +94,56 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{:016x}", h.finish())
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+pub use pipai_service::clock::now_ms;
+
+/// A fresh user.
+pub fn unique_user() -> UserId {
+    unique("u_").parse().expect("a valid user id")
+}
+
+/// A fresh API key id.
+pub fn unique_key() -> KeyId {
+    unique("pk_").parse().expect("a valid key id")
+}
+
+/// A run token named by `name` (its hex, zero-padded to 16 digits): `token("a") == token("a")`.
+pub fn token(name: &str) -> RunToken {
+    format!("{:0>16}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>())[..16].parse().expect("a valid run token")
+}
+
+/// A resolved config of `template_id` (which need not exist: stores do not validate configs).
+pub fn config(template_id: &str) -> JobConfig {
+    JobConfig {
+        template_id: template_id.to_string(),
+        params: serde_json::Map::new(),
+        symbols: vec!["BTCUSDT".into()],
+        timeframe: pipai_engine::Timeframe::H1,
+        start: chrono::DateTime::from_timestamp_millis(1_735_689_600_000).unwrap(),
+        end: chrono::DateTime::from_timestamp_millis(1_738_368_000_000).unwrap(),
+        capital: "10000.00".parse().unwrap(),
+        leverage: 1,
+        fee_model: pipai_engine::FeeModel::FixedBps,
+        fee_bps: Some("5".parse().unwrap()),
+        slippage_bps: None,
+        strategy_id: None,
+    }
+}
+
+/// A done job's summary (the metrics of a run with no trades).
+pub fn summary() -> Box<ResultSummary> {
+    let values = pipai_engine::metrics::MetricValues::default();
+    Box::new(ResultSummary {
+        metrics: pipai_engine::result::Metrics::from_values(&values),
+        structured_metrics: pipai_engine::result::StructuredMetrics::from_values(&values),
+        summary: pipai_engine::result::Summary {
+            final_equity: "10000.00".parse().unwrap(),
+            bars: 744,
+            first_bar_time: "2025-01-01T00:00:00Z".into(),
+            last_bar_time: "2025-01-31T23:00:00Z".into(),
+            stopped_reason: None,
+            bankruptcy_shortfall: None,
+        },
+    })
 }
 
 // ---- DynamoDB stream records in Lambda's event shape ----

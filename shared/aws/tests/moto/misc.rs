@@ -5,8 +5,9 @@ use pipai_aws::{load_master_key_from_lookup, ConfigError, DynamoStore, S3Results
 use pipai_service::model::{ApiKeyRecord, KeyStatus, QueueMessage};
 use pipai_service::ports::*;
 use pipai_service::secrets::MasterKey;
+use pipai_service::JobId;
 
-use crate::common::{moto, now_ms, sdk, unique};
+use crate::common::{moto, now_ms, sdk, unique, unique_key, unique_user};
 
 async fn store() -> DynamoStore {
     DynamoStore::from_lookup(&sdk().await, &moto().lookup()).expect("store config")
@@ -16,8 +17,8 @@ async fn store() -> DynamoStore {
 async fn key_store() {
     let store = store().await;
     let key = ApiKeyRecord {
-        key_id: unique("pk_"),
-        user_id: unique("u_"),
+        key_id: unique_key(),
+        user_id: unique_user(),
         secret_ciphertext: "c2VjcmV0".into(),
         status: KeyStatus::Active,
         created_at_ms: now_ms(),
@@ -28,7 +29,7 @@ async fn key_store() {
     assert!(!store.put_key(&ApiKeyRecord { label: "again".into(), ..key.clone() }).await.unwrap());
     assert_eq!(store.get_key(&key.key_id).await.unwrap(), Some(key.clone()));
 
-    let second = ApiKeyRecord { key_id: unique("pk_"), ..key.clone() };
+    let second = ApiKeyRecord { key_id: unique_key(), ..key.clone() };
     assert!(store.put_key(&second).await.unwrap());
     let listed = store.list_keys().await.unwrap();
     assert!(listed.contains(&key) && listed.contains(&second));
@@ -36,18 +37,18 @@ async fn key_store() {
 
     assert!(store.set_key_status(&key.key_id, KeyStatus::Disabled).await.unwrap());
     assert_eq!(store.get_key(&key.key_id).await.unwrap().unwrap().status, KeyStatus::Disabled);
-    assert!(!store.set_key_status(&unique("pk_"), KeyStatus::Disabled).await.unwrap());
+    assert!(!store.set_key_status(&unique_key(), KeyStatus::Disabled).await.unwrap());
 }
 
 #[tokio::test]
 async fn replay_guard() {
     let store = store().await;
-    let key = unique("pk_");
+    let key = unique_key();
     let soon = now_ms() + 300_000;
     assert!(store.remember_signature(&key, "abc123", soon).await.unwrap());
     assert!(!store.remember_signature(&key, "abc123", soon).await.unwrap(), "a replay");
     assert!(store.remember_signature(&key, "def456", soon).await.unwrap());
-    assert!(store.remember_signature(&unique("pk_"), "abc123", soon).await.unwrap(), "another key");
+    assert!(store.remember_signature(&unique_key(), "abc123", soon).await.unwrap(), "another key");
 
     // moto keeps expired items (TTL is not enforced): they must count as absent.
     let past = now_ms() - 10_000;
@@ -59,7 +60,7 @@ async fn replay_guard() {
 #[tokio::test]
 async fn weight_counters() {
     let store = store().await;
-    let key = unique("pk_");
+    let key = unique_key();
     let window = (now_ms() / 60_000) * 60_000;
     assert_eq!(store.add_weight(&key, window, 5).await.unwrap(), 5);
     assert_eq!(store.add_weight(&key, window, 20).await.unwrap(), 25);
@@ -84,25 +85,25 @@ async fn sqs_enqueue_is_received() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
     let queue = SqsQueue::from_lookup(&sdk, &|k: &str| (k == "JOBS_QUEUE_URL").then(|| url.clone())).unwrap();
-    queue.enqueue("bt_00c0ffee").await.unwrap();
+    queue.enqueue(&"bt_00c0ffee".parse().unwrap()).await.unwrap();
     let got =
         sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(2).send().await.unwrap();
     let bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
-    assert_eq!(bodies, [QueueMessage::body("bt_00c0ffee").as_str()]);
-    assert_eq!(QueueMessage::job_id_of(bodies[0]).as_deref(), Some("bt_00c0ffee"));
+    assert_eq!(bodies, [QueueMessage::body(&"bt_00c0ffee".parse().unwrap()).as_str()]);
+    assert_eq!(QueueMessage::job_id_of(bodies[0]).map(String::from).as_deref(), Some("bt_00c0ffee"));
     sqs.delete_queue().queue_url(&url).send().await.unwrap();
 
     let missing =
         SqsQueue::from_lookup(&sdk, &|k: &str| (k == "JOBS_QUEUE_URL").then(|| format!("{url}-gone"))).unwrap();
-    let err = missing.enqueue("bt_00c0ffee").await.unwrap_err();
-    assert!(err.0.contains("sqs SendMessage on") && err.0.contains("-gone"), "{err}");
+    let err = missing.enqueue(&"bt_00c0ffee".parse().unwrap()).await.unwrap_err();
+    assert!(pipai_service::error::report(&err).contains("sqs SendMessage on") && pipai_service::error::report(&err).contains("-gone"), "{err}");
 }
 
 #[tokio::test]
 async fn s3_artifacts_round_trip() {
     let sdk = sdk().await;
     let results = S3Results::from_lookup(&sdk, &moto().lookup()).unwrap();
-    let job = unique("bt_");
+    let job: pipai_service::JobId = JobId::random();
     let body = br#"{"equity_curve":[1,2,3]}"#.to_vec();
     results.put_artifact(&job, "equity_curve.json", body.clone(), "application/json").await.unwrap();
     assert_eq!(results.get_artifact(&job, "equity_curve.json").await.unwrap(), Some(body));
@@ -124,13 +125,13 @@ async fn s3_artifacts_round_trip() {
     assert_eq!(results.get_artifact(&job, "bar_equity.csv").await.unwrap(), Some(big));
 
     assert_eq!(results.get_artifact(&job, "trades.json").await.unwrap(), None);
-    assert!(results.get_artifact("../x", "y").await.is_err());
+    assert!(S3Results::key("../x", "y").is_err());
     assert!(results.put_artifact(&job, "a/b", vec![], "text/plain").await.is_err());
 
     let nowhere =
         S3Results::from_lookup(&sdk, &|k: &str| (k == "RESULTS_BUCKET").then(|| unique("no-such-bucket-"))).unwrap();
     let err = nowhere.get_artifact(&job, "result.json").await.unwrap_err();
-    assert!(err.0.starts_with("s3 GetObject on s3://no-such-bucket-"), "{err}");
+    assert!(pipai_service::error::report(&err).starts_with("s3 GetObject on s3://no-such-bucket-"), "{err}");
 }
 
 #[tokio::test]
@@ -157,7 +158,7 @@ async fn master_key_from_ssm_or_env() {
     assert_eq!(load_master_key_from_lookup(&sdk, &with_env).await.unwrap().to_base64(), own.to_base64());
 
     let bad = |k: &str| (k == "API_KEY_MASTER_KEY").then(|| "c2hvcnQ=".to_string());
-    assert!(matches!(load_master_key_from_lookup(&sdk, &bad).await, Err(ConfigError::Invalid(_))));
+    assert!(matches!(load_master_key_from_lookup(&sdk, &bad).await, Err(ConfigError::Invalid { .. })));
     let none = |_: &str| None;
     assert_eq!(
         load_master_key_from_lookup(&sdk, &none).await.unwrap_err(),
@@ -165,7 +166,7 @@ async fn master_key_from_ssm_or_env() {
     );
     let missing_param = |k: &str| (k == "API_KEY_MASTER_KEY_PARAM").then(|| "/pipai/no/such/param".to_string());
     let err = load_master_key_from_lookup(&sdk, &missing_param).await.unwrap_err();
-    assert!(matches!(&err, ConfigError::Invalid(m) if m.contains("/pipai/no/such/param")), "{err}");
+    assert!(matches!(&err, ConfigError::Invalid { reason, .. } if reason.contains("/pipai/no/such/param")), "{err}");
 }
 
 #[tokio::test]
@@ -190,5 +191,5 @@ async fn config_errors_name_the_variable() {
         ConfigError::Missing("MARKET_CATALOG_TABLE")
     );
     let bad_days = |k: &str| if k == "RESULT_RETENTION_DAYS" { Some("0".into()) } else { m.vars.get(k).cloned() };
-    assert!(matches!(DynamoStore::from_lookup(&sdk, &bad_days), Err(ConfigError::Invalid(_))));
+    assert!(matches!(DynamoStore::from_lookup(&sdk, &bad_days), Err(ConfigError::Invalid { .. })));
 }

@@ -42,7 +42,7 @@ use pipai_service::worker::{load_job_bars, Worker, WorkerSettings};
 use pipai_service::{Api, ApiRequest, ApiResponse, ApiSettings, Route};
 use serde_json::{json, Value};
 
-use crate::common::{jobs_stream_records, moto, now_ms, sdk, unique};
+use crate::common::{jobs_stream_records, moto, now_ms, sdk, unique, unique_user};
 
 const DAY_MS: i64 = 86_400_000;
 /// How long a run holds its job between heartbeats in these tests (60 s deployed).
@@ -97,7 +97,7 @@ impl Stack {
     /// A new user with an API key, stored as `pipai keys create` stores it.
     async fn user(&self) -> User {
         let (key, secret) = pipai_service::secrets::new_key_pair();
-        let user = unique("u_");
+        let user = unique_user();
         let record = ApiKeyRecord {
             key_id: key.clone(),
             user_id: user.clone(),

@@ -4,29 +4,30 @@
 use aws_lambda_events::event::dynamodb::Event;
 use pipai_aws::{job_change, DynamoStore, SqsQueue};
 use pipai_service::events::{apply_change, ChangeKind};
-use pipai_service::model::{new_job_id, JobRecord, JobStatus, QueueMessage};
+use pipai_service::model::{JobRecord, JobStatus, QueueMessage};
+use pipai_service::JobId;
 use pipai_service::ports::JobStore;
 use serde_json::json;
 
-use crate::common::{jobs_stream_records, moto, now_ms, sdk, unique};
+use crate::common::{config, jobs_stream_records, moto, now_ms, sdk, unique, unique_user};
 
 #[tokio::test]
 async fn job_changes_from_the_jobs_table_stream() {
     let sdk = sdk().await;
     let store = DynamoStore::from_lookup(&sdk, &moto().lookup()).unwrap();
-    let user = unique("u_");
-    let job = JobRecord::new_queued(new_job_id(), user.clone(), json!({}), "grid".into(), now_ms());
+    let user = unique_user();
+    let job = JobRecord::new_queued(JobId::random(), user.clone(), config("grid"), now_ms());
     store.create_job(&job, 5).await.unwrap();
     store.cancel_job(&job.id, &user, now_ms()).await.unwrap();
 
-    let ours = jobs_stream_records(&sdk, &job.id).await;
+    let ours = jobs_stream_records(&sdk, job.id.as_str()).await;
     assert_eq!(ours.len(), 2, "an INSERT and a MODIFY: {ours:#?}");
     let event: Event = serde_json::from_value(json!({ "Records": ours })).unwrap();
 
     let insert = job_change(&event.records[0]).unwrap();
     assert_eq!(
-        (insert.kind, insert.job_id.as_str(), insert.user_id.as_str(), insert.status, insert.slot_released),
-        (ChangeKind::Insert, job.id.as_str(), user.as_str(), Some(JobStatus::Queued), false)
+        (insert.kind, insert.job_id.as_str(), insert.user_id.as_ref().map(|u| u.as_str()), insert.status, insert.slot_released),
+        (ChangeKind::Insert, job.id.as_str(), Some(user.as_str()), Some(JobStatus::Queued), false)
     );
     let modify = job_change(&event.records[1]).unwrap();
     assert_eq!(
