@@ -13,7 +13,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import create_resources as cr  # noqa: E402
-from check_resources import Checks  # noqa: E402
+
+
+class Checks:
+    """Counts and prints one `PASS name` / `FAIL name: why` line per check."""
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name: str, ok: bool, why: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"PASS {name}")
+        else:
+            self.failed += 1
+            print(f"FAIL {name}: {why}")
+        return ok
+
 
 # logical id -> (binary, HTTP method, path) ; method None = not an API function
 FUNCTIONS = {
