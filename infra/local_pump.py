@@ -208,7 +208,8 @@ def stream_loop(streams, sqs, mapping, lambda_url, timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lambda-url", default=os.environ.get("PIPAI_LAMBDA_URL", "http://127.0.0.1:3000"))
+    ap.add_argument("--lambda-url", default=os.environ.get("PIPAI_LAMBDA_URL", "http://127.0.0.1:3001"),
+                    help="cargo lambda watch's internal address (infra/local.sh: PIPAI_LOCAL_PORT + 1)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds an invocation may take")
     ap.add_argument("--mappings", default=os.path.join(LOCAL_DIR, "mappings.json"),
                     help="event source mappings written by create_resources.py")
