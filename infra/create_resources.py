@@ -325,7 +325,6 @@ class Provisioner:
 
         self.template = template
         self.prefix = prefix
-        self.endpoint = endpoint
         self.log = log
         session = boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION

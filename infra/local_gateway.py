@@ -171,6 +171,7 @@ def response_parts(answer: dict) -> tuple[int, list[tuple[str, str]], bytes]:
 
 class Gateway(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients of API Gateway expect
+    default_request_version = "HTTP/1.1"  # so an unparseable request line still gets a status line
     server_version = "pipai-local-gateway"
     routes: list[Route] = []
     lambda_url = ""
