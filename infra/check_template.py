@@ -13,7 +13,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import create_resources as cr  # noqa: E402
-from check_resources import Checks  # noqa: E402
+import local_gateway  # noqa: E402
+
+
+class Checks:
+    """Counts and prints one `PASS name` / `FAIL name: why` line per check."""
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name: str, ok: bool, why: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"PASS {name}")
+        else:
+            self.failed += 1
+            print(f"FAIL {name}: {why}")
+        return ok
+
 
 # logical id -> (binary, HTTP method, path) ; method None = not an API function
 FUNCTIONS = {
@@ -85,6 +103,12 @@ def main() -> int:
             if isinstance(pol, dict) and len(pol) == 1:
                 (name,) = pol
                 c.check(f"{lid}: policy {name} is not over-broad", name not in BROAD_POLICY_TEMPLATES, name)
+
+    # The local stack routes by Cargo.toml's router (infra/local_gateway.py): the same routes.
+    template_routes = {(m, p): b for b, m, p in FUNCTIONS.values() if m}
+    cargo_routes = {(r.method, r.pattern): r.function for r in local_gateway.load_routes(cr.REPO / "Cargo.toml")}
+    c.check("Cargo.toml's router = the template's HttpApi routes", cargo_routes == template_routes,
+            f"{sorted(cargo_routes.items())} != {sorted(template_routes.items())}")
 
     worker = (res.get("JobWorkerFunction") or {}).get("Properties") or {}
     c.check("worker: timeout 120", worker.get("Timeout") == 120, str(worker.get("Timeout")))

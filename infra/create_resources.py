@@ -8,10 +8,9 @@ local and deployed resources cannot drift. Physical names are PREFIX + logical i
 (`pipai-local-JobsTable`); S3 bucket names are lower-cased because S3 requires it
 (`pipai-local-resultsbucket`).
 
-Idempotent: existing resources are left alone or updated in place (queue attributes,
-missing/removed GSIs, stream, TTL, bucket settings). A change that cannot be applied in
-place (a table's key schema) is an error unless --reset is given, which deletes and
-recreates everything this script manages.
+Idempotent: a resource that exists is left as it is. moto keeps its state in memory, so
+after a change to template.yaml restart it (`infra/local.sh up` does) rather than update
+in place; infra/check_resources.py says whether a running moto matches the template.
 
 Run with the project venv:  .venv/bin/python infra/create_resources.py [--port 4566]
 Credentials are always the dummy `test`/`test` and the endpoint is always explicit, so
@@ -171,24 +170,11 @@ class Resolver:
                 if key == "Fn::If":
                     cond, yes, no = arg
                     return self.resolve(yes if self.condition(cond) else no)
-                if key == "Fn::Join":
-                    sep, items = arg
-                    return sep.join(str(x) for x in self.resolve(items))
-                if key == "Fn::Select":
-                    idx, items = arg
-                    return self.resolve(items)[int(self.resolve(idx))]
-                if key == "Fn::Split":
-                    sep, text = arg
-                    return str(self.resolve(text)).split(sep)
                 if key == "Fn::Equals":
                     a, b = (self.resolve(x) for x in arg)
                     return str(a) == str(b)
                 if key == "Fn::Not":
                     return not self.resolve(arg[0])
-                if key == "Fn::And":
-                    return all(self.resolve(x) for x in arg)
-                if key == "Fn::Or":
-                    return any(self.resolve(x) for x in arg)
                 if key == "Condition":
                     return self.condition(arg)
                 if key.startswith("Fn::"):
@@ -215,13 +201,8 @@ def managed_resources(template: dict) -> list[tuple[str, str]]:
     ]
 
 
-def physical_name(prefix: str, logical_id: str, rtype: str, props: dict | None = None) -> str:
-    name = prefix + logical_id
-    if rtype == BUCKET:
-        name = name.lower()
-    if rtype == QUEUE and props and str(props.get("FifoQueue", "")).lower() == "true":
-        name += ".fifo"
-    return name
+def physical_name(prefix: str, logical_id: str, rtype: str) -> str:
+    return (prefix + logical_id).lower() if rtype == BUCKET else prefix + logical_id
 
 
 def env_from_template(template: dict, resolver: Resolver) -> dict[str, str]:
@@ -247,28 +228,19 @@ def env_from_template(template: dict, resolver: Resolver) -> dict[str, str]:
 # ----------------------------------------------------------------------------- converters
 def table_spec(props: dict) -> dict:
     """create_table kwargs (without TableName) from resolved AWS::DynamoDB::Table properties."""
-    billing = props.get("BillingMode", "PROVISIONED")
+    if props.get("BillingMode") != "PAY_PER_REQUEST":
+        raise TemplateError("tables are PAY_PER_REQUEST; provisioned throughput is not created locally")
     spec: dict[str, Any] = {
         "AttributeDefinitions": props["AttributeDefinitions"],
         "KeySchema": props["KeySchema"],
-        "BillingMode": billing,
+        "BillingMode": "PAY_PER_REQUEST",
     }
-    if billing == "PROVISIONED":
-        spec["ProvisionedThroughput"] = _throughput(props.get("ProvisionedThroughput"))
-    gsis = []
-    for g in props.get("GlobalSecondaryIndexes") or []:
-        gsi = {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
-        if billing == "PROVISIONED":
-            gsi["ProvisionedThroughput"] = _throughput(g.get("ProvisionedThroughput"))
-        gsis.append(gsi)
+    gsis = [
+        {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+        for g in props.get("GlobalSecondaryIndexes") or []
+    ]
     if gsis:
         spec["GlobalSecondaryIndexes"] = gsis
-    lsis = [
-        {"IndexName": l["IndexName"], "KeySchema": l["KeySchema"], "Projection": l["Projection"]}
-        for l in props.get("LocalSecondaryIndexes") or []
-    ]
-    if lsis:
-        spec["LocalSecondaryIndexes"] = lsis
     stream = props.get("StreamSpecification")
     if stream and stream.get("StreamViewType"):
         spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
@@ -278,14 +250,6 @@ def table_spec(props: dict) -> dict:
         if sse.get("KMSMasterKeyId"):
             spec["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
     return spec
-
-
-def _throughput(pt: dict | None) -> dict:
-    pt = pt or {}
-    return {
-        "ReadCapacityUnits": int(pt.get("ReadCapacityUnits", 1)),
-        "WriteCapacityUnits": int(pt.get("WriteCapacityUnits", 1)),
-    }
 
 
 def ttl_spec(props: dict) -> str | None:
@@ -361,7 +325,6 @@ class Provisioner:
 
         self.template = template
         self.prefix = prefix
-        self.endpoint = endpoint
         self.log = log
         session = boto3.session.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
@@ -405,119 +368,46 @@ class Provisioner:
 
     # -- DynamoDB
     def _table(self, lid: str, props: dict) -> dict:
+        name = physical_name(self.prefix, lid, TABLE)
+        desc = self._describe_table(name)
+        if desc is None:
+            self.ddb.create_table(TableName=name, **table_spec(props))
+            ttl_attr = ttl_spec(props)
+            if ttl_attr:
+                self.ddb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attr}
+                )
+            pitr = (props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
+            if str(pitr).lower() == "true":
+                self.ddb.update_continuous_backups(
+                    TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+                )
+            desc = self._describe_table(name)
+            self.log(f"created  table  {name}")
+        return {"Ref": name, "Arn": desc["TableArn"], "StreamArn": desc.get("LatestStreamArn")}
+
+    def _describe_table(self, name: str) -> dict | None:
         from botocore.exceptions import ClientError
 
-        name = physical_name(self.prefix, lid, TABLE)
-        spec = table_spec(props)
         try:
-            desc = self.ddb.describe_table(TableName=name)["Table"]
+            return self.ddb.describe_table(TableName=name)["Table"]
         except ClientError as e:
             if e.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
-            desc = None
-        if desc is None:
-            self.ddb.create_table(TableName=name, **spec)
-            desc = self.ddb.describe_table(TableName=name)["Table"]
-            self.log(f"created  table  {name}")
-        else:
-            self._update_table(name, desc, spec)
-            desc = self.ddb.describe_table(TableName=name)["Table"]
-
-        ttl_attr = ttl_spec(props)
-        cur = self.ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        cur_on = cur.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-        if ttl_attr and (not cur_on or cur.get("AttributeName") != ttl_attr):
-            if cur_on:
-                self.ddb.update_time_to_live(
-                    TableName=name, TimeToLiveSpecification={"Enabled": False, "AttributeName": cur["AttributeName"]}
-                )
-            self.ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attr}
-            )
-            self.log(f"ttl      table  {name}: {ttl_attr}")
-        elif not ttl_attr and cur_on:
-            self.ddb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": False, "AttributeName": cur["AttributeName"]}
-            )
-            self.log(f"ttl off  table  {name}")
-
-        pitr = str((props.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")).lower() == "true"
-        try:
-            self.ddb.update_continuous_backups(
-                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": pitr}
-            )
-        except ClientError:
-            pass  # cosmetic locally
-
-        return {
-            "Ref": name,
-            "Arn": desc["TableArn"],
-            "StreamArn": desc.get("LatestStreamArn"),
-        }
-
-    def _update_table(self, name: str, desc: dict, spec: dict) -> None:
-        def keys(ks):
-            return [(k["AttributeName"], k["KeyType"]) for k in ks]
-
-        if keys(desc["KeySchema"]) != keys(spec["KeySchema"]):
-            raise TemplateError(
-                f"table {name}: key schema changed in the template; rerun with --reset (drops local data)"
-            )
-        want = {g["IndexName"]: g for g in spec.get("GlobalSecondaryIndexes", [])}
-        have = {g["IndexName"]: g for g in desc.get("GlobalSecondaryIndexes", [])}
-        for iname, g in list(have.items()):
-            w = want.get(iname)
-            if w is None or keys(g["KeySchema"]) != keys(w["KeySchema"]) or \
-                    g["Projection"].get("ProjectionType") != w["Projection"].get("ProjectionType"):
-                self.ddb.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": iname}}])
-                self.log(f"dropped  index  {name}.{iname}")
-                del have[iname]
-        for iname, w in want.items():
-            if iname not in have:
-                self.ddb.update_table(
-                    TableName=name,
-                    AttributeDefinitions=spec["AttributeDefinitions"],
-                    GlobalSecondaryIndexUpdates=[{"Create": w}],
-                )
-                self.log(f"created  index  {name}.{iname}")
-        want_stream = spec.get("StreamSpecification")
-        have_stream = desc.get("StreamSpecification") or {}
-        have_type = have_stream.get("StreamViewType") if have_stream.get("StreamEnabled") else None
-        want_type = want_stream["StreamViewType"] if want_stream else None
-        if have_type != want_type:
-            if have_type and want_type:
-                # DynamoDB (and moto) cannot switch a view type in place: disable, wait, enable.
-                raise TemplateError(
-                    f"table {name}: stream view type changed {have_type} -> {want_type}; rerun with --reset"
-                )
-            if want_type:
-                self.ddb.update_table(TableName=name, StreamSpecification=want_stream)
-            else:
-                self.ddb.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
-            self.log(f"stream   table  {name}: {have_type} -> {want_type}")
+            return None
 
     # -- SQS
     def _queue(self, lid: str, props: dict) -> dict:
         from botocore.exceptions import ClientError
 
-        name = physical_name(self.prefix, lid, QUEUE, props)
-        attrs = queue_attributes(props)
+        name = physical_name(self.prefix, lid, QUEUE)
         try:
             url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except ClientError as e:
             if "NonExistentQueue" not in e.response["Error"]["Code"]:
                 raise
-            url = None
-        if url is None:
-            url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+            url = self.sqs.create_queue(QueueName=name, Attributes=queue_attributes(props))["QueueUrl"]
             self.log(f"created  queue  {name}")
-        else:
-            current = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-            settable = {k: v for k, v in attrs.items() if k != "FifoQueue"}
-            changed = {k: v for k, v in settable.items() if not _same_attr(k, current.get(k), v)}
-            if changed:
-                self.sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
-                self.log(f"updated  queue  {name}: {', '.join(sorted(changed))}")
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
 
@@ -528,13 +418,18 @@ class Provisioner:
         name = physical_name(self.prefix, lid, BUCKET)
         try:
             self.s3.head_bucket(Bucket=name)
-            exists = True
         except ClientError:
-            exists = False
-        if not exists:
-            self.s3.create_bucket(Bucket=name)
+            self._create_bucket(name, props)
             self.log(f"created  bucket {name}")
-        # Settings are re-applied every run (cheap, and keeps them equal to the template).
+        return {
+            "Ref": name,
+            "Arn": f"arn:aws:s3:::{name}",
+            "DomainName": f"{name}.s3.amazonaws.com",
+            "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+        }
+
+    def _create_bucket(self, name: str, props: dict) -> None:
+        self.s3.create_bucket(Bucket=name)
         enc = props.get("BucketEncryption")
         if enc:
             self.s3.put_bucket_encryption(
@@ -554,26 +449,15 @@ class Provisioner:
         rules = lifecycle_rules(props)
         if rules:
             self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
-        else:
-            try:
-                self.s3.delete_bucket_lifecycle(Bucket=name)
-            except ClientError:
-                pass
-        return {
-            "Ref": name,
-            "Arn": f"arn:aws:s3:::{name}",
-            "DomainName": f"{name}.s3.amazonaws.com",
-            "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
-        }
 
     # -- SSM: the API key master key (not a template resource: it is created outside the
     # stack, but the API functions need it locally).
-    def ensure_master_key(self, param_name: str) -> bool:
+    def ensure_master_key(self, param_name: str) -> None:
         from botocore.exceptions import ClientError
 
         try:
             self.ssm.get_parameter(Name=param_name)
-            return False
+            return
         except ClientError as e:
             if e.response["Error"]["Code"] != "ParameterNotFound":
                 raise
@@ -583,49 +467,6 @@ class Provisioner:
             Description="PipAI local: master key for API key secrets (base64 of 32 random bytes)",
         )
         self.log(f"created  ssm    {param_name} (SecureString, base64 of 32 random bytes)")
-        return True
-
-    # -- reset
-    def delete_all(self) -> None:
-        from botocore.exceptions import ClientError
-
-        for lid, rtype in managed_resources(self.template):
-            props = self.template["Resources"][lid].get("Properties") or {}
-            name = physical_name(self.prefix, lid, rtype, props)
-            try:
-                if rtype == TABLE:
-                    self.ddb.delete_table(TableName=name)
-                elif rtype == QUEUE:
-                    url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-                    self.sqs.delete_queue(QueueUrl=url)
-                elif rtype == BUCKET:
-                    self._empty_bucket(name)
-                    self.s3.delete_bucket(Bucket=name)
-                self.log(f"deleted  {rtype.split('::')[1].lower():6} {name}")
-            except ClientError:
-                pass
-
-    def _empty_bucket(self, name: str) -> None:
-        paginator = self.s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=name):
-            objs = [
-                {"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])
-            ]
-            if objs:
-                self.s3.delete_objects(Bucket=name, Delete={"Objects": objs, "Quiet": True})
-
-
-def _same_attr(name: str, current: str | None, wanted: str) -> bool:
-    if current is None:
-        return False
-    if name in ("RedrivePolicy", "RedriveAllowPolicy"):
-        try:
-            a, b = json.loads(current), json.loads(wanted)
-            return {k: str(v) for k, v in a.items()} == {k: str(v) for k, v in b.items()}
-        except ValueError:
-            return False
-    return current.lower() == wanted.lower()
 
 
 def _logical_id(value: Any) -> str | None:
@@ -701,25 +542,19 @@ def write_env_file(path: Path, env: dict[str, str], endpoint: str) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     p.add_argument("--port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")),
                    help="moto port on 127.0.0.1 (default: $MOTO_PORT or 4566)")
-    p.add_argument("--endpoint", help="full endpoint URL (overrides --port)")
-    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"physical name prefix (default {DEFAULT_PREFIX})")
     p.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE,
                    help="where to write the export lines (default <repo>/.local/env)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="template parameter override (repeatable)")
-    p.add_argument("--reset", action="store_true", help="delete the managed resources first (drops local data)")
-    p.add_argument("--no-master-key", action="store_true",
-                   help="do not create the SSM SecureString named by ApiKeyMasterKeyParameter")
     p.add_argument("-q", "--quiet", action="store_true")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    endpoint = args.endpoint or f"http://127.0.0.1:{args.port}"
+    endpoint = f"http://127.0.0.1:{args.port}"
     params = {}
     for item in args.param:
         if "=" not in item:
@@ -729,12 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         params[k] = v
     log = (lambda *_: None) if args.quiet else print
     try:
-        template = load_template(args.template)
-        prov = Provisioner(template, endpoint, args.prefix, params, log=log)
-        if args.reset:
-            prov.delete_all()
+        template = load_template(DEFAULT_TEMPLATE)
+        prov = Provisioner(template, endpoint, DEFAULT_PREFIX, params, log=log)
         prov.ensure_all()
-        if not args.no_master_key and "ApiKeyMasterKeyParameter" in prov.resolver.params:
+        if "ApiKeyMasterKeyParameter" in prov.resolver.params:
             prov.ensure_master_key(str(prov.resolver.params["ApiKeyMasterKeyParameter"]))
         env = env_from_template(template, prov.resolver)
         write_env_file(args.env_file, env, endpoint)

@@ -2,9 +2,11 @@
 # The whole service on this machine, no AWS account and no Docker:
 #   moto (DynamoDB, Streams, SQS, S3, SSM) with the resources of template.yaml,
 #   synthetic market data loaded through the ingest path, a demo API key,
-#   the functions served by `cargo lambda watch` on http://127.0.0.1:3000 (API routes from
-#   Cargo.toml's router, the same as template.yaml's), and infra/local_pump.py delivering the
-#   SQS queues and the jobs table's stream to job-worker and job-events like Lambda does.
+#   the functions served by `cargo lambda watch` on an internal port, infra/local_gateway.py in
+#   front of them on http://127.0.0.1:3000 answering like API Gateway (routes from Cargo.toml's
+#   router, the same as template.yaml's; the invoke endpoints are not reachable through it), and
+#   infra/local_pump.py delivering the SQS queues and the jobs table's stream to job-worker and
+#   job-events like Lambda does (through the internal port).
 #
 #   infra/local.sh up [--release]   start everything (idempotent: restarts what runs)
 #   infra/local.sh down             stop everything
@@ -21,8 +23,11 @@
 # have is tested on DynamoDB itself (shared/aws/tests/moto/jobs.rs).
 #
 # Env: PIPAI_LOCAL_KEYS="key:secret,key2:secret2" creates these keys too (user "local").
-#      PIPAI_LOCAL_PORT (3000), MOTO_PORT (4566), PIPAI_LOCAL_DIR (.local: state, logs, pidfiles;
-#      infra/test.sh runs a second stack beside a developer's with other ports and directory),
+#      PIPAI_LOCAL_PORT (3000: the API, served by the gateway; PIPAI_LOCAL_PORT + 1 is the internal
+#      port of `cargo lambda watch`, whose invoke endpoints the pump and
+#      `cargo lambda invoke --invoke-port` use), MOTO_PORT (4566), PIPAI_LOCAL_DIR (.local: state,
+#      logs, pidfiles; infra/test.sh runs a second stack beside a developer's with other ports and
+#      directory),
 #      PIPAI_LOCAL_PARAMS="Name=Value ..." template.yaml parameter overrides (infra/bench.sh raises
 #      RequestWeightBudget so the latency benchmark is not throttled).
 set -euo pipefail
@@ -31,6 +36,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PIPAI_LOCAL_DIR="${PIPAI_LOCAL_DIR:-$REPO/.local}"
 LOCAL="$PIPAI_LOCAL_DIR"
 PORT="${PIPAI_LOCAL_PORT:-3000}"
+INVOKE_PORT=$((PORT + 1))
 export MOTO_PORT="${MOTO_PORT:-4566}"
 mkdir -p "$LOCAL"
 cd "$REPO"
@@ -51,6 +57,7 @@ stop_pidfile() {
 }
 
 down() {
+  stop_pidfile "$LOCAL/gateway.pid"
   stop_pidfile "$LOCAL/pump.pid"
   stop_pidfile "$LOCAL/watch.pid"
   "$REPO/infra/moto.sh" stop >/dev/null 2>&1 || true
@@ -58,7 +65,7 @@ down() {
 }
 
 status() {
-  for name in watch pump; do
+  for name in gateway watch pump; do
     if pid_alive "$LOCAL/$name.pid"; then echo "$name: running (pid $(cat "$LOCAL/$name.pid"))"; else echo "$name: stopped"; fi
   done
   "$REPO/infra/moto.sh" status || true
@@ -106,25 +113,36 @@ up() {
     "$pipai" keys import --user local "$PIPAI_LOCAL_KEYS"
   fi
 
-  echo "==> functions on http://127.0.0.1:$PORT (cargo lambda watch) and the event pump"
+  echo "==> functions on 127.0.0.1:$INVOKE_PORT (cargo lambda watch), the API gateway on http://127.0.0.1:$PORT, the event pump"
   # --timeout also bounds how long an idle function waits for its next event: when it runs out,
   # cargo-lambda 1.9.2 answers with no request id, the runtime panics and the function is not
   # restarted. So it is a day here; the pump bounds each invocation itself (local_pump.py --timeout).
-  setsid cargo lambda watch -A 127.0.0.1 -P "$PORT" --env-file "$LOCAL/lambda.env" --ignore-changes --timeout 86400 \
+  setsid cargo lambda watch -A 127.0.0.1 -P "$INVOKE_PORT" --env-file "$LOCAL/lambda.env" --ignore-changes --timeout 86400 \
     "${release_flag[@]}" >"$LOCAL/watch.log" 2>&1 &
   echo $! >"$LOCAL/watch.pid"
+  local lambda_url="http://127.0.0.1:$INVOKE_PORT"
   for _ in $(seq 600); do
-    if curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/backtest/templates"; then break; fi
+    if curl -s -o /dev/null "$lambda_url/v1/backtest/templates"; then break; fi
     pid_alive "$LOCAL/watch.pid" || { tail -n 30 "$LOCAL/watch.log"; echo "cargo lambda watch exited" >&2; exit 1; }
     sleep 0.5
   done
   # Start the queue and stream consumers before the pump delivers to them: an invocation's
   # deadline runs from its arrival, and a process start must not eat a job's time.
   for fn in job-worker job-events; do
-    curl -s -o /dev/null --max-time 300 -X POST -d '{"Records": []}' "http://127.0.0.1:$PORT/2015-03-31/functions/$fn/invocations"
+    curl -s -o /dev/null --max-time 300 -X POST -d '{"Records": []}' "$lambda_url/2015-03-31/functions/$fn/invocations"
   done
-  setsid "$REPO/.venv/bin/python" -u "$REPO/infra/local_pump.py" --lambda-url "http://127.0.0.1:$PORT" >"$LOCAL/pump.log" 2>&1 &
+  setsid "$REPO/.venv/bin/python" -u "$REPO/infra/local_pump.py" --lambda-url "$lambda_url" >"$LOCAL/pump.log" 2>&1 &
   echo $! >"$LOCAL/pump.pid"
+  # API Gateway's part: routes, the payload v2 event, 404 for anything unrouted (infra/local_gateway.py says why
+  # `cargo lambda watch` does not face clients itself).
+  setsid "$REPO/.venv/bin/python" -u "$REPO/infra/local_gateway.py" --port "$PORT" --lambda-url "$lambda_url" \
+    >"$LOCAL/gateway.log" 2>&1 &
+  echo $! >"$LOCAL/gateway.pid"
+  for _ in $(seq 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then break; fi
+    pid_alive "$LOCAL/gateway.pid" || { tail -n 30 "$LOCAL/gateway.log"; echo "the gateway exited" >&2; exit 1; }
+    sleep 0.1
+  done
   # Warm the API functions too (the first invocation starts each process).
   for route in templates symbols jobs jobs/bt_00000000; do curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/backtest/$route" || true; done
 
@@ -132,7 +150,8 @@ up() {
   . "$LOCAL/demo-key.env"
   cat <<EOF
 
-The PipAI Backtest API is up on http://127.0.0.1:$PORT (logs: $LOCAL/watch.log, $LOCAL/pump.log).
+The PipAI Backtest API is up on http://127.0.0.1:$PORT (logs: $LOCAL/gateway.log, $LOCAL/watch.log,
+$LOCAL/pump.log; the functions' invoke endpoints are on the internal port $INVOKE_PORT).
 Demo key (also in $LOCAL/demo-key.env):
   export PIPAI_API_URL=http://127.0.0.1:$PORT
   export PIPAI_API_KEY=$PIPAI_API_KEY

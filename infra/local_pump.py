@@ -2,6 +2,12 @@
 """Local event source mappings: what AWS Lambda does for the SQS queues and the DynamoDB stream,
 done against the moto emulator for the functions that `cargo lambda watch` serves.
 
+Why this exists: nothing else runs Lambda's event source mappings (SQS queue -> function,
+DynamoDB stream -> function) on this machine. moto only runs them by starting Lambda functions
+in Docker, as do LocalStack and `sam local`, and there is no Docker engine here; `cargo lambda
+watch` serves invocations but polls nothing. So this script is Lambda's poller, with its event
+shapes and batch semantics.
+
 - Jobs queue -> `job-worker`: batches of up to the mapping's BatchSize in Lambda's SQS event shape;
   `ReportBatchItemFailures` is honoured (failed items stay, the rest are deleted). A function
   error fails the whole batch. Failed messages become visible again after RETRY_SECONDS (Lambda
@@ -202,7 +208,8 @@ def stream_loop(streams, sqs, mapping, lambda_url, timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lambda-url", default=os.environ.get("PIPAI_LAMBDA_URL", "http://127.0.0.1:3000"))
+    ap.add_argument("--lambda-url", default=os.environ.get("PIPAI_LAMBDA_URL", "http://127.0.0.1:3001"),
+                    help="cargo lambda watch's internal address (infra/local.sh: PIPAI_LOCAL_PORT + 1)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds an invocation may take")
     ap.add_argument("--mappings", default=os.path.join(LOCAL_DIR, "mappings.json"),
                     help="event source mappings written by create_resources.py")

@@ -54,7 +54,7 @@ if [[ $infra_status != 0 ]]; then
   [[ $f == 0 ]] && fail_step "infra/test_infra.sh"
 fi
 
-note "end to end over HTTP: a local stack of its own (infra/local.sh up), cli/tests/e2e_local.rs"
+note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/ and cli/tests/e2e_local.rs"
 (
   export PIPAI_LOCAL_DIR="$REPO/.local-test" PIPAI_LOCAL_PORT="${E2E_API_PORT:-3190}" MOTO_PORT="${E2E_MOTO_PORT:-4590}"
   export PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT"
@@ -64,10 +64,16 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), cli/te
     echo "test result: FAILED. 0 passed; 1 failed; (the local stack did not start)"
     exit 1
   fi
+  # The API port answers like API Gateway (infra/local_gateway.py); ends with `N passed, N failed`.
+  "$REPO/infra/pytest.sh" -q infra/tests/test_local_gateway.py 2>&1
+  gateway_status=$?
   cargo test -p pipai --test e2e_local -- --ignored 2>&1
+  e2e_cargo_status=$?
+  [[ $gateway_status == 0 && $e2e_cargo_status == 0 ]]
 ) | tee "$LOG/e2e.txt"
 e2e_status=${PIPESTATUS[0]}
-read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/e2e.txt")
+# Sum cargo's `test result:` lines and infra/pytest.sh's `N passed, N failed` line.
+read -r p f < <(awk '/^test result:|^[0-9]+ passed, [0-9]+ failed$/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/e2e.txt")
 passed=$((passed + p)); failed=$((failed + f))
 if [[ $e2e_status != 0 ]]; then
   status=1
