@@ -130,7 +130,10 @@ fn no_answer(error: ClientError) -> CliError {
 
 impl Client {
     fn new(args: &JobsArgs) -> Result<Client, CliError> {
-        let key = args.key.as_deref().ok_or_else(|| CliError::Config("no API key: pass --key or set PIPAI_API_KEY".into()))?;
+        let key = args
+            .key
+            .as_deref()
+            .ok_or_else(|| CliError::Config("no API key: pass --key or set PIPAI_API_KEY".into()))?;
         let secret = args
             .secret
             .as_deref()
@@ -376,7 +379,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
                 let mut out = serde_json::to_string_pretty(&event).expect("JSON");
                 out.push('\n');
                 std::fs::write(path, out).map_err(CliError::io(path))?;
-                println!("{}: signed for {} at {now}", path.display(), client.api.settings().key_id);
+                println!("{}: signed for {} at {now}", path.display(), client.api.settings().key_id.as_str());
             }
             let _ = std::io::stdout().flush();
             Ok(())

@@ -540,7 +540,7 @@ fn list_filters_and_cursor_walks() {
 #[test]
 #[ignore = "needs the local stack: infra/local.sh up"]
 fn identical_posts_from_many_threads_are_never_replays() {
-    let api = Arc::new(fresh_client("identical"));
+    let api = fresh_client("identical");
     let id = api.create_ok(&small_job("tpl_breakout"));
     api.wait_done(&id);
     let invalid = json!({"template_id": "tpl_grid"});

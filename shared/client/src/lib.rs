@@ -107,8 +107,7 @@ impl Response {
     /// The body as JSON, or as a JSON string of its text when it is not JSON (an emulator's or
     /// a proxy's plain-text error), so it can always be shown.
     pub fn json_or_text(&self) -> serde_json::Value {
-        self.json()
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned()))
+        self.json().unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned()))
     }
 
     /// The API's `{code, message}`, when the body is one.
@@ -297,7 +296,8 @@ mod tests {
             r#"{"code":"INVALID_STATE","message":"job is done"}"#,
         )]);
         let query = [("status", "done"), ("from", "2025-01-01T00:00:00Z")];
-        let response = client(&base).send_at(1_714_385_700_000, Method::Post, "/v1/backtest/jobs", &query, b"{}").unwrap();
+        let response =
+            client(&base).send_at(1_714_385_700_000, Method::Post, "/v1/backtest/jobs", &query, b"{}").unwrap();
 
         let seen = server.join().unwrap().remove(0);
         assert_eq!(seen.request_line, "POST /v1/backtest/jobs?status=done&from=2025-01-01T00%3A00%3A00Z HTTP/1.1");
@@ -365,7 +365,10 @@ mod tests {
         let api = client(&format!("http://127.0.0.1:{port}"));
         let error = api.send(Method::Get, "/v1/backtest/templates", &[] as &[(&str, &str)], b"").unwrap_err();
         let ClientError::Transport { method, url, .. } = &error else { panic!("{error:?}") };
-        assert_eq!((*method, url.as_str()), (Method::Get, format!("http://127.0.0.1:{port}/v1/backtest/templates").as_str()));
+        assert_eq!(
+            (*method, url.as_str()),
+            (Method::Get, format!("http://127.0.0.1:{port}/v1/backtest/templates").as_str())
+        );
         assert!(std::error::Error::source(&error).is_some(), "the cause is kept");
     }
 }

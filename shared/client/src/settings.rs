@@ -45,20 +45,11 @@ pub struct KeyId(String);
 
 impl KeyId {
     pub fn parse(text: &str) -> Result<KeyId, SettingsError> {
-        if text.is_empty() {
-            return Err(SettingsError::EmptyKeyId);
-        }
-        Ok(KeyId(text.to_string()))
+        non_empty(text, SettingsError::EmptyKeyId).map(KeyId)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -68,10 +59,7 @@ pub struct Secret(String);
 
 impl Secret {
     pub fn parse(text: &str) -> Result<Secret, SettingsError> {
-        if text.is_empty() {
-            return Err(SettingsError::EmptySecret);
-        }
-        Ok(Secret(text.to_string()))
+        non_empty(text, SettingsError::EmptySecret).map(Secret)
     }
 
     pub fn expose(&self) -> &str {
@@ -82,6 +70,14 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+fn non_empty(text: &str, empty: SettingsError) -> Result<String, SettingsError> {
+    if text.is_empty() {
+        Err(empty)
+    } else {
+        Ok(text.to_string())
     }
 }
 
