@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use pipai_client::Method;
+
 use crate::error::CliError;
 use crate::jobs::{Client, Reply};
 
@@ -24,7 +26,7 @@ fn one_year_job() -> Value {
 /// the reply and how long the answered request took.
 fn timed(
     client: &Client,
-    method: &str,
+    method: Method,
     path: &str,
     query: &[(&str, String)],
     body: &[u8],
@@ -73,7 +75,7 @@ pub fn run(client: &Client, requests: usize) -> Result<(), CliError> {
     let mut i = 0;
     let mut last_id = String::new();
     while create.ms.len() < requests {
-        let (reply, took) = timed(client, "POST", jobs_path, &[], small_job(i).to_string().as_bytes())?;
+        let (reply, took) = timed(client, Method::Post, jobs_path, &[], small_job(i).to_string().as_bytes())?;
         i += 1;
         if reply.status == 429 {
             // Slots come back a moment after a cancel (the stream function releases them).
@@ -83,7 +85,7 @@ pub fn run(client: &Client, requests: usize) -> Result<(), CliError> {
         expect(&reply, 201, "create")?;
         create.ms.push(took.as_secs_f64() * 1e3);
         last_id = reply.body["id"].as_str().unwrap_or_default().to_string();
-        let (reply, _) = timed(client, "POST", &format!("{jobs_path}/{last_id}/cancel"), &[], b"")?;
+        let (reply, _) = timed(client, Method::Post, &format!("{jobs_path}/{last_id}/cancel"), &[], b"")?;
         if reply.status != 200 && reply.status != 409 {
             expect(&reply, 200, "cancel")?;
         }
@@ -91,13 +93,13 @@ pub fn run(client: &Client, requests: usize) -> Result<(), CliError> {
 
     eprintln!("get x{requests}");
     for _ in 0..requests {
-        let (reply, took) = timed(client, "GET", &format!("{jobs_path}/{last_id}"), &[], b"")?;
+        let (reply, took) = timed(client, Method::Get, &format!("{jobs_path}/{last_id}"), &[], b"")?;
         expect(&reply, 200, "get")?;
         get.ms.push(took.as_secs_f64() * 1e3);
     }
     eprintln!("list x{requests} (limit 20)");
     for _ in 0..requests {
-        let (reply, took) = timed(client, "GET", jobs_path, &[("limit", "20".into())], b"")?;
+        let (reply, took) = timed(client, Method::Get, jobs_path, &[("limit", "20".into())], b"")?;
         expect(&reply, 200, "list")?;
         list.ms.push(took.as_secs_f64() * 1e3);
     }
@@ -106,7 +108,7 @@ pub fn run(client: &Client, requests: usize) -> Result<(), CliError> {
     // From sending the create (the last of the slots may take a moment to come back: retried).
     let started = Instant::now();
     let (reply, _) = loop {
-        let (reply, took) = timed(client, "POST", jobs_path, &[], one_year_job().to_string().as_bytes())?;
+        let (reply, took) = timed(client, Method::Post, jobs_path, &[], one_year_job().to_string().as_bytes())?;
         if reply.status != 429 {
             break (reply, took);
         }
@@ -115,7 +117,7 @@ pub fn run(client: &Client, requests: usize) -> Result<(), CliError> {
     expect(&reply, 201, "create the one-year job")?;
     let id = reply.body["id"].as_str().unwrap_or_default().to_string();
     let job = loop {
-        let (reply, _) = timed(client, "GET", &format!("{jobs_path}/{id}"), &[], b"")?;
+        let (reply, _) = timed(client, Method::Get, &format!("{jobs_path}/{id}"), &[], b"")?;
         expect(&reply, 200, "get")?;
         match reply.body["status"].as_str() {
             Some("done" | "failed" | "cancelled") => break reply.body,

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pipai_service::auth::{rfc3986, sign_request};
+use pipai_client::{next_timestamp_ms, ApiClient, ClientError, ClientSettings, Method};
+use pipai_service::auth::sign_request;
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -103,11 +104,10 @@ enum JobsCommand {
     SignEvents { files: Vec<PathBuf> },
 }
 
+/// `pipai jobs`'s view of the API: the signing client, with answers as JSON and refusals as
+/// [`CliError`]s.
 pub(crate) struct Client {
-    base: String,
-    key: String,
-    secret: String,
-    agent: ureq::Agent,
+    api: ApiClient,
 }
 
 /// An API answer: status, JSON body, and `Retry-After` when there is one.
@@ -117,63 +117,46 @@ pub(crate) struct Reply {
     pub retry_after_s: Option<u64>,
 }
 
+/// A request that got no answer: the message names the request and every cause.
+fn no_answer(error: ClientError) -> CliError {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        message.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    CliError::Network(message)
+}
+
 impl Client {
     fn new(args: &JobsArgs) -> Result<Client, CliError> {
-        let key =
-            args.key.clone().ok_or_else(|| CliError::Config("no API key: pass --key or set PIPAI_API_KEY".into()))?;
+        let key = args
+            .key
+            .as_deref()
+            .ok_or_else(|| CliError::Config("no API key: pass --key or set PIPAI_API_KEY".into()))?;
         let secret = args
             .secret
-            .clone()
+            .as_deref()
             .ok_or_else(|| CliError::Config("no API secret: pass --secret or set PIPAI_API_SECRET".into()))?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .new_agent();
-        Ok(Client { base: args.url.trim_end_matches('/').to_string(), key, secret, agent })
+        let settings = ClientSettings::parse(&args.url, key, secret).map_err(|e| CliError::Config(e.to_string()))?;
+        Ok(Client { api: ApiClient::new(settings) })
     }
 
     pub(crate) fn call(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         query: &[(&str, String)],
         body: &[u8],
     ) -> Result<Reply, CliError> {
-        let raw_query =
-            query.iter().map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v))).collect::<Vec<_>>().join("&");
-        let now = chrono::Utc::now().timestamp_millis();
-        let headers = sign_request(&self.key, &self.secret, now, method, path, &raw_query, body);
-        let url = if raw_query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{raw_query}", self.base)
-        };
-        let network = |e: ureq::Error| CliError::Network(format!("{method} {url}: {e}"));
-        let mut resp = if method == "GET" {
-            let mut r = self.agent.get(&url);
-            for (k, v) in &headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.call().map_err(network)?
-        } else {
-            let mut r = self.agent.post(&url).header("content-type", "application/json");
-            for (k, v) in &headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.send(body).map_err(network)?
-        };
-        let status = resp.status().as_u16();
-        let retry_after_s = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
-        let text = resp.body_mut().read_to_string().map_err(network)?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Reply { status, body, retry_after_s })
+        let response = self.api.send(method, path, query, body).map_err(no_answer)?;
+        Ok(Reply { status: response.status, body: response.json_or_text(), retry_after_s: response.retry_after_s() })
     }
 
     /// The body of a 2xx reply, or the API's `{code, message}` as an error.
     pub(crate) fn ok(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         query: &[(&str, String)],
         body: &[u8],
@@ -192,7 +175,7 @@ impl Client {
     }
 
     fn job(&self, id: &str) -> Result<Value, CliError> {
-        self.ok("GET", &format!("/v1/backtest/jobs/{id}"), &[], b"")
+        self.ok(Method::Get, &format!("/v1/backtest/jobs/{id}"), &[], b"")
     }
 
     /// The job with every page of its result arrays joined in.
@@ -203,7 +186,7 @@ impl Client {
             let mut cursor = pages[array]["next_cursor"].as_str().map(str::to_string);
             while let Some(c) = cursor {
                 let page = self.ok(
-                    "GET",
+                    Method::Get,
                     &format!("/v1/backtest/jobs/{id}"),
                     &[("expand", array.to_string()), ("cursor", c), ("limit", "10000".into())],
                     b"",
@@ -294,7 +277,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
     match &args.command {
         JobsCommand::Submit { file, wait: follow } => {
             let body = std::fs::read(file).map_err(CliError::io(file))?;
-            let job = client.ok("POST", "/v1/backtest/jobs", &[], &body)?;
+            let job = client.ok(Method::Post, "/v1/backtest/jobs", &[], &body)?;
             let id = job["id"].as_str().unwrap_or_default().to_string();
             println!("submitted {id} ({})", job["status"].as_str().unwrap_or("?"));
             if *follow {
@@ -324,7 +307,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
                 }
             }
             loop {
-                let page = client.ok("GET", "/v1/backtest/jobs", &query, b"")?;
+                let page = client.ok(Method::Get, "/v1/backtest/jobs", &query, b"")?;
                 for job in page["data"].as_array().into_iter().flatten() {
                     if *json {
                         println!("{job}");
@@ -346,7 +329,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             }
         }
         JobsCommand::Cancel { id } => {
-            let job = client.ok("POST", &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")?;
+            let job = client.ok(Method::Post, &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")?;
             print_job_line(&job);
             Ok(())
         }
@@ -355,7 +338,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             report_end(&client.full_job(id)?)
         }
         JobsCommand::Symbols => {
-            let reply = client.ok("GET", "/v1/backtest/symbols", &[], b"")?;
+            let reply = client.ok(Method::Get, "/v1/backtest/symbols", &[], b"")?;
             for s in reply["data"].as_array().into_iter().flatten() {
                 println!(
                     "{:<10} {:<4} {} .. {}  gaps {}{}",
@@ -370,7 +353,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             Ok(())
         }
         JobsCommand::Templates => {
-            let reply = client.ok("GET", "/v1/backtest/templates", &[], b"")?;
+            let reply = client.ok(Method::Get, "/v1/backtest/templates", &[], b"")?;
             println!("{}", serde_json::to_string_pretty(&reply["data"]).expect("JSON"));
             Ok(())
         }
@@ -387,16 +370,16 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
                 let route_path = event["rawPath"].as_str().unwrap_or_default().to_string();
                 let query = event["rawQueryString"].as_str().unwrap_or_default().to_string();
                 let body = event["body"].as_str().unwrap_or_default().to_string();
-                let now = chrono::Utc::now().timestamp_millis();
-                for (k, v) in
-                    sign_request(&client.key, &client.secret, now, &method, &route_path, &query, body.as_bytes())
-                {
+                let now = next_timestamp_ms();
+                let settings = client.api.settings();
+                let (key, secret) = (settings.key_id.as_str(), settings.secret.expose());
+                for (k, v) in sign_request(key, secret, now, &method, &route_path, &query, body.as_bytes()) {
                     event["headers"][k] = Value::String(v);
                 }
                 let mut out = serde_json::to_string_pretty(&event).expect("JSON");
                 out.push('\n');
                 std::fs::write(path, out).map_err(CliError::io(path))?;
-                println!("{}: signed for {} at {now}", path.display(), client.key);
+                println!("{}: signed for {} at {now}", path.display(), client.api.settings().key_id.as_str());
             }
             let _ = std::io::stdout().flush();
             Ok(())

@@ -14,11 +14,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipai_service::auth::{rfc3986, sign_request};
+use pipai_client::{ApiClient, ClientSettings, Method, Response};
 use serde_json::{json, Value};
 
 /// The stack's state directory: `PIPAI_LOCAL_DIR` as `infra/local.sh` uses it, or `.local`.
@@ -38,78 +37,29 @@ fn local_env() -> HashMap<String, String> {
         .collect()
 }
 
-struct Response {
-    status: u16,
-    body: Value,
-    headers: HashMap<String, String>,
-}
-
+/// The signing client, with the test's habits: answers as `(status, JSON)`, a lost connection
+/// is a test failure, `Retry-After` is waited out.
 struct Api {
-    base: String,
-    key: String,
-    secret: String,
-    agent: ureq::Agent,
-    /// Signing timestamps strictly increase, so two identical requests sent in the same
-    /// millisecond are not replays of each other (API.md: a signature is accepted once).
-    last_ts: AtomicI64,
+    client: ApiClient,
 }
 
 impl Api {
-    fn with_key(key: String, secret: String) -> Api {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .new_agent();
-        Api {
-            base: std::env::var("PIPAI_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into()),
-            key,
-            secret,
-            agent,
-            last_ts: AtomicI64::new(0),
-        }
+    fn with_key(key: &str, secret: &str) -> Api {
+        let base = std::env::var("PIPAI_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into());
+        let settings = ClientSettings::parse(&base, key, secret).expect("valid API settings");
+        Api { client: ApiClient::new(settings.with_timeout(Duration::from_secs(120))) }
     }
 
-    fn timestamp(&self) -> i64 {
-        let now = chrono::Utc::now().timestamp_millis();
-        let prev = self.last_ts.fetch_max(now, Ordering::SeqCst);
-        if prev >= now {
-            self.last_ts.fetch_add(1, Ordering::SeqCst) + 1
-        } else {
-            now
-        }
+    fn key(&self) -> &str {
+        self.client.settings().key_id.as_str()
     }
 
-    fn send(&self, method: &str, path: &str, query: &[(&str, &str)], body: &[u8]) -> Response {
-        let raw_query =
-            query.iter().map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v))).collect::<Vec<_>>().join("&");
-        let headers = sign_request(&self.key, &self.secret, self.timestamp(), method, path, &raw_query, body);
-        let url = if raw_query.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}{path}?{raw_query}", self.base)
-        };
-        let mut resp = if method == "GET" {
-            let mut r = self.agent.get(&url);
-            for (k, v) in &headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.call().expect("the API answers")
-        } else {
-            let mut r = self.agent.post(&url).header("content-type", "application/json");
-            for (k, v) in &headers {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.send(body).expect("the API answers")
-        };
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_string()))
-            .collect();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        Response { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)), headers }
+    fn secret(&self) -> &str {
+        self.client.settings().secret.expose()
+    }
+
+    fn send(&self, method: Method, path: &str, query: &[(&str, &str)], body: &[u8]) -> Response {
+        self.client.send(method, path, query, body).expect("the API answers")
     }
 
     /// One request; like a well-behaved client, waits `Retry-After` when the request-weight
@@ -118,25 +68,26 @@ impl Api {
     /// A 500 without our `{code, message}` body comes from `cargo lambda watch` itself (it
     /// rarely fails to relay a response: "Internal Server Error" as problem+json, with nothing
     /// logged by the function); a GET is retried a few times and the glitch reported.
-    fn call(&self, method: &str, path: &str, query: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
         let mut emulator_errors = 0;
         loop {
             let r = self.send(method, path, query, body);
-            if method == "GET" && r.status == 500 && r.body.get("code").is_none() && emulator_errors < 3 {
+            let json = r.json_or_text();
+            if method == Method::Get && r.status == 500 && json.get("code").is_none() && emulator_errors < 3 {
                 emulator_errors += 1;
-                eprintln!("{method} {path}: the emulator answered {} (retrying)", r.body);
+                eprintln!("{method} {path}: the emulator answered {json} (retrying)");
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
-            match r.headers.get("retry-after") {
+            match r.header("retry-after") {
                 Some(s) if r.status == 429 => std::thread::sleep(Duration::from_secs(s.parse().unwrap_or(1))),
-                _ => return (r.status, r.body),
+                _ => return (r.status, json),
             }
         }
     }
 
     fn create(&self, body: &Value) -> (u16, Value) {
-        self.call("POST", "/v1/backtest/jobs", &[], body.to_string().as_bytes())
+        self.call(Method::Post, "/v1/backtest/jobs", &[], body.to_string().as_bytes())
     }
 
     fn create_ok(&self, body: &Value) -> String {
@@ -147,17 +98,17 @@ impl Api {
     }
 
     fn cancel(&self, id: &str) -> (u16, Value) {
-        self.call("POST", &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")
+        self.call(Method::Post, &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")
     }
 
     fn get(&self, id: &str) -> Value {
-        let (status, job) = self.call("GET", &format!("/v1/backtest/jobs/{id}"), &[], b"");
+        let (status, job) = self.call(Method::Get, &format!("/v1/backtest/jobs/{id}"), &[], b"");
         assert_eq!(status, 200, "{job}");
         job
     }
 
     fn list(&self, query: &[(&str, &str)]) -> Value {
-        let (status, page) = self.call("GET", "/v1/backtest/jobs", query, b"");
+        let (status, page) = self.call(Method::Get, "/v1/backtest/jobs", query, b"");
         assert_eq!(status, 200, "{page}");
         page
     }
@@ -255,7 +206,7 @@ fn fresh_client(name: &str) -> Api {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
     let grab = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(str::to_string)).unwrap();
-    Api::with_key(grab("PIPAI_API_KEY="), grab("PIPAI_API_SECRET="))
+    Api::with_key(&grab("PIPAI_API_KEY="), &grab("PIPAI_API_SECRET="))
 }
 
 /// The worker's queue mapping held paused while this lives (one file per holder, so tests
@@ -381,8 +332,8 @@ fn a_job_goes_queued_running_done_and_matches_the_offline_run() {
     // Equity and trades read back through `pipai jobs get` (which walks the pages if paged).
     let out = std::process::Command::new(pipai)
         .args(["jobs", "get", &id, "--out", "job.json"])
-        .env("PIPAI_API_KEY", &api.key)
-        .env("PIPAI_API_SECRET", &api.secret)
+        .env("PIPAI_API_KEY", api.key())
+        .env("PIPAI_API_SECRET", api.secret())
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -570,7 +521,7 @@ fn list_filters_and_cursor_walks() {
     let first = api.list(&[("limit", "2"), ("template_id", "tpl_breakout")]);
     let cursor = first["next_cursor"].as_str().unwrap();
     let bad = |query: &[(&str, &str)], who: &Api| {
-        let (status, body) = who.call("GET", "/v1/backtest/jobs", query, b"");
+        let (status, body) = who.call(Method::Get, "/v1/backtest/jobs", query, b"");
         assert_eq!((status, body["code"].as_str()), (400, Some("INVALID_PARAMETER")), "{query:?}: {body}");
         assert!(body["message"].as_str().unwrap().contains("cursor"), "{body}");
     };
@@ -584,6 +535,40 @@ fn list_filters_and_cursor_walks() {
     bad(&[("limit", "2"), ("template_id", "tpl_breakout"), ("cursor", cursor)], &fresh_client("stranger"));
 }
 
+/// Issue 9: identical POSTs sent back to back (same body, same path, several threads at once)
+/// are signed with distinct timestamps, so none is taken for a replay: each gets its own answer.
+#[test]
+#[ignore = "needs the local stack: infra/local.sh up"]
+fn identical_posts_from_many_threads_are_never_replays() {
+    let api = fresh_client("identical");
+    let id = api.create_ok(&small_job("tpl_breakout"));
+    api.wait_done(&id);
+    let invalid = json!({"template_id": "tpl_grid"});
+    let answers: Vec<(&str, u16, Value)> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (api, id, invalid) = (&api, &id, &invalid);
+                s.spawn(move || {
+                    let mut answers = Vec::new();
+                    for _ in 0..5 {
+                        let (status, body) = api.cancel(id);
+                        answers.push(("cancel", status, body));
+                        let (status, body) = api.create(invalid);
+                        answers.push(("create", status, body));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), 60);
+    for (what, status, body) in &answers {
+        let expected = if *what == "cancel" { (409, "INVALID_STATE") } else { (400, "INVALID_PARAMETER") };
+        assert_eq!((*status, body["code"].as_str().unwrap_or("?")), expected, "{what}: {body}");
+    }
+}
+
 #[test]
 #[ignore = "needs the local stack: infra/local.sh up"]
 fn errors_over_http_have_code_and_message() {
@@ -591,7 +576,7 @@ fn errors_over_http_have_code_and_message() {
     let (s, b) = api.create(&json!({"template_id": "tpl_grid"}));
     assert_eq!((s, b["code"].as_str()), (400, Some("INVALID_PARAMETER")), "{b}");
     assert!(b["message"].as_str().unwrap().starts_with("params:"), "{b}");
-    let (s, b) = api.call("POST", "/v1/backtest/jobs", &[], b"{not json");
+    let (s, b) = api.call(Method::Post, "/v1/backtest/jobs", &[], b"{not json");
     assert_eq!((s, b["code"].as_str()), (400, Some("INVALID_PARAMETER")), "{b}");
     let mut body = small_job("tpl_breakout");
     body["end"] = json!("2099-01-01T00:00:00Z");
@@ -607,42 +592,38 @@ fn errors_over_http_have_code_and_message() {
     body["strategy_id"] = json!("st_1");
     let (s, b) = api.create(&body);
     assert_eq!(s, 409, "{b}");
-    let (s, b) = api.call("GET", "/v1/backtest/jobs/bt_00000000", &[], b"");
+    let (s, b) = api.call(Method::Get, "/v1/backtest/jobs/bt_00000000", &[], b"");
     assert_eq!((s, b["code"].as_str()), (404, Some("NOT_FOUND")));
-    let (s, b) = api.call("GET", "/v1/backtest/jobs/nonsense", &[], b"");
+    let (s, b) = api.call(Method::Get, "/v1/backtest/jobs/nonsense", &[], b"");
     assert_eq!((s, b["code"].as_str()), (400, Some("INVALID_PARAMETER")));
-    let (s, b) = api.call("GET", "/v1/backtest/jobs", &[("limit", "500")], b"");
+    let (s, b) = api.call(Method::Get, "/v1/backtest/jobs", &[("limit", "500")], b"");
     assert_eq!((s, b["code"].as_str()), (400, Some("INVALID_PARAMETER")));
 
     // Another user's job is as absent as an unknown one.
     let id = api.create_ok(&small_job("tpl_breakout"));
     let other = fresh_client("errors-other");
-    let (s, b) = other.call("GET", &format!("/v1/backtest/jobs/{id}"), &[], b"");
+    let (s, b) = other.call(Method::Get, &format!("/v1/backtest/jobs/{id}"), &[], b"");
     assert_eq!((s, b["code"].as_str()), (404, Some("NOT_FOUND")));
     let (s, b) = other.cancel(&id);
     assert_eq!((s, b["code"].as_str()), (404, Some("NOT_FOUND")));
 
     // 401: unknown key, wrong secret, a replayed request.
-    let stranger = Api::with_key("pk_ffffffffffffffff".into(), "nope".into());
-    let (s, b) = stranger.call("GET", "/v1/backtest/jobs", &[], b"");
+    let stranger = Api::with_key("pk_ffffffffffffffff", "nope");
+    let (s, b) = stranger.call(Method::Get, "/v1/backtest/jobs", &[], b"");
     assert_eq!((s, b["code"].as_str()), (401, Some("UNAUTHENTICATED")));
-    let wrong = Api::with_key(api.key.clone(), "not-the-secret".into());
-    let (s, b) = wrong.call("GET", "/v1/backtest/jobs", &[], b"");
+    let wrong = Api::with_key(api.key(), "not-the-secret");
+    let (s, b) = wrong.call(Method::Get, "/v1/backtest/jobs", &[], b"");
     assert_eq!((s, b["code"].as_str()), (401, Some("UNAUTHENTICATED")));
-    let ts = chrono::Utc::now().timestamp_millis();
-    let headers = sign_request(&api.key, &api.secret, ts, "POST", "/v1/backtest/jobs", "", b"{}");
+    let ts = pipai_client::now_ms();
     let replay = || {
-        let mut r = api.agent.post(format!("{}/v1/backtest/jobs", api.base));
-        for (k, v) in &headers {
-            r = r.header(k.as_str(), v.as_str());
-        }
-        r.send(&b"{}"[..]).unwrap().status().as_u16()
+        let no_query: &[(&str, &str)] = &[];
+        api.client.send_at(ts, Method::Post, "/v1/backtest/jobs", no_query, b"{}").expect("the API answers").status
     };
     assert_eq!((replay(), replay()), (400, 401), "a POST signature is accepted once");
 
     // Request weights: every answer says what was used; past the budget, 429 with Retry-After.
-    let r = api.send("GET", "/v1/backtest/templates", &[], b"");
+    let r = api.send(Method::Get, "/v1/backtest/templates", &[], b"");
     assert_eq!(r.status, 200);
-    let used: u64 = r.headers["x-pipai-used-weight-1m"].parse().unwrap();
+    let used = r.used_weight_1m().unwrap();
     assert!(used > 0, "{used}");
 }
