@@ -25,8 +25,9 @@ use crate::table;
 ///
 /// Bar files: Binance kline dumps (CSV or the .zip they ship in; with or without header;
 /// millisecond or microsecond open_time) or a plain CSV with the header
-/// `open_time,open,high,low,close,volume` (open_time in ms or ISO 8601). Bars finer than the
-/// job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h job).
+/// `open_time,open,high,low,close,volume` (open_time in ms or like 2025-01-01T00:00:00Z). Bars
+/// finer than the job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h
+/// job).
 ///
 /// A multi-symbol job needs the same bar times for every symbol. Without --strict, files that
 /// start or end at different bars run on the part of the window all of them cover (with a
@@ -81,10 +82,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         eprintln!(
             "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
              of the window all of them cover",
-            iso(from.timestamp_millis()),
-            iso(to.timestamp_millis())
+            iso(from),
+            iso(to)
         );
-        (config.start, config.end) = (from, to);
+        let at = |ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
+        };
+        (config.start, config.end) = (at(from)?, at(to)?);
     }
 
     let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
@@ -118,7 +123,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 /// symbol's bars in the window: the `(first, last)` open time to run on. `None` when nothing needs
 /// cutting (one symbol, files that agree), or when a symbol has no bars in the window at all (the
 /// engine says so).
-fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, CliError> {
+fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, CliError> {
     let mut spans = Vec::with_capacity(data.len());
     for (symbol, bars) in config.symbols.iter().zip(data) {
         let times = bars.open_time.get(bars.window(config.start_ms(), config.end_ms())).unwrap_or_default();
@@ -141,13 +146,7 @@ fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(DateTime<Utc
             iso(to)
         )));
     }
-    if spans.iter().all(|s| (s.1, s.2) == (from, to)) {
-        return Ok(None);
-    }
-    let at = |ms| {
-        DateTime::from_timestamp_millis(ms).ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
-    };
-    Ok(Some((at(from)?, at(to)?)))
+    Ok((!spans.iter().all(|s| (s.1, s.2) == (from, to))).then_some((from, to)))
 }
 
 /// Pairs each configured symbol with its `--data` file.

@@ -14,7 +14,7 @@ use crate::config::FieldError;
 pub const QUOTE_MAX_CHARS: usize = 100;
 
 /// `s` quoted as Rust's `{:?}` does (`"a\"b\n"`), cut after [`QUOTE_MAX_CHARS`] characters of
-/// output with an ellipsis and the full length: `"tpl_xxxx…"… (204800 characters)`.
+/// output with an ellipsis and the full length: `"tpl_xxxx"… (204800 characters)`.
 pub fn quoted(s: &str) -> String {
     let mut out = String::from("\"");
     let mut shown = 0;
