@@ -187,6 +187,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_refused_and_written_times_read_back(
+            text in "[0-9TZtz:. +-]{0,30}",
+            ms in -62_135_596_800_000i64..253_402_300_800_000,
+        ) {
+            let _ = parse_iso_ms(&text);
+            proptest::prop_assert_eq!(parse_iso_ms(&iso(ms)), Some(ms));
+        }
+    }
+
     #[test]
     fn civil_round_trips_over_centuries() {
         for z in (-800_000..800_000).step_by(97) {
