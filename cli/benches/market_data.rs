@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use pipai_aws::aws_config::Region;
 use pipai_aws::S3MarketData;
+use pipai_engine::time::DAY_MS;
 use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
 use pipai_market_data::layout::{partition_key, split_by_month};
 use pipai_market_data::{read_klines, Bars, IngestPlan, Month, Timeframe};
@@ -33,7 +34,6 @@ use pipai_service::ports::MarketData;
 
 use common::{LIVE, PEAK};
 
-const DAY_MS: i64 = 86_400_000;
 const YEAR_DAYS: i64 = 365;
 /// Loads per window size (min/median/max over these).
 const LOAD_RUNS: usize = 11;

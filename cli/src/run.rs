@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
-use pipai_engine::{run as run_engine, EngineError, JobConfig, NoObserver};
+use chrono::{DateTime, Utc};
+use pipai_engine::time::iso;
+use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver};
 use pipai_market_data::Coverage;
 
 use crate::bar_files::load_bars;
@@ -24,8 +25,13 @@ use crate::table;
 ///
 /// Bar files: Binance kline dumps (CSV or the .zip they ship in; with or without header;
 /// millisecond or microsecond open_time) or a plain CSV with the header
-/// `open_time,open,high,low,close,volume` (open_time in ms or ISO 8601). Bars finer than the
-/// job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h job).
+/// `open_time,open,high,low,close,volume` (open_time in ms or like 2025-01-01T00:00:00Z). Bars
+/// finer than the job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h
+/// job).
+///
+/// A multi-symbol job needs the same bar times for every symbol. Without --strict, files that
+/// start or end at different bars run on the part of the window all of them cover (with a
+/// warning); a time missing for one symbol inside that part is an error (exit 3).
 ///
 /// Prints the metrics as a table; `--out` writes the full result (metrics, structured_metrics,
 /// daily equity_curve, trades, summary) as JSON, the same shape the API returns.
@@ -55,7 +61,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
     let body = std::fs::read(&args.config).map_err(CliError::io(&args.config))?;
-    let config = JobConfig::from_json_bytes(&body, Utc::now())
+    let mut config = JobConfig::from_json_bytes(&body, Utc::now())
         .map_err(|e| CliError::Config(format!("{}: {e}", args.config.display())))?;
     let files = assign_files(&config.symbols, &args.data)?;
 
@@ -72,6 +78,19 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         }
         data.push(bars);
     }
+    if let Some((from, to)) = shared_span(&config, &data)? {
+        eprintln!(
+            "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
+             of the window all of them cover",
+            iso(from),
+            iso(to)
+        );
+        let at = |ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
+        };
+        (config.start, config.end) = (at(from)?, at(to)?);
+    }
 
     let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
         EngineError::Config(f) => CliError::Config(format!("{}: {f}", args.config.display())),
@@ -87,7 +106,9 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         println!("result written to {}", out.display());
     }
     if let Some(path) = &args.bar_equity {
-        let times = &data[0].open_time[backtest.window.clone()];
+        let times = backtest
+            .bar_open_times(&data)
+            .ok_or_else(|| CliError::Data("the run's bars do not match the bar files read".into()))?;
         let mut csv = String::from("open_time,equity\n");
         for (t, e) in times.iter().zip(&backtest.bar_equity) {
             csv.push_str(&format!("{t},{}\n", pipai_engine::result::money(*e)));
@@ -96,6 +117,36 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         println!("per-bar equity written to {}", path.display());
     }
     Ok(())
+}
+
+/// The part of the job's window every symbol has bars for, when it is narrower than some
+/// symbol's bars in the window: the `(first, last)` open time to run on. `None` when nothing needs
+/// cutting (one symbol, files that agree), or when a symbol has no bars in the window at all (the
+/// engine says so).
+fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, CliError> {
+    let mut spans = Vec::with_capacity(data.len());
+    for (symbol, bars) in config.symbols.iter().zip(data) {
+        let times = bars.open_time.get(bars.window(config.start_ms(), config.end_ms())).unwrap_or_default();
+        match (times.first(), times.last()) {
+            (Some(&first), Some(&last)) => spans.push((symbol, first, last)),
+            _ => return Ok(None),
+        }
+    }
+    let (Some(latest_start), Some(earliest_end)) = (spans.iter().max_by_key(|s| s.1), spans.iter().min_by_key(|s| s.2))
+    else {
+        return Ok(None);
+    };
+    let (from, to) = (latest_start.1, earliest_end.2);
+    if from > to {
+        return Err(CliError::Data(format!(
+            "the symbols' bars in the window do not overlap: {}'s start at {}, after {}'s end at {}",
+            latest_start.0,
+            iso(from),
+            earliest_end.0,
+            iso(to)
+        )));
+    }
+    Ok((!spans.iter().all(|s| (s.1, s.2) == (from, to))).then_some((from, to)))
 }
 
 /// Pairs each configured symbol with its `--data` file.

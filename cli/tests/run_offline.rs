@@ -166,3 +166,103 @@ fn every_documented_example_job_runs() {
     }
     assert_eq!(ran, 5);
 }
+
+/// A plain CSV of hourly bars `hours` after 2024-01-01T00:00:00Z, skipping `missing`.
+fn hourly_csv(hours: std::ops::RangeInclusive<i64>, missing: &[i64]) -> String {
+    const T0: i64 = 1_704_067_200_000;
+    let mut csv = String::from("open_time,open,high,low,close,volume\n");
+    for h in hours.filter(|h| !missing.contains(h)) {
+        let price = 100 + (h * 7) % 13;
+        csv.push_str(&format!("{},{price},{},{},{price},1\n", T0 + h * 3_600_000, price + 1, price - 1));
+    }
+    csv
+}
+
+/// The `open_time` column of a `--bar-equity` file, in hours after 2024-01-01T00:00:00Z.
+fn bar_equity_hours(path: &Path) -> Vec<i64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("open_time,equity"));
+    lines.map(|l| (l.split(',').next().unwrap().parse::<i64>().unwrap() - 1_704_067_200_000) / 3_600_000).collect()
+}
+
+#[test]
+fn symbols_whose_files_start_and_end_at_different_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = |from_hour: i64, to_hour: i64| {
+        let at = |h: i64| format!("2024-01-{:02}T{:02}:00:00Z", 1 + h / 24, h % 24);
+        let job = json!({"template_id": "tpl_momentum_rotation", "params": {"lookback": 3, "rebalance_every": 2},
+                         "symbols": ["BTCUSDT", "ETHUSDT"], "timeframe": "1h",
+                         "start": at(from_hour), "end": at(to_hour), "capital": "1000"});
+        std::fs::write(dir.path().join("job.json"), job.to_string()).unwrap();
+    };
+    let files = |btc: std::ops::RangeInclusive<i64>, eth: std::ops::RangeInclusive<i64>, eth_missing: &[i64]| {
+        std::fs::write(dir.path().join("btc.csv"), hourly_csv(btc, &[])).unwrap();
+        std::fs::write(dir.path().join("eth.csv"), hourly_csv(eth, eth_missing)).unwrap();
+    };
+    let run = |strict: bool| {
+        let mut args = vec!["run", "--config", "job.json", "--data", "BTCUSDT=btc.csv", "--data", "ETHUSDT=eth.csv"];
+        args.extend(["--bar-equity", "eq.csv", "--out", "result.json"]);
+        if strict {
+            args.push("--strict");
+        }
+        let _ = std::fs::remove_file(dir.path().join("eq.csv"));
+        pipai(&args, dir.path())
+    };
+    let eq = || bar_equity_hours(&dir.path().join("eq.csv"));
+
+    // The window inside both files: BTCUSDT's bars from row 20, ETHUSDT's from row 10.
+    files(0..=99, 10..=119, &[]);
+    job(20, 80);
+    let out = run(true);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(eq(), (20..=80).collect::<Vec<_>>());
+    let result: Value = serde_json::from_slice(&std::fs::read(dir.path().join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["summary"]["first_bar_time"], "2024-01-01T20:00:00Z");
+
+    // The first symbol's file is the shorter one (this used to index past its end).
+    files(30..=59, 0..=119, &[]);
+    job(35, 55);
+    let out = run(true);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(eq(), (35..=55).collect::<Vec<_>>());
+
+    // A window wider than both: without --strict, the part both cover, said in a warning.
+    files(0..=99, 10..=119, &[]);
+    job(0, 119);
+    let out = run(false);
+    let stderr = text(&out).1;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("running on 2024-01-01T10:00:00Z to 2024-01-05T03:00:00Z"), "{stderr}");
+    assert_eq!(eq(), (10..=99).collect::<Vec<_>>());
+    assert_eq!(run(true).status.code(), Some(3));
+
+    // Files that share no bar, and a bar missing for one symbol inside the shared part: exit 3.
+    files(0..=9, 50..=59, &[]);
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    assert!(text(&out).1.contains("do not overlap"), "{}", text(&out).1);
+    files(0..=99, 10..=119, &[50]);
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+    assert!(text(&out).1.contains("aligned"), "{}", text(&out).1);
+}
+
+#[test]
+fn a_config_with_a_key_twice_or_a_loose_time_exits_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bars = fixture_dir().join("bars_btcusdt_1h.csv");
+    let base = r#"{"template_id": "tpl_ma_cross", "params": {"fast": 5, "slow": 20}, "symbols": ["BTCUSDT"],
+                   "timeframe": "1h", "start": "2024-01-01T00:00:00Z", "end": "2024-02-01T00:00:00Z", "capital": "1000"}"#;
+    for (from, to, needle) in [
+        (r#""slow": 20"#, r#""slow": 20, "fast": 6"#, "params.fast: is given more than once"),
+        (r#""capital": "1000""#, r#""capital": "1000", "capital": "2000""#, "capital: is given more than once"),
+        ("2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00", "start: \"2024-01-01T01:00:00+01:00\" is not"),
+        ("2024-02-01T00:00:00Z", "2024-02-01 00:00:00Z", "end: \"2024-02-01 00:00:00Z\" is not"),
+    ] {
+        std::fs::write(dir.path().join("job.json"), base.replacen(from, to, 1)).unwrap();
+        let out = pipai(&["run", "--config", "job.json", "--data", bars.to_str().unwrap()], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{to}: {}", text(&out).1);
+        assert!(text(&out).1.contains(needle), "{to}: {}", text(&out).1);
+    }
+}

@@ -244,10 +244,9 @@ impl TryFrom<String> for Timeframe {
 impl FromStr for Timeframe {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Timeframe::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unsupported timeframe {s:?}: use one of 1m, 5m, 15m, 1h, 4h, 1d"))
+        Timeframe::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            format!("unsupported timeframe {}: use one of 1m, 5m, 15m, 1h, 4h, 1d", crate::input::quoted(s))
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use crate::bars::Timeframe;
+use crate::input::{clipped, parse_json_object_strict, quoted};
 use crate::templates::{self, parse_decimal, StrategyParams, TemplateSpec};
 use crate::time::{iso, parse_iso};
 
@@ -104,18 +105,17 @@ const FIELDS: [&str; 12] = [
 ];
 
 impl JobConfig {
-    /// Parses and validates a create-job body. `now` bounds `end` (no future windows).
+    /// Parses and validates a create-job body. `now` bounds `end` (no future windows). A key
+    /// given twice, at any depth, is an error (see [`parse_json_object_strict`]).
     pub fn from_json_bytes(body: &[u8], now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| FieldError::new("body", format!("is not valid JSON ({e})")))?;
-        JobConfig::from_value(&value, now)
+        JobConfig::from_value(&Value::Object(parse_json_object_strict(body)?), now)
     }
 
     pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
         let obj = value.as_object().ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(FieldError::new(
-                unknown.clone(),
+                clipped(unknown),
                 format!("unknown field; allowed fields are {}", FIELDS.join(", ")),
             ));
         }
@@ -128,7 +128,8 @@ impl JobConfig {
         let template_id = string("template_id")?;
         let spec = templates::find(template_id).ok_or_else(|| {
             let ids: Vec<&str> = templates::catalog().iter().map(|t| t.id).collect();
-            FieldError::new("template_id", format!("unknown template {template_id:?}; available: {}", ids.join(", ")))
+            let template = quoted(template_id);
+            FieldError::new("template_id", format!("unknown template {template}; available: {}", ids.join(", ")))
         })?;
         let params =
             required("params")?.as_object().ok_or_else(|| FieldError::new("params", "must be a JSON object"))?;
@@ -139,7 +140,13 @@ impl JobConfig {
         let time = |name: &str| -> Result<DateTime<Utc>, FieldError> {
             let text = string(name)?;
             parse_iso(text).ok_or_else(|| {
-                FieldError::new(name, format!("{text:?} is not an ISO 8601 UTC time like \"2025-01-01T00:00:00Z\""))
+                let text = quoted(text);
+                FieldError::new(
+                    name,
+                    format!(
+                        "{text} is not an ISO 8601 UTC time YYYY-MM-DDTHH:MM:SS[.sss]Z like \"2025-01-01T00:00:00Z\""
+                    ),
+                )
             })
         };
         let (start, end) = (time("start")?, time("end")?);
@@ -254,7 +261,7 @@ fn decimal_field(obj: &Map<String, Value>, name: &str) -> Result<Option<Decimal>
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => parse_decimal(s)
             .map(Some)
-            .ok_or_else(|| FieldError::new(name, format!("{s:?} is not a decimal number"))),
+            .ok_or_else(|| FieldError::new(name, format!("{} is not a decimal number", quoted(s)))),
         Some(Value::Number(n)) => Err(FieldError::new(
             name,
             format!("must be a decimal string like \"{n}\", not a JSON number (money travels as strings to keep its precision)"),
@@ -277,7 +284,11 @@ fn parse_symbols(v: &Value, spec: &TemplateSpec) -> Result<Vec<String>, FieldErr
         let s = s.as_str().ok_or_else(|| FieldError::new(&field, "must be a string"))?;
         let ok = (2..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if !ok {
-            return Err(FieldError::new(field, format!("{s:?} is not an uppercase exchange symbol like \"BTCUSDT\"")));
+            let symbol = quoted(s);
+            return Err(FieldError::new(
+                field,
+                format!("{symbol} is not an uppercase exchange symbol like \"BTCUSDT\""),
+            ));
         }
         if out.iter().any(|o| o == s) {
             return Err(FieldError::new(field, format!("{s} is listed twice")));
@@ -518,6 +529,79 @@ mod tests {
         assert_eq!(err.field, "body");
         let err = JobConfig::from_json_bytes(b"[1]", now()).unwrap_err();
         assert_eq!(err.to_string(), "body: must be a JSON object");
+    }
+
+    #[test]
+    fn times_must_have_the_contract_shape() {
+        for field in ["start", "end"] {
+            for text in [
+                "2025-01-01T00:00:00z",
+                "2025-01-01 00:00:00Z",
+                "2025-01-01t00:00:00Z",
+                "2025-01-01T01:00:00+01:00",
+                "2025-01-01T00:00:00.0001Z",
+                "2024-12-31T23:59:60Z",
+                "2025-02-29T00:00:00Z",
+            ] {
+                let err = err_of(|b| {
+                    b.insert(field.into(), json!(text));
+                });
+                assert_eq!(err.field, field, "{text}: {err}");
+                assert!(err.message.contains("YYYY-MM-DDTHH:MM:SS[.sss]Z"), "{err}");
+            }
+        }
+        let mut body = seed_body();
+        body["start"] = json!("2025-01-01T00:00:00.5Z");
+        body["end"] = json!("2025-12-31T23:59:59.999Z");
+        let cfg = JobConfig::from_value(&body, now()).unwrap();
+        assert_eq!(cfg.start_ms(), parse_iso("2025-01-01T00:00:00Z").unwrap().timestamp_millis() + 500);
+        assert_eq!(serde_json::to_value(&cfg).unwrap()["end"], "2025-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let text = seed_body().to_string();
+        let twice = |from: &str, to: &str| {
+            assert!(text.contains(from));
+            JobConfig::from_json_bytes(text.replacen(from, to, 1).as_bytes(), now()).unwrap_err()
+        };
+        let err = twice(r#""capital":"#, r#""capital":"1","capital":"#);
+        assert_eq!(err.field, "capital", "{err}");
+        let err = twice(r#""grid_levels":"#, r#""grid_levels":3,"grid_levels":"#);
+        assert_eq!(err.field, "params.grid_levels", "{err}");
+        assert!(JobConfig::from_json_bytes(text.as_bytes(), now()).is_ok());
+    }
+
+    #[test]
+    fn client_text_is_quoted_briefly() {
+        let huge = format!("tpl_{}", "x".repeat(200 * 1024));
+        let cases: [(&str, Value); 5] = [
+            ("template_id", json!(huge)),
+            ("start", json!(huge)),
+            ("capital", json!(huge)),
+            ("timeframe", json!(huge)),
+            ("symbols", json!([huge])),
+        ];
+        for (field, value) in cases {
+            let err = err_of(|b| {
+                b.insert(field.into(), value.clone());
+            });
+            let message = err.to_string();
+            assert!(message.len() < 260, "{field}: {} characters: {message}", message.len());
+            assert!(message.contains("(204804 characters)"), "{message}");
+        }
+        let err = err_of(|b| {
+            b.insert(huge.clone(), json!(1));
+        });
+        assert!(err.to_string().len() < 300, "{err}");
+        let err = err_of(|b| {
+            b["params"][huge.as_str()] = json!(1);
+        });
+        assert!(err.field.starts_with("params.tpl_xxx") && err.field.len() < 120, "{err}");
+        let err = err_of(|b| {
+            b["params"]["upper_price"] = json!(huge);
+        });
+        assert!(err.to_string().len() < 200, "{err}");
     }
 
     #[test]

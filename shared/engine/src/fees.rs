@@ -29,7 +29,7 @@ pub const TIERS: [Tier; 5] = [
     Tier { name: "T4", from_notional: 50_000_000.0, rates: Rates { maker_bps: 0.0, taker_bps: 3.0 } },
 ];
 
-pub const TIER_WINDOW_MS: i64 = 30 * 86_400_000;
+pub const TIER_WINDOW_MS: i64 = 30 * crate::time::DAY_MS;
 
 /// `match_exchange`: Binance USDⓈ-M perpetual futures, VIP 0 (0.0200% maker, 0.0500% taker), for
 /// the USDT-margined symbols. Source and caveats in `docs/execution-model.md`.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod curve;
 pub mod fees;
 pub mod grid;
+pub mod input;
 pub mod metrics;
 pub mod result;
 pub mod rotation;
@@ -31,6 +32,7 @@ pub mod time;
 
 pub use bars::{Bar, Bars, BarsError, Timeframe};
 pub use config::{FeeModel, FieldError, JobConfig};
+pub use input::{parse_json_object_strict, quoted};
 pub use result::BacktestResult;
 pub use sim::{Control, NoObserver, Observer};
 pub use text::quoted;
@@ -61,8 +63,20 @@ pub struct Backtest {
     pub result: BacktestResult,
     /// Equity at each bar's close inside the window (the last after the end-of-window close).
     pub bar_equity: Vec<f64>,
-    /// Index range of the window's bars in the input series.
-    pub window: Range<usize>,
+    /// For each symbol, in `config.symbols` order, the index range of the simulated bars in that
+    /// symbol's input series. The ranges differ when the series start at different bars, but
+    /// select the same open times (the run refuses misaligned symbols), one per `bar_equity`
+    /// entry.
+    pub windows: Vec<Range<usize>>,
+}
+
+impl Backtest {
+    /// The open time of each simulated bar (parallel to `bar_equity`), read from `data`, the
+    /// series the run was given; `None` when `data` is not that.
+    pub fn bar_open_times<'a>(&self, data: &'a [Bars]) -> Option<&'a [i64]> {
+        let times = data.first()?.open_time.get(self.windows.first()?.clone())?;
+        (times.len() == self.bar_equity.len()).then_some(times)
+    }
 }
 
 /// Runs `config` on `data`: one bar series per symbol, in `config.symbols` order, covering at
@@ -93,7 +107,7 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         None => error,
     };
     let mut views = Vec::with_capacity(data.len());
-    let mut window = 0..0;
+    let mut windows = Vec::with_capacity(data.len());
     for (symbol, bars) in config.symbols.iter().zip(data) {
         let range = bars.window(start, end);
         if range.is_empty() {
@@ -115,7 +129,7 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         if let Err(e) = bars.check_columns() {
             return Err(earlier_first(&views, EngineError::Data(format!("{symbol}: {e}"))));
         }
-        window = range;
+        windows.push(range);
         views.push(view);
     }
 
@@ -196,7 +210,7 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
             bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
         },
     };
-    Ok(Backtest { result, bar_equity: raw.equity, window })
+    Ok(Backtest { result, bar_equity: raw.equity, windows })
 }
 
 #[cfg(test)]
@@ -306,6 +320,29 @@ mod tests {
         assert_eq!(err(&[first.clone(), second], &mut NoObserver), expected);
         // Clean bars: cancelled.
         assert_eq!(err(&[bars(n), bars(n)], &mut |_| Control::Cancel), EngineError::Cancelled);
+    }
+
+    #[test]
+    fn series_starting_at_different_bars_give_each_symbol_its_window() {
+        let cfg = config(
+            "tpl_momentum_rotation",
+            json!({"lookback": 3}),
+            &["BTCUSDT", "ETHUSDT"],
+            START + 20 * MINUTE,
+            START + 60 * MINUTE,
+        );
+        // BTCUSDT from bar 0 to 79, ETHUSDT from bar 10 to 99: the window is BTC's 20..=60, ETH's 10..=50.
+        let btc = bars(80);
+        let data = [btc, bars(100).slice(10..100)];
+        let out = run(&cfg, &data, &mut NoObserver).unwrap();
+        assert_eq!(out.windows, [20..61, 10..51]);
+        let times = out.bar_open_times(&data).unwrap();
+        assert_eq!((times[0], times[40]), (START + 20 * MINUTE, START + 60 * MINUTE));
+        assert_eq!(times.len(), out.bar_equity.len());
+        assert_eq!(out.result.summary.first_bar_time, time::iso(START + 20 * MINUTE));
+        // Other series than the run's: no times rather than wrong ones.
+        assert_eq!(out.bar_open_times(&[bars(30)]), None);
+        assert_eq!(out.bar_open_times(&[]), None);
     }
 
     #[test]

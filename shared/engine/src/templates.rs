@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use std::str::FromStr;
 
 use crate::config::FieldError;
+use crate::input::{clipped, quoted};
 
 /// What values a param takes.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -213,7 +214,7 @@ pub fn resolve_params(
     if let Some(unknown) = params.keys().find(|k| !spec.params.iter().any(|p| p.name == k.as_str())) {
         let known: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
         return Err(FieldError::new(
-            format!("params.{unknown}"),
+            format!("params.{}", clipped(unknown)),
             format!("unknown param for {}; it takes {}", spec.id, known.join(", ")),
         ));
     }
@@ -243,7 +244,7 @@ fn check_kind(kind: &ParamKind, value: &Value) -> Result<(), String> {
             let Some(text) = value.as_str() else {
                 return Err(format!("must be a decimal string (like \"0.5\") {range}"));
             };
-            let d = parse_decimal(text).ok_or_else(|| format!("{text:?} is not a decimal number"))?;
+            let d = parse_decimal(text).ok_or_else(|| format!("{} is not a decimal number", quoted(text)))?;
             let lo = Decimal::from_str(min).expect("catalog bound");
             let below = if min_exclusive { d <= lo } else { d < lo };
             let above = max.is_some_and(|m| {
@@ -255,7 +256,7 @@ fn check_kind(kind: &ParamKind, value: &Value) -> Result<(), String> {
                 }
             });
             if below || above {
-                Err(format!("must be {range}, got {text}"))
+                Err(format!("must be {range}, got {}", quoted(text)))
             } else {
                 Ok(())
             }

@@ -37,7 +37,7 @@ use std::ops::RangeInclusive;
 use pipai_engine::bars::{Bars, Timeframe};
 use serde::{Deserialize, Serialize};
 
-use crate::time::format_ms;
+use pipai_engine::time::iso;
 
 /// A run of missing bars: open times of the first and last missing bar, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,9 +70,9 @@ pub struct Coverage {
 pub enum CoverageError {
     #[error("no bars")]
     Empty,
-    #[error("open_time {} is not on the {tf} grid (a multiple of {} ms)", format_ms(*.time), .tf.millis())]
+    #[error("open_time {} is not on the {tf} grid (a multiple of {} ms)", iso(*.time), .tf.millis())]
     Misaligned { time: i64, tf: Timeframe },
-    #[error("open_time {} is not after the previous {}", format_ms(*.time), format_ms(*.previous))]
+    #[error("open_time {} is not after the previous {}", iso(*.time), iso(*.previous))]
     NotIncreasing { time: i64, previous: i64 },
     #[error("cannot merge coverage of {a} with {b}")]
     Mismatch { a: String, b: String },
@@ -80,7 +80,7 @@ pub enum CoverageError {
     Json(String),
     #[error(
         "bars from {} to {} are outside the replaced range {} to {}",
-        format_ms(*.first), format_ms(*.last), format_ms(*.from), format_ms(*.to)
+        iso(*.first), iso(*.last), iso(*.from), iso(*.to)
     )]
     OutsideRange { first: i64, last: i64, from: i64, to: i64 },
 }
@@ -347,9 +347,9 @@ fn list_gaps(f: &mut fmt::Formatter<'_>, gaps: &[Gap], tf: Timeframe) -> fmt::Re
         let n = g.bars(tf);
         let s = if n == 1 { "" } else { "s" };
         if g.from_ms == g.to_ms {
-            write!(f, "{} ({n} bar{s})", format_ms(g.from_ms))?;
+            write!(f, "{} ({n} bar{s})", iso(g.from_ms))?;
         } else {
-            write!(f, "{} to {} ({n} bar{s})", format_ms(g.from_ms), format_ms(g.to_ms))?;
+            write!(f, "{} to {} ({n} bar{s})", iso(g.from_ms), iso(g.to_ms))?;
         }
     }
     if gaps.len() > LISTED {
@@ -368,8 +368,8 @@ impl fmt::Display for Uncovered {
                     f,
                     "{} {tf} has data from {} to {}",
                     self.symbol,
-                    format_ms(c.first_open_time),
-                    format_ms(c.last_open_time)
+                    iso(c.first_open_time),
+                    iso(c.last_open_time)
                 )?;
                 match c.gaps.len() {
                     0 => f.write_str(" with no gaps")?,
@@ -381,7 +381,7 @@ impl fmt::Display for Uncovered {
                 }
             }
         }
-        write!(f, "; the window {} to {} is missing ", format_ms(self.start_ms), format_ms(self.end_ms))?;
+        write!(f, "; the window {} to {} is missing ", iso(self.start_ms), iso(self.end_ms))?;
         list_gaps(f, &self.missing, tf)
     }
 }
@@ -405,7 +405,7 @@ mod timeframe_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::ymd_ms;
+    use pipai_engine::time::ymd_ms;
 
     const M: i64 = 60_000;
 

@@ -15,8 +15,9 @@
 //! - **A plain CSV** with exactly the header `open_time,open,high,low,close,volume`
 //!   (case-insensitive; `timestamp` or `time` is accepted for the first column). The header is
 //!   required for this form. `open_time` is integer milliseconds (the same µs rule below applies)
-//!   or ISO 8601 with an explicit offset, e.g. `2025-01-01T00:00:00Z`; a time without an offset is
-//!   refused as ambiguous.
+//!   or ISO 8601 UTC exactly as the API writes it, `2025-01-01T00:00:00Z` (optionally `.sss`
+//!   before the `Z`; see [`pipai_engine::time::parse_iso_ms`]). Offsets, a missing `Z` and other
+//!   ISO 8601 variants are refused.
 //!
 //! # Milliseconds or microseconds
 //!
@@ -51,7 +52,7 @@ use std::path::Path;
 
 use pipai_engine::bars::Bars;
 
-use crate::time::{format_ms, parse_iso_ms};
+use pipai_engine::time::{iso, parse_iso_ms};
 
 /// Columns of a Binance kline CSV.
 pub const BINANCE_COLUMNS: usize = 12;
@@ -100,7 +101,7 @@ pub enum RowError {
     NotNumeric { column: &'static str, value: String },
     #[error("{column} {value:?} is not a finite number")]
     NotFinite { column: &'static str, value: String },
-    #[error("open_time {value:?} is neither an integer nor an ISO 8601 time with offset")]
+    #[error("open_time {value:?} is neither an integer nor an ISO 8601 UTC time like 2025-01-01T00:00:00Z")]
     BadTime { value: String },
     #[error("open_time {value} is out of range (milliseconds must be >= 10^11, microseconds < 10^17)")]
     TimeOutOfRange { value: i64 },
@@ -127,7 +128,7 @@ struct Ms(i64);
 
 impl fmt::Display for Ms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", format_ms(self.0), self.0)
+        write!(f, "{} ({})", iso(self.0), self.0)
     }
 }
 
@@ -456,7 +457,7 @@ fn parse_f64(field: &[u8], column: &'static str) -> Result<f64, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::ymd_ms;
+    use pipai_engine::time::ymd_ms;
     use std::io::Write;
 
     const T0: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
@@ -559,11 +560,15 @@ mod tests {
         assert_eq!(f, KlineFormat::Plain);
         let iso = "Timestamp, Open, High, Low, Close, Volume\n\
                    2025-01-01T00:00:00Z,1.5,2,1,1.75,10\n\
-                   2025-01-01T02:00:00+01:00,1.75,1.8,1.7,1.7,0\n";
+                   2025-01-01T01:00:00.000Z,1.75,1.8,1.7,1.7,0\n";
         let b = parse_klines("p.csv", iso.as_bytes()).unwrap();
         assert_eq!(a, b);
         assert_eq!(b.open_time, [ymd_ms(2025, 1, 1), ymd_ms(2025, 1, 1) + 3_600_000]);
         assert_eq!(b.close, [1.75, 1.7]);
+        // Times as the API contract writes them, and nothing else: an offset is refused.
+        let offset = "open_time,open,high,low,close,volume\n2025-01-01T02:00:00+01:00,1.75,1.8,1.7,1.7,0\n";
+        let err = parse_klines("p.csv", offset.as_bytes()).unwrap_err();
+        assert!(matches!(err, CsvError::Row { line: 2, reason: RowError::BadTime { .. }, .. }), "{err}");
     }
 
     fn row_error(text: &str) -> (u64, RowError, String) {

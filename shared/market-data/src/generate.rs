@@ -40,7 +40,7 @@
 
 use pipai_engine::bars::{Bar, Bars};
 
-use crate::time::ymd_ms;
+use pipai_engine::time::{ymd_ms, DAY_MS};
 
 const MINUTE_MS: i64 = 60_000;
 const MINUTES_PER_YEAR: f64 = 525_600.0;
@@ -333,7 +333,7 @@ impl Preset {
 
 /// 2024-01-01 + `days`, for examples and tests.
 pub fn days_after_anchor(days: i64) -> i64 {
-    ymd_ms(2024, 1, 1) + days * 86_400_000
+    ymd_ms(2024, 1, 1) + days * DAY_MS
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ use pipai_engine::bars::{Bars, BarsError, Timeframe};
 use crate::coverage::{Coverage, CoverageError};
 use crate::layout::{split_by_month, validate_symbol, InvalidSymbol};
 use crate::resample::resample;
-use crate::time::{format_ms, Month};
+use crate::time::Month;
+use pipai_engine::time::iso;
 
 /// Why an ingest cannot be planned or a month built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,7 +47,7 @@ pub enum IngestError {
     #[error("month {index} asked of a plan of {months} months")]
     NoSuchMonth { index: usize, months: usize },
     /// A current partition that holds bars of another month.
-    #[error("the current {timeframe} partition of {month} holds a bar at {}, outside the month", format_ms(*.time))]
+    #[error("the current {timeframe} partition of {month} holds a bar at {}, outside the month", iso(*.time))]
     CurrentOutsideMonth { timeframe: Timeframe, month: Month, time: i64 },
 }
 
@@ -227,7 +228,7 @@ pub fn splice(current: &Bars, from_ms: i64, to_ms: i64, new: &Bars) -> Bars {
 mod tests {
     use super::*;
     use crate::generate::generate_1m;
-    use crate::time::ymd_ms;
+    use pipai_engine::time::ymd_ms;
 
     const M: i64 = 60_000;
     const H: i64 = 60 * M;

@@ -103,7 +103,7 @@ pub fn append(out: &mut Bars, part: &Bars) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::ymd_ms;
+    use pipai_engine::time::ymd_ms;
 
     #[test]
     fn keys() {

@@ -12,7 +12,8 @@
 //! - [`ingest`]: what an ingest writes: the month partitions of the ingested timeframe and of the
 //!   coarser ones derived from it, keeping stored bars outside the ingested span.
 //! - [`generate`]: deterministic synthetic 1m bars (seeded, no external RNG), for tests and demos.
-//! - [`time`]: UTC months and ISO 8601 formatting/parsing used by the above.
+//! - [`time`]: UTC months, the partition unit (days, milliseconds and ISO 8601 text are
+//!   [`pipai_engine::time`]'s).
 //!
 //! Nothing here does I/O against S3 or a file system except the convenience
 //! [`csv::read_klines`]: everything else works on bytes and keys, so the caller plugs in the store.

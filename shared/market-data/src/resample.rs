@@ -83,8 +83,8 @@ fn resample_inner(bars: &Bars, to: Timeframe, mut counts: Option<&mut Vec<u32>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::ymd_ms;
     use pipai_engine::bars::Bar;
+    use pipai_engine::time::ymd_ms;
 
     const M: i64 = 60_000;
 

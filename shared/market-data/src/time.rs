@@ -1,13 +1,12 @@
-//! UTC calendar helpers: months (the partition unit of the store) and ISO 8601 text.
-//!
-//! Month arithmetic uses Howard Hinnant's days-from-civil algorithm on integers: exact, no time
-//! zone database, no allocation.
+//! UTC months, the partition unit of the store. Days, milliseconds and ISO 8601 text are
+//! [`pipai_engine::time`]'s, the workspace's one time module.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// Milliseconds in one UTC day.
-pub const DAY_MS: i64 = 86_400_000;
+use pipai_engine::time::{civil_from_days, days_from_civil, DAY_MS};
+// Callers outside this crate (the S3 adapter and its tests) name `ymd_ms` by this path.
+pub use pipai_engine::time::ymd_ms;
 
 /// A UTC calendar month, the unit of one Parquet partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,68 +92,9 @@ impl FromStr for Month {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (`m` 1..=12, `d` 1..=31).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The `(year, month, day)` of a day number since 1970-01-01.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// UTC milliseconds of `YYYY-MM-DDT00:00:00Z`. Panics on an invalid month or day (for constants
-/// and tests).
-pub fn ymd_ms(y: i32, m: u32, d: u32) -> i64 {
-    assert!((1..=12).contains(&m) && (1..=31).contains(&d), "invalid date {y}-{m}-{d}");
-    days_from_civil(y as i64, m, d) * DAY_MS
-}
-
-/// `ms` as ISO 8601 UTC: `2025-01-01T00:00:00Z`, with `.sss` only when the milliseconds are not
-/// zero. Outside chrono's range it falls back to `<ms> ms`.
-pub fn format_ms(ms: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => format!("{ms} ms"),
-    }
-}
-
-/// Parses ISO 8601 / RFC 3339 with an explicit offset (`2025-01-01T00:00:00Z`,
-/// `2025-01-01T02:00:00+02:00`, fractional seconds allowed) into UTC milliseconds. A time without
-/// an offset is refused: it would be ambiguous.
-pub fn parse_iso_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp_millis())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_round_trips_over_centuries() {
-        for z in (-800_000..800_000).step_by(97) {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
-        }
-        assert_eq!(ymd_ms(2024, 1, 1), 1_704_067_200_000);
-        assert_eq!(ymd_ms(2025, 1, 1), 1_735_689_600_000);
-        assert_eq!(ymd_ms(1970, 1, 1), 0);
-    }
 
     #[test]
     fn months() {
@@ -173,16 +113,5 @@ mod tests {
         let names: Vec<String> = r.iter().map(|m| m.to_string()).collect();
         assert_eq!(names, ["2024-11", "2024-12", "2025-01", "2025-02"]);
         assert!(Month::range(10, 5).is_empty());
-    }
-
-    #[test]
-    fn iso() {
-        assert_eq!(format_ms(ymd_ms(2025, 1, 1)), "2025-01-01T00:00:00Z");
-        assert_eq!(format_ms(ymd_ms(2025, 1, 1) + 1500), "2025-01-01T00:00:01.500Z");
-        assert_eq!(parse_iso_ms("2025-01-01T00:00:00Z"), Some(ymd_ms(2025, 1, 1)));
-        assert_eq!(parse_iso_ms("2025-01-01T02:00:00+02:00"), Some(ymd_ms(2025, 1, 1)));
-        assert_eq!(parse_iso_ms("2025-01-01T00:00:00.250Z"), Some(ymd_ms(2025, 1, 1) + 250));
-        assert_eq!(parse_iso_ms("2025-01-01T00:00:00"), None);
-        assert_eq!(parse_iso_ms("yesterday"), None);
     }
 }
