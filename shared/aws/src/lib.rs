@@ -86,10 +86,9 @@ pub async fn load_master_key_from_lookup(
             format!("ssm GetParameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(&e)),
         )
     })?;
-    let value = out
-        .parameter()
-        .and_then(|p| p.value())
-        .ok_or_else(|| ConfigError::invalid("API_KEY_MASTER_KEY_PARAM", format!("ssm parameter {name} has no value")))?;
+    let value = out.parameter().and_then(|p| p.value()).ok_or_else(|| {
+        ConfigError::invalid("API_KEY_MASTER_KEY_PARAM", format!("ssm parameter {name} has no value"))
+    })?;
     MasterKey::from_base64(value)
         .map_err(|e| ConfigError::invalid("API_KEY_MASTER_KEY_PARAM", format!("ssm parameter {name}: {e}")))
 }

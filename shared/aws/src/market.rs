@@ -251,7 +251,8 @@ impl S3MarketData {
                 return out;
             }
             Err(e) => {
-                out.failure = Some(StoreError::new(format!("ingest {symbol} {month}: building the partitions failed: {e}")));
+                out.failure =
+                    Some(StoreError::new(format!("ingest {symbol} {month}: building the partitions failed: {e}")));
                 return out;
             }
         };
@@ -764,9 +765,9 @@ impl MarketData for S3MarketData {
         }
         drop(tx);
         fetches.abort_all();
-        let decoded = decoder
-            .await
-            .map_err(|e| DataError::Store(StoreError::new(format!("decoding {symbol} {timeframe} bars failed: {e}"))))?;
+        let decoded = decoder.await.map_err(|e| {
+            DataError::Store(StoreError::new(format!("decoding {symbol} {timeframe} bars failed: {e}")))
+        })?;
         match failure {
             Some(e) => Err(e),
             None => decoded,

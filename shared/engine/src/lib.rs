@@ -27,7 +27,6 @@ pub mod rotation;
 pub mod signals;
 pub mod sim;
 pub mod templates;
-pub mod text;
 pub mod time;
 
 pub use bars::{Bar, Bars, BarsError, Timeframe};
@@ -35,7 +34,6 @@ pub use config::{FeeModel, FieldError, JobConfig};
 pub use input::{parse_json_object_strict, quoted};
 pub use result::BacktestResult;
 pub use sim::{Control, NoObserver, Observer};
-pub use text::quoted;
 
 use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;

@@ -3,7 +3,7 @@
 //! that happens). Each Lambda function serves one [`Route`]; local tools can route any request
 //! with [`Route::of`].
 
-use pipai_engine::text::brief;
+use pipai_engine::input::clipped;
 use pipai_engine::time::{iso, parse_iso};
 use pipai_engine::{quoted, templates, JobConfig, Timeframe};
 use pipai_market_data::Coverage;
@@ -513,9 +513,9 @@ fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, Strin
     for (i, (name, _)) in params.iter().enumerate() {
         if !allowed.contains(&name.as_str()) {
             return Err(ApiError::InvalidParameter(if allowed.is_empty() {
-                format!("{}: this endpoint takes no query parameters", brief(name))
+                format!("{}: this endpoint takes no query parameters", clipped(name))
             } else {
-                format!("{}: unknown query parameter; allowed: {}", brief(name), allowed.join(", "))
+                format!("{}: unknown query parameter; allowed: {}", clipped(name), allowed.join(", "))
             }));
         }
         if params[..i].iter().any(|(n, _)| n == name) {

@@ -4,10 +4,10 @@
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use pipai_service::model::{JobError, JobRecord, JobStatus};
-use pipai_service::{JobId, RunToken, UserId};
 use pipai_service::ports::{
     AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, JobStore, ListQuery, StoreError,
 };
+use pipai_service::{JobId, RunToken, UserId};
 
 use super::items::{json_text, progress_text, to_attr, user_status};
 use super::transact::{conditional, Conditional, Transition};
@@ -251,7 +251,10 @@ impl JobStore for DynamoStore {
                 }
             }
         }
-        Err(StoreError::new(format!("dynamodb UpdateItem (fail_abandoned) on {}: job {id} kept changing", self.jobs_table)))
+        Err(StoreError::new(format!(
+            "dynamodb UpdateItem (fail_abandoned) on {}: job {id} kept changing",
+            self.jobs_table
+        )))
     }
 
     async fn release_slot(&self, id: &JobId, user_id: &UserId) -> Result<bool, StoreError> {

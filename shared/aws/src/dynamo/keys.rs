@@ -1,8 +1,8 @@
 //! [`KeyStore`] on the API keys table.
 
 use pipai_service::model::{ApiKeyRecord, KeyStatus};
-use pipai_service::KeyId;
 use pipai_service::ports::{KeyStore, StoreError};
+use pipai_service::KeyId;
 
 use super::items::{from_item, to_attr, to_item, KeyItem};
 use super::transact::conditional;

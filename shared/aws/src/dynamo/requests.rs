@@ -2,8 +2,8 @@
 //! request-weight counters, both expiring by TTL.
 
 use aws_sdk_dynamodb::types::ReturnValue;
-use pipai_service::KeyId;
 use pipai_service::ports::{RequestLog, StoreError};
+use pipai_service::KeyId;
 
 use super::items::{from_item, to_item, SignatureItem, WeightCounter};
 use super::transact::conditional;

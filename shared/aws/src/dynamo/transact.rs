@@ -148,7 +148,10 @@ impl DynamoStore {
             }
             return Ok(Transition::Refused(Some(current)));
         }
-        Err(StoreError::new(format!("dynamodb UpdateItem ({op}) on {}: job {id} changed owner repeatedly", self.jobs_table)))
+        Err(StoreError::new(format!(
+            "dynamodb UpdateItem ({op}) on {}: job {id} changed owner repeatedly",
+            self.jobs_table
+        )))
     }
 
     /// Runs a transaction on the jobs and users tables, retrying cancellations caused by

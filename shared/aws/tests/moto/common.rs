@@ -108,7 +108,9 @@ pub fn unique_key() -> KeyId {
 
 /// A run token named by `name` (its hex, zero-padded to 16 digits): `token("a") == token("a")`.
 pub fn token(name: &str) -> RunToken {
-    format!("{:0>16}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>())[..16].parse().expect("a valid run token")
+    format!("{:0>16}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>())[..16]
+        .parse()
+        .expect("a valid run token")
 }
 
 /// A resolved config of `template_id` (which need not exist: stores do not validate configs).

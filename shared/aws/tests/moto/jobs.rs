@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use pipai_aws::DynamoStore;
 use pipai_service::memory::MemoryStore;
 use pipai_service::model::{FailCode, JobError, JobRecord, JobStatus};
-use pipai_service::{JobId, UserId};
 use pipai_service::ports::*;
+use pipai_service::{JobId, UserId};
 
 use crate::common::{config, moto, now_ms, sdk, summary, token, unique_user};
 
@@ -122,7 +122,10 @@ async fn cancel_outcomes() {
     let j = job(&user, "t", now_ms());
     store.create_job(&j, 5).await.unwrap();
 
-    assert_eq!(store.cancel_job(&j.id, &"someone-else".parse().unwrap(), now_ms()).await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        store.cancel_job(&j.id, &"someone-else".parse().unwrap(), now_ms()).await.unwrap(),
+        CancelOutcome::NotFound
+    );
     assert_eq!(store.cancel_job(&JobId::random(), &user, now_ms()).await.unwrap(), CancelOutcome::NotFound);
 
     let t = now_ms();
@@ -143,7 +146,10 @@ async fn cancel_outcomes() {
     assert!(matches!(store.claim_job(&r.id, &token("tok"), now_ms(), 60_000).await.unwrap(), ClaimOutcome::Claimed(_)));
     assert!(matches!(store.cancel_job(&r.id, &user, now_ms()).await.unwrap(), CancelOutcome::Cancelled(_)));
     assert!(!store.record_progress(&r.id, &token("tok"), 0.5, now_ms(), 60_000).await.unwrap());
-    assert!(!store.complete_job(&r.id, &token("tok"), now_ms(), &Completion::Done { summary: summary() }).await.unwrap());
+    assert!(!store
+        .complete_job(&r.id, &token("tok"), now_ms(), &Completion::Done { summary: summary() })
+        .await
+        .unwrap());
     assert_eq!(store.get_job(&r.id).await.unwrap().unwrap().status, JobStatus::Cancelled);
 }
 
@@ -185,7 +191,10 @@ async fn claim_progress_complete() {
     assert!(!store.complete_job(&j.id, &token("a"), t1, &Completion::Done { summary: summary() }).await.unwrap());
 
     let result = summary();
-    assert!(store.complete_job(&j.id, &token("b"), t1 + 5, &Completion::Done { summary: result.clone() }).await.unwrap());
+    assert!(store
+        .complete_job(&j.id, &token("b"), t1 + 5, &Completion::Done { summary: result.clone() })
+        .await
+        .unwrap());
     let done = store.get_job(&j.id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Done);
     assert_eq!((done.progress, done.finished_at_ms, done.lease_until_ms), (1.0, Some(t1 + 5), None));
@@ -194,7 +203,10 @@ async fn claim_progress_complete() {
     assert_eq!(attr_s(&item, "user_status"), format!("{user}#done"));
     assert_eq!(attr_n(&item, "expires_at"), Some((t1 + 5) / 1000 + 90 * 86_400));
 
-    assert_eq!(store.claim_job(&j.id, &token("c"), t1 + 10, 60_000).await.unwrap(), ClaimOutcome::Terminal(JobStatus::Done));
+    assert_eq!(
+        store.claim_job(&j.id, &token("c"), t1 + 10, 60_000).await.unwrap(),
+        ClaimOutcome::Terminal(JobStatus::Done)
+    );
     assert!(!store.complete_job(&j.id, &token("b"), t1 + 10, &Completion::Done { summary: summary() }).await.unwrap());
 
     // The failed path.
@@ -216,7 +228,10 @@ async fn a_fresh_store_claims_and_completes_without_a_cached_owner() {
     let claimer = store().await;
     assert!(matches!(claimer.claim_job(&j.id, &token("a"), now_ms(), 60_000).await.unwrap(), ClaimOutcome::Claimed(_)));
     let completer = store().await;
-    assert!(completer.complete_job(&j.id, &token("a"), now_ms(), &Completion::Done { summary: summary() }).await.unwrap());
+    assert!(completer
+        .complete_job(&j.id, &token("a"), now_ms(), &Completion::Done { summary: summary() })
+        .await
+        .unwrap());
     assert_eq!(store().await.get_job(&j.id).await.unwrap().unwrap().status, JobStatus::Done);
     assert!(!store()
         .await

@@ -252,7 +252,10 @@ async fn an_ingest_that_cannot_keep_stored_bars_fails_and_says_why() {
     // March 15 only: the rest of March must be kept, but its file is gone.
     let day = march.slice(march.window(ymd_ms(2024, 3, 15), ymd_ms(2024, 3, 16) - 1));
     let err = market.ingest(IngestPlan::new(&sym, Timeframe::M1, &day, false).unwrap(), false).await.unwrap_err();
-    assert!(pipai_service::error::report(&err).contains(&key) && pipai_service::error::report(&err).contains("missing"), "{err}");
+    assert!(
+        pipai_service::error::report(&err).contains(&key) && pipai_service::error::report(&err).contains("missing"),
+        "{err}"
+    );
     // Nothing was written: the catalog still says all of March.
     assert_eq!(
         market.coverage(&sym, Timeframe::M1).await.unwrap(),

@@ -96,7 +96,11 @@ async fn sqs_enqueue_is_received() {
     let missing =
         SqsQueue::from_lookup(&sdk, &|k: &str| (k == "JOBS_QUEUE_URL").then(|| format!("{url}-gone"))).unwrap();
     let err = missing.enqueue(&"bt_00c0ffee".parse().unwrap()).await.unwrap_err();
-    assert!(pipai_service::error::report(&err).contains("sqs SendMessage on") && pipai_service::error::report(&err).contains("-gone"), "{err}");
+    assert!(
+        pipai_service::error::report(&err).contains("sqs SendMessage on")
+            && pipai_service::error::report(&err).contains("-gone"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -5,8 +5,8 @@ use aws_lambda_events::event::dynamodb::Event;
 use pipai_aws::{job_change, DynamoStore, SqsQueue};
 use pipai_service::events::{apply_change, ChangeKind};
 use pipai_service::model::{JobRecord, JobStatus, QueueMessage};
-use pipai_service::JobId;
 use pipai_service::ports::JobStore;
+use pipai_service::JobId;
 use serde_json::json;
 
 use crate::common::{config, jobs_stream_records, moto, now_ms, sdk, unique, unique_user};
@@ -26,7 +26,13 @@ async fn job_changes_from_the_jobs_table_stream() {
 
     let insert = job_change(&event.records[0]).unwrap();
     assert_eq!(
-        (insert.kind, insert.job_id.as_str(), insert.user_id.as_ref().map(|u| u.as_str()), insert.status, insert.slot_released),
+        (
+            insert.kind,
+            insert.job_id.as_str(),
+            insert.user_id.as_ref().map(|u| u.as_str()),
+            insert.status,
+            insert.slot_released
+        ),
         (ChangeKind::Insert, job.id.as_str(), Some(user.as_str()), Some(JobStatus::Queued), false)
     );
     let modify = job_change(&event.records[1]).unwrap();
