@@ -1,4 +1,4 @@
-//! `pipai jobs`: the signed API client. Every request is signed as `../shared/API.md` says
+//! `pipai jobs`: the signed API client. Every request is signed as docs/api.md ("Signing") says
 //! (the same code the server verifies with), so this is also the reference client.
 
 use std::io::Write as _;

@@ -1,5 +1,6 @@
 //! End to end over HTTP against the local stack (`infra/local.sh up`): the real functions under
-//! `cargo lambda watch`, moto's DynamoDB/SQS/S3, the event pump. `infra/test.sh` starts the stack
+//! `cargo lambda watch` behind the local API gateway (`infra/local_gateway.py`), moto's
+//! DynamoDB/SQS/S3, the event pump. `infra/test.sh` starts the stack
 //! and runs these with `--ignored`. Each test makes its own user (`pipai keys create`), so tests
 //! never share active-job slots; they read the stack's resources from `.local/env`.
 //!

@@ -1,5 +1,5 @@
 //! The signing HTTP client of the PipAI Backtest API: every request carries the three headers
-//! of `../shared/API.md` ("Requests and signatures"), made by the same code the API verifies
+//! of docs/api.md ("Signing"), made by the same code the API verifies
 //! with (`pipai_service::auth`). `pipai jobs` and the end-to-end tests both send through it.
 //!
 //! Signing timestamps strictly increase within the process ([`next_timestamp_ms`]), so identical
