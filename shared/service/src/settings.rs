@@ -17,9 +17,12 @@ impl ConfigError {
     }
 }
 
+/// Where settings come from: a variable's value by its name.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Named settings: a variable that is unset or empty is absent.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl<'a> Env<'a> {
