@@ -10,8 +10,8 @@
 #
 # fuzz env: PIPAI_API_KEY / PIPAI_API_SECRET, or PIPAI_KEY_FILE (default
 #   $PIPAI_LOCAL_DIR/demo-key.env, as infra/local.sh writes it);
-#   FUZZ_SEED (default 20261125: a run is reproducible), FUZZ_MAX_EXAMPLES (per operation, default 40),
-#   FUZZ_WORKERS (default 2).
+#   FUZZ_SEED (default 20261125: a run is reproducible), FUZZ_MAX_EXAMPLES (per operation, default 100: about 2 minutes here),
+#   FUZZ_WORKERS (default 1: with 2, hypothesis hit "AST constructor recursion depth mismatch" on Python 3.11.7).
 # The key's request-weight budget (1200 a minute by default) runs out during a fuzz: 429 is a
 # documented answer of every operation, so the checks still hold, but fewer requests reach the
 # handlers. For a thorough run start the stack with PIPAI_LOCAL_PARAMS="RequestWeightBudget=1000000".
@@ -83,14 +83,14 @@ fuzz() {
     . "$keyfile"
   fi
   export PIPAI_API_KEY PIPAI_API_SECRET
-  local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-40}" workers="${FUZZ_WORKERS:-2}"
+  local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-100}" workers="${FUZZ_WORKERS:-1}"
   local reports="${PIPAI_LOCAL_DIR:-$REPO/.local}/fuzz"
   mkdir -p "$reports"
   local args=(
     run "$DOC" --url "$url"
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,use_after_free,ensure_resource_availability
     --mode all --phases examples,coverage,fuzzing,stateful
-    --max-examples "$examples" --seed "$seed" --workers "$workers"
+    --max-examples "$examples" --seed "$seed" --workers "$workers" --continue-on-failure
     --request-timeout 30 --suppress-health-check too_slow,filter_too_much
     --report junit,ndjson --report-dir "$reports"
     "$@"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README says and CI runs it (`.ci/run` calls exactly this).
 # Installs what it needs (the project venv: moto, cfn-lint, SAM CLI), then:
-#   formatting -> clippy -> cargo test for the workspace -> infrastructure checks ->
-#   end to end over HTTP against a local stack of its own (other ports and state directory than
+#   formatting -> clippy -> cargo test for the workspace -> infrastructure checks -> the API
+#   document against the routes -> end to end over HTTP (cli/tests/e2e_local.rs, then schemathesis
+#   against docs/openapi.yaml) against a local stack of its own (other ports and state directory than
 #   a developer's `infra/local.sh up`, which it leaves alone).
 # Prints one closing line `tests: N passed, N failed` and exits non-zero on any failure.
 set -uo pipefail
@@ -54,6 +55,17 @@ if [[ $infra_status != 0 ]]; then
   [[ $f == 0 ]] && fail_step "infra/test_infra.sh"
 fi
 
+note "API document: docs/openapi.yaml is valid and has exactly the routes in code (infra/tests/test_openapi_routes.py)"
+"$REPO/.venv/bin/python" -m pytest -q -p no:cacheprovider infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
+openapi_status=${PIPESTATUS[0]}
+# pytest's last line: "6 passed in 4.2s" or "1 failed, 5 passed in 4.3s" (errors count as failed).
+read -r p f < <(awk '/ in [0-9.]+s/ { for (i = 2; i <= NF; i++) { if ($i ~ /^passed/) p = $(i-1); if ($i ~ /^(failed|errors?)/) f += $(i-1) } } END { print p + 0, f + 0 }' "$LOG/openapi.txt")
+passed=$((passed + p)); failed=$((failed + f))
+if [[ $openapi_status != 0 ]]; then
+  status=1
+  [[ $f == 0 ]] && fail_step "infra/tests/test_openapi_routes.py"
+fi
+
 note "end to end over HTTP: a local stack of its own (infra/local.sh up), cli/tests/e2e_local.rs"
 (
   export PIPAI_LOCAL_DIR="$REPO/.local-test" PIPAI_LOCAL_PORT="${E2E_API_PORT:-3190}" MOTO_PORT="${E2E_MOTO_PORT:-4590}"
@@ -65,6 +77,15 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), cli/te
     exit 1
   fi
   cargo test -p pipai --test e2e_local -- --ignored 2>&1
+  cargo_status=$?
+  # The same stack held against docs/openapi.yaml (seeded, about a minute); one test in the count.
+  if "$REPO/infra/openapi.sh" fuzz "$PIPAI_API_URL" 2>&1; then
+    echo "test result: ok. 1 passed; 0 failed; (schemathesis: infra/openapi.sh fuzz)"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed; (schemathesis: infra/openapi.sh fuzz)"
+    cargo_status=1
+  fi
+  exit $cargo_status
 ) | tee "$LOG/e2e.txt"
 e2e_status=${PIPESTATUS[0]}
 read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/e2e.txt")
