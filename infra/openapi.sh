@@ -10,7 +10,7 @@
 #
 # fuzz env: PIPAI_API_KEY / PIPAI_API_SECRET, or PIPAI_KEY_FILE (default
 #   $PIPAI_LOCAL_DIR/demo-key.env, as infra/local.sh writes it);
-#   FUZZ_SEED (default 20261125: a run is reproducible), FUZZ_MAX_EXAMPLES (per operation, default 100: about 2 minutes here),
+#   FUZZ_SEED (default 20261125: a run is reproducible), FUZZ_MAX_EXAMPLES (per operation, default 200: about 2,000 requests, 1 minute here),
 #   FUZZ_WORKERS (default 1: with 2, hypothesis hit "AST constructor recursion depth mismatch" on Python 3.11.7).
 # The key's request-weight budget (1200 a minute by default) runs out during a fuzz: 429 is a
 # documented answer of every operation, so the checks still hold, but fewer requests reach the
@@ -83,7 +83,7 @@ fuzz() {
     . "$keyfile"
   fi
   export PIPAI_API_KEY PIPAI_API_SECRET
-  local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-100}" workers="${FUZZ_WORKERS:-1}"
+  local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-200}" workers="${FUZZ_WORKERS:-1}"
   local reports="${PIPAI_LOCAL_DIR:-$REPO/.local}/fuzz"
   mkdir -p "$reports"
   local args=(
