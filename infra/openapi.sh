@@ -87,11 +87,12 @@ fuzz() {
   local reports="${PIPAI_LOCAL_DIR:-$REPO/.local}/fuzz"
   mkdir -p "$reports"
   local args=(
-    run "$DOC" --url "$url"
+    run "$REPO/$DOC" --url "$url"
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,use_after_free,ensure_resource_availability
     --mode all --phases examples,coverage,fuzzing,stateful
     --max-examples "$examples" --seed "$seed" --workers "$workers" --continue-on-failure
     --request-timeout 30 --suppress-health-check too_slow,filter_too_much
+    --generation-database none
     --report junit,ndjson --report-dir "$reports"
     "$@"
   )
@@ -99,7 +100,8 @@ fuzz() {
   echo "    seed $seed; reports in ${reports#"$REPO"/}"
   local start status=0
   start=$(date +%s)
-  SCHEMATHESIS_HOOKS=infra.fuzz.hooks PYTHONPATH="$REPO" "$REPO/.venv/bin/st" "${args[@]}" || status=$?
+  # Run from the reports directory: Schemathesis keeps a `.schemathesis/` directory in its cwd.
+  (cd "$reports" && SCHEMATHESIS_HOOKS=infra.fuzz.hooks PYTHONPATH="$REPO" "$REPO/.venv/bin/st" "${args[@]}") || status=$?
   echo "    $(( $(date +%s) - start ))s"
   if [[ $status != 0 ]]; then
     echo "FAILED (seed $seed). Reproduce:"
