@@ -8,12 +8,18 @@ use base64::Engine;
 use pipai_engine::time::{iso, parse_iso};
 use pipai_engine::{templates, JobConfig, Timeframe};
 use pipai_market_data::Coverage;
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::model::{is_job_id, new_job_id, JobRecord, JobStatus, MAX_ACTIVE_JOBS};
+use crate::pages::{json_array, PageIndex, ResultArray, ResultPages, RESULT_ARTIFACT};
 use crate::ports::*;
 use crate::secrets::MasterKey;
 
@@ -96,9 +102,8 @@ pub struct Api<S, R, M> {
     pub settings: ApiSettings,
 }
 
-/// Page sizes of the result arrays when a GET pages them.
-pub const EQUITY_PAGE: usize = 2_000;
-pub const TRADES_PAGE: usize = 1_000;
+/// Page sizes of the result arrays when a GET pages them (the stored page sizes).
+pub use crate::pages::{EQUITY_PAGE, TRADES_PAGE};
 pub const MAX_ARRAY_PAGE: usize = 10_000;
 
 impl<S, R, M> Api<S, R, M>
@@ -232,47 +237,95 @@ where
                 "cursor: only allowed with expand=equity_curve or expand=trades".into(),
             ));
         }
-        let result = match (&job.status, &job.summary) {
-            (JobStatus::Done, Some(summary)) => Some(self.full_result(&job, who, summary).await?),
-            _ => None,
-        };
-        Ok(ApiResponse::json(200, &job.to_api(result)))
+        match (&job.status, &job.summary) {
+            (JobStatus::Done, Some(summary)) => {
+                let view = job.to_api(None);
+                let result = self.full_result(&job, &view, who, summary).await?;
+                Ok(ApiResponse::json(200, &WithResult { job: &view, result: &result }))
+            }
+            _ => Ok(ApiResponse::json(200, &job.to_api(None))),
+        }
     }
 
-    async fn load_array(&self, job_id: &str, name: &str) -> Result<Vec<Value>, ApiError> {
+    /// The page indexes of a done job's arrays (`result.json`).
+    async fn stored_pages(&self, job_id: &str) -> Result<ResultPages, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            pages: ResultPages,
+        }
+        let bytes =
+            self.results.get_artifact(job_id, RESULT_ARTIFACT).await?.ok_or_else(|| {
+                ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT} missing from the result store"))
+            })?;
+        serde_json::from_slice::<Stored>(&bytes)
+            .map(|s| s.pages)
+            .map_err(|e| ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT}: {e}")))
+    }
+
+    /// The elements `range` (clamped to the array) of a stored array, as compact JSON: one
+    /// ranged read of the pages covering them, nothing parsed.
+    async fn read_elements(
+        &self,
+        job_id: &str,
+        array: ResultArray,
+        index: &PageIndex,
+        range: Range<usize>,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(span) = index.span(range.clone()) else { return Ok(vec![]) };
+        let name = array.artifact();
         let bytes = self
             .results
-            .get_artifact(job_id, &format!("{name}.json"))
+            .get_artifact_range(job_id, name, span.bytes.clone())
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("{job_id}: {name}.json missing from the result store")))?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("{job_id}: {name}.json: {e}")))
+            .ok_or_else(|| ApiError::Internal(format!("{job_id}: {name} missing from the result store")))?;
+        let elements = span.slice(&bytes, range).map_err(|e| ApiError::Internal(format!("{job_id}: {name}: {e}")))?;
+        Ok(elements.into_iter().map(str::to_owned).collect())
     }
 
-    /// The seed's full result; when it would not fit the response budget, the first page of each
-    /// array and `pagination` cursors for the rest.
-    async fn full_result(&self, job: &JobRecord, who: &Principal, summary: &Value) -> Result<Value, ApiError> {
-        let equity = self.load_array(&job.id, "equity_curve").await?;
-        let trades = self.load_array(&job.id, "trades").await?;
-        let mut result = json!({
-            "metrics": summary["metrics"],
-            "structured_metrics": summary["structured_metrics"],
-            "summary": summary["summary"],
-            "equity_curve": equity,
-            "trades": trades,
-            "pagination": null,
-        });
-        let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > self.settings.response_budget_bytes {
-            let mut pages = serde_json::Map::new();
-            for (name, page) in [("equity_curve", EQUITY_PAGE), ("trades", TRADES_PAGE)] {
-                let all = result[name].as_array().cloned().unwrap_or_default();
-                let total = all.len();
-                let next = (total > page).then(|| self.page_cursor(&job.id, who, name, page));
-                result[name] = Value::Array(all.into_iter().take(page).collect());
-                pages.insert(name.into(), json!({"total": total, "returned": total.min(page), "next_cursor": next}));
-            }
-            result["pagination"] = Value::Object(pages);
+    /// The seed's full result; when it would not fit the response budget (known from the page
+    /// indexes before reading any array), the first page of each array and `pagination` cursors
+    /// for the rest. `view` is the job object it goes into.
+    async fn full_result<'a>(
+        &self,
+        job: &JobRecord,
+        view: &Value,
+        who: &Principal,
+        summary: &'a Value,
+    ) -> Result<FullResult<'a>, ApiError> {
+        let pages = self.stored_pages(&job.id).await?;
+        let mut result = FullResult {
+            metrics: &summary["metrics"],
+            structured_metrics: &summary["structured_metrics"],
+            summary: &summary["summary"],
+            equity_curve: raw_array(&[])?,
+            trades: raw_array(&[])?,
+            pagination: None,
+        };
+        let envelope = serialized_len(&WithResult { job: view, result: &result });
+        let arrays: u64 = ResultArray::ALL.iter().map(|a| pages.get(*a).compact_json_len() - 2).sum();
+        let paged = envelope + arrays > self.settings.response_budget_bytes as u64;
+        let first = |a: ResultArray| if paged { 0..a.page_size() } else { 0..usize::MAX };
+        let (equity, trades) = tokio::join!(
+            self.read_elements(&job.id, ResultArray::EquityCurve, &pages.equity_curve, first(ResultArray::EquityCurve)),
+            self.read_elements(&job.id, ResultArray::Trades, &pages.trades, first(ResultArray::Trades)),
+        );
+        let (equity, trades) = (equity?, trades?);
+        if paged {
+            let returned = [(ResultArray::EquityCurve, equity.len()), (ResultArray::Trades, trades.len())];
+            result.pagination = Some(
+                returned
+                    .into_iter()
+                    .map(|(array, returned)| {
+                        let total = pages.get(array).count();
+                        let next_cursor =
+                            (returned < total).then(|| self.page_cursor(&job.id, who, array.name(), returned));
+                        (array.name(), ArrayPagination { total, returned, next_cursor })
+                    })
+                    .collect(),
+            );
         }
+        result.equity_curve = raw_array(&equity)?;
+        result.trades = raw_array(&trades)?;
         Ok(result)
     }
 
@@ -304,18 +357,16 @@ where
         expand: &str,
         params: &[(String, String)],
     ) -> Result<ApiResponse, ApiError> {
-        if expand != "equity_curve" && expand != "trades" {
-            return Err(ApiError::InvalidParameter("expand: must be equity_curve or trades".into()));
-        }
+        let array = ResultArray::parse(expand)
+            .ok_or_else(|| ApiError::InvalidParameter("expand: must be equity_curve or trades".into()))?;
         if job.status != JobStatus::Done {
             return Err(ApiError::InvalidState(format!(
                 "job {} is {}: results exist only when it is done",
                 job.id, job.status
             )));
         }
-        let default_page = if expand == "trades" { TRADES_PAGE } else { EQUITY_PAGE };
         let limit = match params.iter().find(|(k, _)| k == "limit") {
-            None => default_page,
+            None => array.page_size(),
             Some((_, v)) => v.parse::<usize>().ok().filter(|n| (1..=MAX_ARRAY_PAGE).contains(n)).ok_or_else(|| {
                 ApiError::InvalidParameter(format!("limit: must be an integer from 1 to {MAX_ARRAY_PAGE}"))
             })?,
@@ -324,15 +375,33 @@ where
             None => 0,
             Some((_, c)) => self.read_page_cursor(c, &job.id, who, expand)?,
         };
-        let all = self.load_array(&job.id, expand).await?;
-        let total = all.len();
-        let end = (offset + limit).min(total);
-        let data: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
-        let next = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
-        Ok(ApiResponse::json(
-            200,
-            &json!({"id": job.id, "expand": expand, "data": data, "total": total, "next_cursor": next}),
-        ))
+        let pages = self.stored_pages(&job.id).await?;
+        let total = pages.get(array).count();
+        let mut data =
+            self.read_elements(&job.id, array, pages.get(array), offset..offset.saturating_add(limit)).await?;
+        // The response-size rule: fewer than `limit` elements (never none) rather than more than
+        // the budget; the envelope is measured with the longest cursor it can carry.
+        let mut page = ArrayPage {
+            id: &job.id,
+            expand,
+            data: raw_array(&[])?,
+            total,
+            next_cursor: Some(self.page_cursor(&job.id, who, expand, total)),
+        };
+        let room = (self.settings.response_budget_bytes as u64).saturating_sub(serialized_len(&page));
+        let mut used = 0;
+        let fits = data
+            .iter()
+            .take_while(|e| {
+                used += e.len() as u64 + u64::from(used > 0);
+                used <= room
+            })
+            .count();
+        data.truncate(fits.max(1));
+        let end = offset + data.len();
+        page.data = raw_array(&data)?;
+        page.next_cursor = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
+        Ok(ApiResponse::json(200, &page))
     }
 
     async fn list_jobs(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
@@ -437,6 +506,66 @@ where
         let data: Vec<Value> = catalog.iter().map(|(c, synthetic)| symbol_entry(c, *synthetic)).collect();
         Ok(ApiResponse::json(200, &json!({"data": data})))
     }
+}
+
+/// A done job's `result`: the summary's parts, and the arrays as the stored JSON (never parsed).
+#[derive(Serialize)]
+struct FullResult<'a> {
+    metrics: &'a Value,
+    structured_metrics: &'a Value,
+    summary: &'a Value,
+    equity_curve: Box<RawValue>,
+    trades: Box<RawValue>,
+    pagination: Option<BTreeMap<&'static str, ArrayPagination>>,
+}
+
+#[derive(Serialize)]
+struct ArrayPagination {
+    total: usize,
+    returned: usize,
+    next_cursor: Option<String>,
+}
+
+/// The job object `job` with `result` in place of its `result`.
+struct WithResult<'a, R> {
+    job: &'a Value,
+    result: &'a R,
+}
+
+impl<R: Serialize> Serialize for WithResult<'_, R> {
+    fn serialize<Z: serde::Serializer>(&self, s: Z) -> Result<Z::Ok, Z::Error> {
+        let fields = self.job.as_object().expect("a job object");
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            if k == "result" {
+                map.serialize_entry(k, self.result)?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One `expand` page.
+#[derive(Serialize)]
+struct ArrayPage<'a> {
+    id: &'a str,
+    expand: &'a str,
+    data: Box<RawValue>,
+    total: usize,
+    next_cursor: Option<String>,
+}
+
+/// `[e0,e1,...]` from stored elements; checked to be JSON (a guard against a damaged object,
+/// cheaper than parsing into values).
+fn raw_array(elements: &[String]) -> Result<Box<RawValue>, ApiError> {
+    RawValue::from_string(json_array(elements.iter().map(String::as_str)))
+        .map_err(|e| ApiError::Internal(format!("stored result elements are not JSON: {e}")))
+}
+
+fn serialized_len<T: Serialize>(value: &T) -> u64 {
+    serde_json::to_vec(value).expect("responses serialize").len() as u64
 }
 
 fn symbol_entry(c: &Coverage, synthetic: bool) -> Value {

@@ -42,7 +42,7 @@ pub struct ApiResponse {
 }
 
 impl ApiResponse {
-    pub fn json(status: u16, body: &Value) -> Self {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Self {
         ApiResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],

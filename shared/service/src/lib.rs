@@ -9,6 +9,7 @@ pub mod events;
 pub mod http;
 pub mod memory;
 pub mod model;
+pub mod pages;
 pub mod ports;
 pub mod secrets;
 pub mod worker;

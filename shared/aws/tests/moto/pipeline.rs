@@ -207,14 +207,17 @@ impl Stack {
         let expected: Vec<String> =
             ["equity_curve.json", "result.json", "trades.json"].iter().map(|n| format!("results/{id}/{n}")).collect();
         assert_eq!(keys, expected);
-        for (name, want) in [
-            ("equity_curve.json", &offline["equity_curve"]),
-            ("trades.json", &offline["trades"]),
-            ("result.json", &offline),
-        ] {
+        for (name, want) in [("equity_curve.json", &offline["equity_curve"]), ("trades.json", &offline["trades"])] {
             let bytes = self.api.results.get_artifact(id, name).await.unwrap().unwrap();
             assert_eq!(&serde_json::from_slice::<Value>(&bytes).unwrap(), want, "{name}");
         }
+        // result.json: the rest of the result and the arrays' page index, not the arrays again.
+        let bytes = self.api.results.get_artifact(id, "result.json").await.unwrap().unwrap();
+        let stored = serde_json::from_slice::<Value>(&bytes).unwrap();
+        for key in ["metrics", "structured_metrics", "summary"] {
+            assert_eq!(stored[key], offline[key], "result.json {key}");
+        }
+        assert!(stored["pages"]["trades"].is_object() && stored.get("trades").is_none(), "{stored}");
     }
 
     /// The stream function's invocation on `records`; it must not report a failure.
@@ -598,6 +601,15 @@ impl ResultStore for NeverStores {
 
     async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get_artifact(job_id, name).await
+    }
+
+    async fn get_artifact_range(
+        &self,
+        job_id: &str,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_artifact_range(job_id, name, range).await
     }
 }
 
