@@ -248,7 +248,7 @@ impl PagedArrayWriter {
         if self.count > 0 {
             self.bytes.extend_from_slice(SEPARATOR);
         }
-        if self.count % self.page_size == 0 {
+        if self.count.is_multiple_of(self.page_size) {
             self.offsets.push(self.bytes.len() as u64);
         }
         serde_json::to_writer(&mut self.bytes, element).expect("result elements serialize");
