@@ -19,7 +19,7 @@ use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::model::{is_job_id, new_job_id, JobRecord, JobStatus, MAX_ACTIVE_JOBS};
-use crate::pages::{json_array, PageIndex, ResultArray, ResultPages, RESULT_ARTIFACT};
+use crate::pages::{json_array, ResultArray, ResultPages, RESULT_ARTIFACT};
 use crate::ports::*;
 use crate::secrets::MasterKey;
 
@@ -247,19 +247,30 @@ where
         }
     }
 
-    /// The page indexes of a done job's arrays (`result.json`).
-    async fn stored_pages(&self, job_id: &str) -> Result<ResultPages, ApiError> {
+    /// How a done job's arrays are stored (`result.json` says).
+    async fn stored_arrays(&self, job_id: &str) -> Result<StoredArrays, ApiError> {
         #[derive(serde::Deserialize)]
-        struct Stored {
-            pages: ResultPages,
+        struct Paged {
+            pages: Option<ResultPages>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Whole<'a> {
+            #[serde(borrow)]
+            equity_curve: Vec<&'a RawValue>,
+            #[serde(borrow)]
+            trades: Vec<&'a RawValue>,
         }
         let bytes =
             self.results.get_artifact(job_id, RESULT_ARTIFACT).await?.ok_or_else(|| {
                 ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT} missing from the result store"))
             })?;
-        serde_json::from_slice::<Stored>(&bytes)
-            .map(|s| s.pages)
-            .map_err(|e| ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT}: {e}")))
+        let damaged = |e: serde_json::Error| ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT}: {e}"));
+        if let Some(pages) = serde_json::from_slice::<Paged>(&bytes).map_err(damaged)?.pages {
+            return Ok(StoredArrays::Paged(pages));
+        }
+        let whole: Whole = serde_json::from_slice(&bytes).map_err(damaged)?;
+        let owned = |all: Vec<&RawValue>| all.into_iter().map(|e| e.get().to_owned()).collect();
+        Ok(StoredArrays::Whole { equity_curve: owned(whole.equity_curve), trades: owned(whole.trades) })
     }
 
     /// The elements `range` (clamped to the array) of a stored array, as compact JSON: one
@@ -268,9 +279,17 @@ where
         &self,
         job_id: &str,
         array: ResultArray,
-        index: &PageIndex,
+        stored: &StoredArrays,
         range: Range<usize>,
     ) -> Result<Vec<String>, ApiError> {
+        let index = match stored {
+            StoredArrays::Paged(pages) => pages.get(array),
+            StoredArrays::Whole { .. } => {
+                let all = stored.whole(array);
+                let end = range.end.min(all.len());
+                return Ok(all[range.start.min(end)..end].to_vec());
+            }
+        };
         let Some(span) = index.span(range.clone()) else { return Ok(vec![]) };
         let name = array.artifact();
         let bytes = self
@@ -292,7 +311,7 @@ where
         who: &Principal,
         summary: &'a Value,
     ) -> Result<FullResult<'a>, ApiError> {
-        let pages = self.stored_pages(&job.id).await?;
+        let stored = self.stored_arrays(&job.id).await?;
         let mut result = FullResult {
             metrics: &summary["metrics"],
             structured_metrics: &summary["structured_metrics"],
@@ -302,12 +321,12 @@ where
             pagination: None,
         };
         let envelope = serialized_len(&WithResult { job: view, result: &result });
-        let arrays: u64 = ResultArray::ALL.iter().map(|a| pages.get(*a).compact_json_len() - 2).sum();
+        let arrays: u64 = ResultArray::ALL.iter().map(|a| stored.compact_json_len(*a) - 2).sum();
         let paged = envelope + arrays > self.settings.response_budget_bytes as u64;
         let first = |a: ResultArray| if paged { 0..a.page_size() } else { 0..usize::MAX };
         let (equity, trades) = tokio::join!(
-            self.read_elements(&job.id, ResultArray::EquityCurve, &pages.equity_curve, first(ResultArray::EquityCurve)),
-            self.read_elements(&job.id, ResultArray::Trades, &pages.trades, first(ResultArray::Trades)),
+            self.read_elements(&job.id, ResultArray::EquityCurve, &stored, first(ResultArray::EquityCurve)),
+            self.read_elements(&job.id, ResultArray::Trades, &stored, first(ResultArray::Trades)),
         );
         let (equity, trades) = (equity?, trades?);
         if paged {
@@ -316,7 +335,7 @@ where
                 returned
                     .into_iter()
                     .map(|(array, returned)| {
-                        let total = pages.get(array).count();
+                        let total = stored.count(array);
                         let next_cursor =
                             (returned < total).then(|| self.page_cursor(&job.id, who, array.name(), returned));
                         (array.name(), ArrayPagination { total, returned, next_cursor })
@@ -375,10 +394,9 @@ where
             None => 0,
             Some((_, c)) => self.read_page_cursor(c, &job.id, who, expand)?,
         };
-        let pages = self.stored_pages(&job.id).await?;
-        let total = pages.get(array).count();
-        let mut data =
-            self.read_elements(&job.id, array, pages.get(array), offset..offset.saturating_add(limit)).await?;
+        let stored = self.stored_arrays(&job.id).await?;
+        let total = stored.count(array);
+        let mut data = self.read_elements(&job.id, array, &stored, offset..offset.saturating_add(limit)).await?;
         // The response-size rule: fewer than `limit` elements (never none) rather than more than
         // the budget; the envelope is measured with the longest cursor it can carry.
         let mut page = ArrayPage {
@@ -505,6 +523,42 @@ where
         let catalog = self.market.catalog().await?;
         let data: Vec<Value> = catalog.iter().map(|(c, synthetic)| symbol_entry(c, *synthetic)).collect();
         Ok(ApiResponse::json(200, &json!({"data": data})))
+    }
+}
+
+/// A done job's arrays as stored: in pages (`crate::pages`), or whole inside a `result.json`
+/// written before pages existed (read in full, as they were then).
+enum StoredArrays {
+    Paged(ResultPages),
+    Whole { equity_curve: Vec<String>, trades: Vec<String> },
+}
+
+impl StoredArrays {
+    /// The elements of a `Whole` array (none for `Paged`).
+    fn whole(&self, array: ResultArray) -> &[String] {
+        match (self, array) {
+            (StoredArrays::Paged(_), _) => &[],
+            (StoredArrays::Whole { equity_curve, .. }, ResultArray::EquityCurve) => equity_curve,
+            (StoredArrays::Whole { trades, .. }, ResultArray::Trades) => trades,
+        }
+    }
+
+    fn count(&self, array: ResultArray) -> usize {
+        match self {
+            StoredArrays::Paged(pages) => pages.get(array).count(),
+            StoredArrays::Whole { .. } => self.whole(array).len(),
+        }
+    }
+
+    /// The array's length as compact JSON.
+    fn compact_json_len(&self, array: ResultArray) -> u64 {
+        match self {
+            StoredArrays::Paged(pages) => pages.get(array).compact_json_len(),
+            StoredArrays::Whole { .. } => {
+                let all = self.whole(array);
+                (all.iter().map(String::len).sum::<usize>() + all.len().saturating_sub(1) + 2) as u64
+            }
+        }
     }
 }
 

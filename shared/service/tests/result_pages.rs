@@ -226,3 +226,24 @@ async fn the_stored_result_holds_each_array_once() {
         assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), l.offline[name], "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_result_stored_before_pages_existed_reads_the_same() {
+    let l = large(ApiSettings::default()).await;
+    let id = &l.id;
+    let paged_default = l.get(&format!("/v1/backtest/jobs/{id}")).await.0;
+    let paged_page = l.get(&format!("/v1/backtest/jobs/{id}?expand=trades&limit=1500")).await.0;
+    // The earlier layout: compact arrays, and result.json with everything again.
+    for name in ["trades", "equity_curve"] {
+        let bytes = serde_json::to_vec(&l.offline[name]).unwrap();
+        l.kit.store.put_artifact(id, &format!("{name}.json"), bytes, "application/json").await.unwrap();
+    }
+    let whole = serde_json::to_vec(&l.offline).unwrap();
+    l.kit.store.put_artifact(id, "result.json", whole, "application/json").await.unwrap();
+
+    assert_eq!(l.get(&format!("/v1/backtest/jobs/{id}")).await.0, paged_default);
+    assert_eq!(l.get(&format!("/v1/backtest/jobs/{id}?expand=trades&limit=1500")).await.0, paged_page);
+    let c = paged_page["next_cursor"].as_str().unwrap();
+    let (next, _, _) = l.get(&format!("/v1/backtest/jobs/{id}?expand=trades&limit=3&cursor={c}")).await;
+    assert_eq!(next["data"], json!(l.trades()[1500..1503]));
+}
