@@ -45,10 +45,11 @@ api() {
   "$REPO/target/release/pipai" jobs bench --requests "${BENCH_REQUESTS:-200}"
 }
 
-# Peak and current resident memory of the functions `cargo lambda watch` runs (one process each).
+# Peak and current resident memory of the functions `cargo lambda watch` runs (one process each,
+# its children).
 function_memory() {
   local pid args
-  ps -o pid=,args= -g "$(cat "$PIPAI_LOCAL_DIR/watch.pid")" | while read -r pid args; do
+  ps -o pid=,args= --ppid "$(cat "$PIPAI_LOCAL_DIR/watch.pid")" | while read -r pid args; do
     for fn in "$@"; do
       if [[ "$args" == */release/"$fn" || "$args" == */release/"$fn"\ * ]]; then
         printf '%-10s pid %-7s peak RSS (VmHWM) %s, now (VmRSS) %s\n' "$fn" "$pid" \
