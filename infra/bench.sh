@@ -6,7 +6,10 @@
 #   infra/bench.sh data     ingest throughput (rows/s) into moto, and load time of 1 and 5 years of 1m bars
 #   infra/bench.sh api      create/get/list latency (p50/p99) and submit-to-done of a one-year 1m job,
 #                           through a release-built local stack of its own (ports 3290/4690, .local-bench)
-#   infra/bench.sh          all three
+#   infra/bench.sh results  a ~525,000-trade result (2 years of 1m, tpl_ma_cross 1/2 both): time to done,
+#                           default GET and 1,000-trade page latency, peak memory of get-job and job-worker,
+#                           on a release-built local stack of its own (as api)
+#   infra/bench.sh          all four
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,23 +26,51 @@ data() {
   cargo bench -q -p pipai --bench market_data
 }
 
-api() {
-  echo "==> API through the local stack (release build; the first build takes a while)"
-  export PIPAI_LOCAL_DIR="$REPO/.local-bench" PIPAI_LOCAL_PORT="${BENCH_API_PORT:-3290}" MOTO_PORT="${BENCH_MOTO_PORT:-4690}"
+# A release-built local stack of its own (ports 3290/4690, state in .local-bench; override with
+# BENCH_API_PORT, BENCH_MOTO_PORT, BENCH_LOCAL_DIR), brought down on exit; exports what pipai needs.
+bench_stack() {
+  export PIPAI_LOCAL_DIR="${BENCH_LOCAL_DIR:-$REPO/.local-bench}" PIPAI_LOCAL_PORT="${BENCH_API_PORT:-3290}" MOTO_PORT="${BENCH_MOTO_PORT:-4690}"
   # Not throttled by the per-key request-weight budget (1200 a minute by default).
   export PIPAI_LOCAL_PARAMS="RequestWeightBudget=1000000"
   trap '"$REPO/infra/local.sh" down >/dev/null 2>&1' EXIT
   "$REPO/infra/local.sh" up --release >"$PIPAI_LOCAL_DIR.log" 2>&1 || { tail -n 30 "$PIPAI_LOCAL_DIR.log"; exit 1; }
   # shellcheck disable=SC1091
   . "$PIPAI_LOCAL_DIR/demo-key.env"
-  PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT" PIPAI_API_KEY="$PIPAI_API_KEY" PIPAI_API_SECRET="$PIPAI_API_SECRET" \
-    "$REPO/target/release/pipai" jobs bench --requests "${BENCH_REQUESTS:-200}"
+  export PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT" PIPAI_API_KEY PIPAI_API_SECRET
+}
+
+api() {
+  echo "==> API through the local stack (release build; the first build takes a while)"
+  bench_stack
+  "$REPO/target/release/pipai" jobs bench --requests "${BENCH_REQUESTS:-200}"
+}
+
+# Peak and current resident memory of the functions `cargo lambda watch` runs (one process each,
+# its children).
+function_memory() {
+  local pid args
+  ps -o pid=,args= --ppid "$(cat "$PIPAI_LOCAL_DIR/watch.pid")" | while read -r pid args; do
+    for fn in "$@"; do
+      if [[ "$args" == */release/"$fn" || "$args" == */release/"$fn"\ * ]]; then
+        printf '%-10s pid %-7s peak RSS (VmHWM) %s, now (VmRSS) %s\n' "$fn" "$pid" \
+          "$(awk '/^VmHWM/ {print $2, $3}' "/proc/$pid/status")" "$(awk '/^VmRSS/ {print $2, $3}' "/proc/$pid/status")"
+      fi
+    done
+  done
+}
+
+results() {
+  echo "==> a very large result (about 525,000 trades) through the local stack (release build)"
+  bench_stack
+  "$REPO/target/release/pipai" jobs bench-results
+  function_memory get-job job-worker
 }
 
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
-  all) engine; data; api ;;
-  *) echo "usage: infra/bench.sh [engine|data|api|all]" >&2; exit 2 ;;
+  results) results ;;
+  all) engine; data; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|api|results|all]" >&2; exit 2 ;;
 esac

@@ -99,6 +99,9 @@ enum JobsCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// Measure reading back a very large result (about 525,000 trades): time to done, default
+    /// GET latency, 1,000-trade pages at several offsets. `infra/bench.sh results` runs it.
+    BenchResults,
     /// Refresh the signatures of sample API Gateway events (for `cargo lambda invoke`) with this
     /// key, timestamped now; they are valid for 5 minutes.
     SignEvents { files: Vec<PathBuf> },
@@ -358,6 +361,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             Ok(())
         }
         JobsCommand::Bench { requests } => crate::bench_api::run(&client, *requests),
+        JobsCommand::BenchResults => crate::bench_results::run(&client),
         JobsCommand::SignEvents { files } => {
             for path in files {
                 let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;

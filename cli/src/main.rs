@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod bar_files;
 mod bench_api;
+mod bench_results;
 mod data;
 mod error;
 mod jobs;

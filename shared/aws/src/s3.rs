@@ -1,5 +1,7 @@
 //! [`ResultStore`] on S3, and the S3 client setup shared with the market data.
 
+use std::ops::Range;
+
 use aws_config::SdkConfig;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
@@ -72,9 +74,48 @@ impl ResultStore for S3Results {
     }
 
     async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_object(job_id, name, None).await
+    }
+
+    async fn get_artifact_range(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if range.start >= range.end {
+            return Err(StoreError::new(format!("{job_id}/{name}: empty range {range:?}")));
+        }
+        let got = self.get_object(job_id, name, Some(&range)).await?;
+        match got {
+            // S3 answers a range reaching past the end with what there is: not what was asked.
+            Some(bytes) if bytes.len() as u64 != range.end - range.start => Err(StoreError::new(format!(
+                "{job_id}/{name}: range {range:?} returned {} bytes (past the end of the object)",
+                bytes.len()
+            ))),
+            got => Ok(got),
+        }
+    }
+}
+
+impl S3Results {
+    /// GetObject, of the whole object or of the bytes `range`; `None` if there is no such key.
+    async fn get_object(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: Option<&Range<u64>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = Self::key(job_id.as_str(), name)?;
         let resource = || format!("s3://{}/{key}", self.bucket);
-        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        // HTTP ranges are inclusive at both ends.
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .set_range(range.map(|r| format!("bytes={}-{}", r.start, r.end - 1)));
+        let out = match request.send().await {
             Ok(out) => out,
             Err(e) => {
                 return match e.as_service_error() {

@@ -4,11 +4,14 @@
 //! with [`Route::of`].
 
 use pipai_engine::input::clipped;
+use pipai_engine::result::{Metrics, StructuredMetrics, Summary};
 use pipai_engine::time::{iso, parse_iso};
 use pipai_engine::{quoted, templates, JobConfig, Timeframe};
 use pipai_market_data::Coverage;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::ops::Range;
 use tracing::Instrument;
 
 use crate::auth::{self, Principal};
@@ -16,7 +19,8 @@ use crate::cursor::{CursorKind, CursorSeal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::ids::JobId;
-use crate::model::{JobRecord, JobStatus, ListPage, MAX_ACTIVE_JOBS};
+use crate::model::{JobRecord, JobStatus, ListPage, ResultSummary, MAX_ACTIVE_JOBS};
+use crate::pages::{json_array, ResultArray, ResultPages, RESULT_ARTIFACT};
 use crate::ports::*;
 use crate::secrets::MasterKey;
 
@@ -99,9 +103,8 @@ pub struct Api<S, R, M> {
     pub settings: ApiSettings,
 }
 
-/// Page sizes of the result arrays when a GET pages them.
-pub const EQUITY_PAGE: usize = 2_000;
-pub const TRADES_PAGE: usize = 1_000;
+/// Page sizes of the result arrays when a GET pages them (the stored page sizes).
+pub use crate::pages::{EQUITY_PAGE, TRADES_PAGE};
 pub const MAX_ARRAY_PAGE: usize = 10_000;
 
 impl<S, R, M> Api<S, R, M>
@@ -239,52 +242,112 @@ where
                 "cursor: only allowed with expand=equity_curve or expand=trades".into(),
             ));
         }
-        let result = match (&job.status, &job.summary) {
-            (JobStatus::Done, Some(summary)) => Some(self.full_result(&job, who, summary).await?),
-            _ => None,
-        };
-        Ok(ApiResponse::json(200, &job.view(result)))
+        match (&job.status, &job.summary) {
+            (JobStatus::Done, Some(summary)) => {
+                let result = self.full_result(&job, who, summary).await?;
+                Ok(ApiResponse::json(200, &job.view(Some(result))))
+            }
+            _ => Ok(ApiResponse::json(200, &job.view(None::<()>))),
+        }
     }
 
-    async fn load_array(&self, job_id: &JobId, name: &str) -> Result<Vec<Value>, ApiError> {
+    /// How a done job's arrays are stored (`result.json` says).
+    async fn stored_arrays(&self, job_id: &JobId) -> Result<StoredArrays, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Paged {
+            pages: Option<ResultPages>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Whole<'a> {
+            #[serde(borrow)]
+            equity_curve: Vec<&'a RawValue>,
+            #[serde(borrow)]
+            trades: Vec<&'a RawValue>,
+        }
+        let bytes =
+            self.results.get_artifact(job_id, RESULT_ARTIFACT).await?.ok_or_else(|| {
+                ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT} missing from the result store"))
+            })?;
+        let damaged = |e: serde_json::Error| ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT}: {e}"));
+        if let Some(pages) = serde_json::from_slice::<Paged>(&bytes).map_err(damaged)?.pages {
+            return Ok(StoredArrays::Paged(pages));
+        }
+        let whole: Whole = serde_json::from_slice(&bytes).map_err(damaged)?;
+        let owned = |all: Vec<&RawValue>| all.into_iter().map(|e| e.get().to_owned()).collect();
+        Ok(StoredArrays::Whole { equity_curve: owned(whole.equity_curve), trades: owned(whole.trades) })
+    }
+
+    /// The elements `range` (clamped to the array) of a stored array, as compact JSON: one
+    /// ranged read of the pages covering them, nothing parsed.
+    async fn read_elements(
+        &self,
+        job_id: &JobId,
+        array: ResultArray,
+        stored: &StoredArrays,
+        range: Range<usize>,
+    ) -> Result<Vec<String>, ApiError> {
+        let index = match stored {
+            StoredArrays::Paged(pages) => pages.get(array),
+            StoredArrays::Whole { .. } => {
+                let all = stored.whole(array);
+                let end = range.end.min(all.len());
+                return Ok(all[range.start.min(end)..end].to_vec());
+            }
+        };
+        let Some(span) = index.span(range.clone()) else { return Ok(vec![]) };
+        let name = array.artifact();
         let bytes = self
             .results
-            .get_artifact(job_id, &format!("{name}.json"))
+            .get_artifact_range(job_id, name, span.bytes.clone())
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("{job_id}: {name}.json missing from the result store")))?;
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("{job_id}: {name}.json: {e}")))
+            .ok_or_else(|| ApiError::Internal(format!("{job_id}: {name} missing from the result store")))?;
+        let elements = span.slice(&bytes, range).map_err(|e| ApiError::Internal(format!("{job_id}: {name}: {e}")))?;
+        Ok(elements.into_iter().map(str::to_owned).collect())
     }
 
-    /// The seed's full result; when it would not fit the response budget, the first page of each
-    /// array and `pagination` cursors for the rest.
-    async fn full_result(
+    /// The seed's full result; when it would not fit the response budget (known from the page
+    /// indexes before reading any array), the first page of each array and `pagination` cursors
+    /// for the rest. The size is that of the whole job object it goes into.
+    async fn full_result<'a>(
         &self,
         job: &JobRecord,
         who: &Principal,
-        summary: &crate::model::ResultSummary,
-    ) -> Result<Value, ApiError> {
-        let equity = self.load_array(&job.id, "equity_curve").await?;
-        let trades = self.load_array(&job.id, "trades").await?;
-        let mut result = json!({
-            "metrics": summary.metrics,
-            "structured_metrics": summary.structured_metrics,
-            "summary": summary.summary,
-            "equity_curve": equity,
-            "trades": trades,
-            "pagination": null,
-        });
-        let size = serde_json::to_vec(&result).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > self.settings.response_budget_bytes {
-            let mut pages = serde_json::Map::new();
-            for (name, page) in [("equity_curve", EQUITY_PAGE), ("trades", TRADES_PAGE)] {
-                let all = result[name].as_array().cloned().unwrap_or_default();
-                let total = all.len();
-                let next = (total > page).then(|| self.page_cursor(&job.id, who, name, page));
-                result[name] = Value::Array(all.into_iter().take(page).collect());
-                pages.insert(name.into(), json!({"total": total, "returned": total.min(page), "next_cursor": next}));
-            }
-            result["pagination"] = Value::Object(pages);
+        summary: &'a ResultSummary,
+    ) -> Result<FullResult<'a>, ApiError> {
+        let stored = self.stored_arrays(&job.id).await?;
+        let mut result = FullResult {
+            metrics: &summary.metrics,
+            structured_metrics: &summary.structured_metrics,
+            summary: &summary.summary,
+            equity_curve: raw_array(&[])?,
+            trades: raw_array(&[])?,
+            pagination: None,
+        };
+        let envelope = serialized_len(&job.view(Some(&result)));
+        let arrays: u64 = ResultArray::ALL.iter().map(|a| stored.compact_json_len(*a) - 2).sum();
+        let paged = envelope + arrays > self.settings.response_budget_bytes as u64;
+        let first = |a: ResultArray| if paged { 0..a.page_size() } else { 0..usize::MAX };
+        let (equity, trades) = tokio::join!(
+            self.read_elements(&job.id, ResultArray::EquityCurve, &stored, first(ResultArray::EquityCurve)),
+            self.read_elements(&job.id, ResultArray::Trades, &stored, first(ResultArray::Trades)),
+        );
+        let (equity, trades) = (equity?, trades?);
+        if paged {
+            let returned = [(ResultArray::EquityCurve, equity.len()), (ResultArray::Trades, trades.len())];
+            result.pagination = Some(
+                returned
+                    .into_iter()
+                    .map(|(array, returned)| {
+                        let total = stored.count(array);
+                        let next_cursor =
+                            (returned < total).then(|| self.page_cursor(&job.id, who, array.name(), returned));
+                        (array.name(), ArrayPagination { total, returned, next_cursor })
+                    })
+                    .collect(),
+            );
         }
+        result.equity_curve = raw_array(&equity)?;
+        result.trades = raw_array(&trades)?;
         Ok(result)
     }
 
@@ -311,33 +374,48 @@ where
         expand: &str,
         params: &[(String, String)],
     ) -> Result<ApiResponse, ApiError> {
-        if expand != "equity_curve" && expand != "trades" {
-            return Err(ApiError::InvalidParameter("expand: must be equity_curve or trades".into()));
-        }
+        let array = ResultArray::parse(expand)
+            .ok_or_else(|| ApiError::InvalidParameter("expand: must be equity_curve or trades".into()))?;
         if job.status != JobStatus::Done {
             return Err(ApiError::InvalidState(format!(
                 "job {} is {}: results exist only when it is done",
                 job.id, job.status
             )));
         }
-        let default_page = if expand == "trades" { TRADES_PAGE } else { EQUITY_PAGE };
         let limit = match params.iter().find(|(k, _)| k == "limit") {
-            None => default_page,
+            None => array.page_size(),
             Some((_, v)) => parse_limit(v, MAX_ARRAY_PAGE)?,
         };
         let offset = match params.iter().find(|(k, _)| k == "cursor") {
             None => 0,
             Some((_, c)) => self.read_page_cursor(c, &job.id, who, expand)?,
         };
-        let all = self.load_array(&job.id, expand).await?;
-        let total = all.len();
-        let end = (offset + limit).min(total);
-        let data: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
-        let next = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
-        Ok(ApiResponse::json(
-            200,
-            &json!({"id": job.id, "expand": expand, "data": data, "total": total, "next_cursor": next}),
-        ))
+        let stored = self.stored_arrays(&job.id).await?;
+        let total = stored.count(array);
+        let mut data = self.read_elements(&job.id, array, &stored, offset..offset.saturating_add(limit)).await?;
+        // The response-size rule: fewer than `limit` elements (never none) rather than more than
+        // the budget; the envelope is measured with the longest cursor it can carry.
+        let mut page = ArrayPage {
+            id: &job.id,
+            expand,
+            data: raw_array(&[])?,
+            total,
+            next_cursor: Some(self.page_cursor(&job.id, who, expand, total)),
+        };
+        let room = (self.settings.response_budget_bytes as u64).saturating_sub(serialized_len(&page));
+        let mut used = 0;
+        let fits = data
+            .iter()
+            .take_while(|e| {
+                used += e.len() as u64 + u64::from(used > 0);
+                used <= room
+            })
+            .count();
+        data.truncate(fits.max(1));
+        let end = offset + data.len();
+        page.data = raw_array(&data)?;
+        page.next_cursor = (end < total).then(|| self.page_cursor(&job.id, who, expand, end));
+        Ok(ApiResponse::json(200, &page))
     }
 
     async fn list_jobs(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
@@ -471,10 +549,85 @@ impl<'a> SymbolEntry<'a> {
     }
 }
 
+/// A done job's arrays as stored: in pages (`crate::pages`), or whole inside a `result.json`
+/// written before pages existed (read in full, as they were then).
+enum StoredArrays {
+    Paged(ResultPages),
+    Whole { equity_curve: Vec<String>, trades: Vec<String> },
+}
+
+impl StoredArrays {
+    /// The elements of a `Whole` array (none for `Paged`).
+    fn whole(&self, array: ResultArray) -> &[String] {
+        match (self, array) {
+            (StoredArrays::Paged(_), _) => &[],
+            (StoredArrays::Whole { equity_curve, .. }, ResultArray::EquityCurve) => equity_curve,
+            (StoredArrays::Whole { trades, .. }, ResultArray::Trades) => trades,
+        }
+    }
+
+    fn count(&self, array: ResultArray) -> usize {
+        match self {
+            StoredArrays::Paged(pages) => pages.get(array).count(),
+            StoredArrays::Whole { .. } => self.whole(array).len(),
+        }
+    }
+
+    /// The array's length as compact JSON.
+    fn compact_json_len(&self, array: ResultArray) -> u64 {
+        match self {
+            StoredArrays::Paged(pages) => pages.get(array).compact_json_len(),
+            StoredArrays::Whole { .. } => {
+                let all = self.whole(array);
+                (all.iter().map(String::len).sum::<usize>() + all.len().saturating_sub(1) + 2) as u64
+            }
+        }
+    }
+}
+
 /// `{"data": [...]}`: a listing that is never paged.
 #[derive(Debug, Serialize)]
 struct Data<T> {
     data: T,
+}
+
+/// A done job's `result`: the summary's parts, and the arrays as the stored JSON (never parsed).
+#[derive(Serialize)]
+struct FullResult<'a> {
+    metrics: &'a Metrics,
+    structured_metrics: &'a StructuredMetrics,
+    summary: &'a Summary,
+    equity_curve: Box<RawValue>,
+    trades: Box<RawValue>,
+    pagination: Option<BTreeMap<&'static str, ArrayPagination>>,
+}
+
+#[derive(Serialize)]
+struct ArrayPagination {
+    total: usize,
+    returned: usize,
+    next_cursor: Option<String>,
+}
+
+/// One `expand` page.
+#[derive(Serialize)]
+struct ArrayPage<'a> {
+    id: &'a JobId,
+    expand: &'a str,
+    data: Box<RawValue>,
+    total: usize,
+    next_cursor: Option<String>,
+}
+
+/// `[e0,e1,...]` from stored elements; checked to be JSON (a guard against a damaged object,
+/// cheaper than parsing into values).
+fn raw_array(elements: &[String]) -> Result<Box<RawValue>, ApiError> {
+    RawValue::from_string(json_array(elements.iter().map(String::as_str)))
+        .map_err(|e| ApiError::Internal(format!("stored result elements are not JSON: {e}")))
+}
+
+fn serialized_len<T: Serialize>(value: &T) -> u64 {
+    serde_json::to_vec(value).expect("responses serialize").len() as u64
 }
 
 fn list_templates(req: &ApiRequest) -> Result<ApiResponse, ApiError> {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ids;
 pub mod memory;
 pub mod model;
+pub mod pages;
 pub mod ports;
 pub mod secrets;
 pub mod settings;

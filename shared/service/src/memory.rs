@@ -275,6 +275,21 @@ impl ResultStore for MemoryStore {
     async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.with(|s| s.artifacts.get(&(job_id.clone(), name.to_string())).cloned()))
     }
+
+    async fn get_artifact_range(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|s| match s.artifacts.get(&(job_id.clone(), name.to_string())) {
+            None => Ok(None),
+            Some(bytes) if range.start < range.end && range.end <= bytes.len() as u64 => {
+                Ok(Some(bytes[range.start as usize..range.end as usize].to_vec()))
+            }
+            Some(bytes) => Err(StoreError::new(format!("{job_id}/{name}: range {range:?} of {} bytes", bytes.len()))),
+        })
+    }
 }
 
 impl MarketData for MemoryStore {

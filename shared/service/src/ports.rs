@@ -6,6 +6,7 @@
 //! can never both win.
 
 use std::future::Future;
+use std::ops::Range;
 
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
@@ -194,7 +195,7 @@ pub trait JobQueue: Send + Sync {
     fn enqueue(&self, job_id: &JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The large result arrays of done jobs, as JSON documents.
+/// The large result arrays of done jobs, as JSON documents (laid out in pages, `crate::pages`).
 pub trait ResultStore: Send + Sync {
     /// Writes one artifact (`result.json`, `equity_curve.json`, `trades.json`, `bar_equity.csv`).
     fn put_artifact(
@@ -208,6 +209,14 @@ pub trait ResultStore: Send + Sync {
         &self,
         job_id: &JobId,
         name: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Exactly the bytes `range` of an artifact (an S3 ranged GET); `None` if there is no such
+    /// artifact, an error if the range is empty or reaches past its end.
+    fn get_artifact_range(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: Range<u64>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 }
 
@@ -365,6 +374,14 @@ impl<T: ResultStore> ResultStore for &T {
         name: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
         (**self).get_artifact(job_id, name)
+    }
+    fn get_artifact_range(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: Range<u64>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+        (**self).get_artifact_range(job_id, name, range)
     }
 }
 

@@ -3,7 +3,8 @@
 //! makes sure a job whose messages all failed still ends in `failed`.
 //!
 //! Progress: loading the bars is the first half (each symbol's share written as it arrives: on a
-//! deployed worker loading takes longer than simulating), the engine's own progress the second.
+//! deployed worker loading takes longer than simulating), the engine's own progress up to 0.9,
+//! storing the result (serializing the pages, then uploading them) the rest.
 //! Writes happen at least every `heartbeat_ms` (they extend the lease) and when progress advanced
 //! `progress_step`, never more often than `min_write_gap_ms`.
 //!
@@ -23,6 +24,7 @@ use tracing::Instrument;
 use crate::clock::now_ms;
 use crate::ids::{JobId, RunToken};
 use crate::model::{FailCode, JobError, ResultSummary};
+use crate::pages::{PagedArrayWriter, ResultArray, ResultPages, StoredResult, RESULT_ARTIFACT};
 use crate::ports::*;
 
 #[derive(Debug, Clone)]
@@ -68,6 +70,8 @@ pub struct Worker<S, R, M> {
 
 /// The share of progress that loading the bars accounts for.
 const LOAD_SHARE: f64 = 0.5;
+/// Where the simulation's share ends: storing the result takes the rest.
+const SIMULATION_END: f64 = 0.9;
 
 /// Writes a run's progress (which also extends its lease) on the cadence `WorkerSettings` sets.
 struct ProgressWriter<'a, S> {
@@ -194,11 +198,10 @@ where
         let completion = match outcome {
             RunOutcome::Finished(backtest) => {
                 let result = &backtest.result;
-                self.results
-                    .put_artifact(job_id, "equity_curve.json", to_json(&result.equity_curve), "application/json")
-                    .await?;
-                self.results.put_artifact(job_id, "trades.json", to_json(&result.trades), "application/json").await?;
-                self.results.put_artifact(job_id, "result.json", to_json(result), "application/json").await?;
+                if !self.store_result(job_id, result, &mut progress).await? {
+                    tracing::info!("stopped while storing the result: cancelled or taken over");
+                    return Ok(Delivery::Done);
+                }
                 Completion::Done { summary: Box::new(ResultSummary::of(result)) }
             }
             RunOutcome::Failed(code, message) => fail(code, message),
@@ -208,6 +211,55 @@ where
             }
         };
         self.finish(job_id, &token, completion).await
+    }
+
+    /// Writes the arrays in pages (`crate::pages`), then `result.json` (the metrics and both
+    /// page indexes: present only once the arrays are), reporting progress from `SIMULATION_END`
+    /// on and keeping the lease through slow uploads. `Ok(false)` when the run lost the job.
+    async fn store_result(
+        &self,
+        job_id: &JobId,
+        result: &pipai_engine::BacktestResult,
+        progress: &mut ProgressWriter<'_, S>,
+    ) -> Result<bool, StoreError> {
+        // Serializing takes the first half of the write share, uploading the second.
+        let serialized_at = SIMULATION_END + (1.0 - SIMULATION_END) / 2.0;
+        let elements = (result.equity_curve.len() + result.trades.len()).max(1);
+        let mut done = 0;
+        let mut equity = PagedArrayWriter::new(ResultArray::EquityCurve.page_size());
+        for point in &result.equity_curve {
+            equity.push(point);
+        }
+        done += result.equity_curve.len();
+        let mut trades = PagedArrayWriter::new(ResultArray::Trades.page_size());
+        for batch in result.trades.chunks(ResultArray::Trades.page_size() * 10) {
+            batch.iter().for_each(|t| trades.push(t));
+            done += batch.len();
+            let share = SIMULATION_END + (serialized_at - SIMULATION_END) * done as f64 / elements as f64;
+            if !progress.report(share, now_ms()).await? {
+                return Ok(false);
+            }
+        }
+        let (equity, equity_index) = equity.finish();
+        let (trades, trades_index) = trades.finish();
+        let pages = ResultPages { equity_curve: equity_index, trades: trades_index };
+        let stored = StoredResult { summary: ResultSummary::of(result), pages };
+        let total = (equity.len() + trades.len()) as f64;
+        let uploads = [
+            (ResultArray::EquityCurve.artifact(), equity),
+            (ResultArray::Trades.artifact(), trades),
+            (RESULT_ARTIFACT, to_json(&stored)),
+        ];
+        let mut uploaded = 0.0;
+        for (name, bytes) in uploads {
+            let size = bytes.len() as f64;
+            let upload = self.results.put_artifact(job_id, name, bytes, "application/json");
+            if !keep_lease_during(upload, progress, serialized_at + (1.0 - serialized_at) * uploaded / total).await? {
+                return Ok(false);
+            }
+            uploaded = (uploaded + size).min(total);
+        }
+        Ok(true)
     }
 
     async fn finish(&self, job_id: &JobId, token: &RunToken, completion: Completion) -> Result<Delivery, StoreError> {
@@ -252,7 +304,7 @@ where
                 timed_out = true;
                 stop.store(true, Ordering::Relaxed);
             }
-            let current = LOAD_SHARE + (1.0 - LOAD_SHARE) * f64::from_bits(progress.load(Ordering::Relaxed));
+            let current = LOAD_SHARE + (SIMULATION_END - LOAD_SHARE) * f64::from_bits(progress.load(Ordering::Relaxed));
             if !lost && !timed_out && !writer.report(current, now).await? {
                 lost = true;
                 stop.store(true, Ordering::Relaxed);
@@ -299,6 +351,26 @@ where
                 Delivery::Retry
             }
         })
+    }
+}
+
+/// Waits for `write`, writing progress `at` on the heartbeat meanwhile (an upload may outlast
+/// the lease); `Ok(false)` as soon as the run no longer holds the job.
+async fn keep_lease_during<S: JobStore>(
+    write: impl std::future::Future<Output = Result<(), StoreError>>,
+    progress: &mut ProgressWriter<'_, S>,
+    at: f64,
+) -> Result<bool, StoreError> {
+    tokio::pin!(write);
+    let tick = Duration::from_millis(progress.settings.heartbeat_ms.max(50));
+    loop {
+        if !progress.report(at, now_ms()).await? {
+            return Ok(false);
+        }
+        tokio::select! {
+            written = &mut write => return written.map(|()| true),
+            _ = tokio::time::sleep(tick) => {}
+        }
     }
 }
 

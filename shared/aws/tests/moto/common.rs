@@ -209,7 +209,7 @@ pub async fn jobs_stream_arn(sdk: &SdkConfig) -> String {
 
 /// Every record of the jobs table's stream so far (all shards, oldest first) about job `job_id`,
 /// as Lambda would deliver them to the stream function.
-pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &str) -> Vec<Value> {
+pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &pipai_service::JobId) -> Vec<Value> {
     let stream_arn = jobs_stream_arn(sdk).await;
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let description = streams.describe_stream().stream_arn(&stream_arn).send().await.unwrap();
@@ -231,7 +231,7 @@ pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &str) -> Vec<Value> {
             }
             for r in page.records() {
                 let key = r.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("job_id")).and_then(|v| v.as_s().ok());
-                if key.map(String::as_str) == Some(job_id) {
+                if key.map(String::as_str) == Some(job_id.as_str()) {
                     ours.push(lambda_record(r, &stream_arn));
                 }
             }

@@ -1,4 +1,4 @@
-//! KeyStore, RequestLog, SQS, S3 artifacts, the master key, configuration errors.
+//! KeyStore, RequestLog, SQS, S3 artifacts (whole and ranged), the master key, configuration errors.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use pipai_aws::{load_master_key_from_lookup, ConfigError, DynamoStore, S3Results, SqsQueue};
@@ -136,6 +136,23 @@ async fn s3_artifacts_round_trip() {
         S3Results::from_lookup(&sdk, &|k: &str| (k == "RESULTS_BUCKET").then(|| unique("no-such-bucket-"))).unwrap();
     let err = nowhere.get_artifact(&job, "result.json").await.unwrap_err();
     assert!(pipai_service::error::report(&err).starts_with("s3 GetObject on s3://no-such-bucket-"), "{err}");
+}
+
+#[tokio::test]
+async fn s3_ranged_reads_return_exactly_the_bytes_asked_for() {
+    let results = S3Results::from_lookup(&sdk().await, &moto().lookup()).unwrap();
+    let job = JobId::random();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    results.put_artifact(&job, "trades.json", big.clone(), "application/json").await.unwrap();
+    for range in [0..1, 0..1_000, 999..1_001, 1_234_567..2_345_678, 2_999_999..3_000_000, 0..3_000_000] {
+        let got = results.get_artifact_range(&job, "trades.json", range.clone()).await.unwrap();
+        assert_eq!(got.as_deref(), Some(&big[range.start as usize..range.end as usize]), "{range:?}");
+    }
+    // Past the end, empty, or no such object.
+    for bad in [2_999_999..3_000_001, 3_000_000..3_000_001, 10..10] {
+        assert!(results.get_artifact_range(&job, "trades.json", bad.clone()).await.is_err(), "{bad:?}");
+    }
+    assert_eq!(results.get_artifact_range(&job, "equity_curve.json", 0..10).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use pipai_aws::aws_config::SdkConfig;
 use pipai_aws::{job_change, load_master_key_from_lookup, DynamoStore, S3MarketData, S3Results, SqsQueue};
 use pipai_engine::time::iso;
-use pipai_engine::{JobConfig, NoObserver, Timeframe};
+use pipai_engine::{NoObserver, Timeframe};
 use pipai_market_data::generate_1m;
 use pipai_market_data::layout::split_by_month;
 use pipai_market_data::time::ymd_ms;
@@ -40,11 +40,12 @@ use pipai_service::model::{ApiKeyRecord, JobRecord, JobStatus, KeyStatus};
 use pipai_service::ports::{JobStore, KeyStore, MarketData, ResultStore, StoreError};
 use pipai_service::worker::{load_job_bars, Worker, WorkerSettings};
 use pipai_service::{Api, ApiRequest, ApiResponse, ApiSettings, Route};
+use pipai_service::{JobId, KeyId, UserId};
 use serde_json::{json, Value};
 
 use crate::common::{jobs_stream_records, moto, now_ms, sdk, unique, unique_user};
 
-const DAY_MS: i64 = 86_400_000;
+use pipai_engine::time::DAY_MS;
 /// How long a run holds its job between heartbeats in these tests (60 s deployed).
 const LEASE_MS: i64 = 1_500;
 /// How long any one wait may take before the test fails (a few seconds at most when things
@@ -59,8 +60,8 @@ struct Stack {
 }
 
 struct User {
-    id: String,
-    key: String,
+    id: UserId,
+    key: KeyId,
     secret: String,
 }
 
@@ -86,7 +87,7 @@ impl Stack {
         Worker { store: &self.api.store, results: &self.api.results, market: &self.api.market, settings }
     }
 
-    async fn job(&self, id: &str) -> JobRecord {
+    async fn job(&self, id: &JobId) -> JobRecord {
         self.store().get_job(id).await.unwrap().expect("the job exists")
     }
 
@@ -101,7 +102,7 @@ impl Stack {
         let record = ApiKeyRecord {
             key_id: key.clone(),
             user_id: user.clone(),
-            secret_ciphertext: self.api.master.encrypt_secret(&key, &secret),
+            secret_ciphertext: self.api.master.encrypt_secret(key.as_str(), &secret),
             status: KeyStatus::Active,
             created_at_ms: now_ms(),
             label: "pipeline test".into(),
@@ -115,7 +116,7 @@ impl Stack {
         // Two identical requests signed in the same millisecond would be a replay.
         static TICK: AtomicI64 = AtomicI64::new(0);
         let now = now_ms() + TICK.fetch_add(1, Ordering::Relaxed) % 1000;
-        let headers = sign_request(&user.key, &user.secret, now, method, path, "", body);
+        let headers = sign_request(user.key.as_str(), &user.secret, now, method, path, "", body);
         let req = ApiRequest {
             method: method.into(),
             path: path.into(),
@@ -129,10 +130,10 @@ impl Stack {
         self.api.handle(Route::of(method, path).expect("a known route"), &req, now).await
     }
 
-    async fn create_job(&self, user: &User, body: &Value) -> String {
+    async fn create_job(&self, user: &User, body: &Value) -> JobId {
         let resp = self.call(user, "POST", "/v1/backtest/jobs", &serde_json::to_vec(body).unwrap()).await;
         assert_eq!(resp.status, 201, "{}", resp.body_json());
-        resp.body_json()["id"].as_str().unwrap().to_string()
+        resp.body_json()["id"].as_str().unwrap().parse().expect("a job id")
     }
 
     /// A fresh symbol with `days` of generated 1m bars from 2024-03-01, stored the way
@@ -153,7 +154,7 @@ impl Stack {
     }
 
     /// The result artifacts stored for `id`: (key, ETag, LastModified).
-    async fn artifacts(&self, id: &str) -> Vec<(String, String, i64)> {
+    async fn artifacts(&self, id: &JobId) -> Vec<(String, String, i64)> {
         let out = self
             .api
             .results
@@ -181,9 +182,9 @@ impl Stack {
 
     /// The done job as the API returns it is exactly what the engine computes offline on the same
     /// bars, and its arrays are stored under the deterministic keys, nothing else.
-    async fn assert_result_is_the_offline_run(&self, user: &User, id: &str) {
+    async fn assert_result_is_the_offline_run(&self, user: &User, id: &JobId) {
         let job = self.job(id).await;
-        let config = JobConfig::from_value(&job.config, chrono::DateTime::<chrono::Utc>::MAX_UTC).unwrap();
+        let config = job.config;
         let mut data = Vec::new();
         for symbol in &config.symbols {
             data.push(
@@ -207,14 +208,17 @@ impl Stack {
         let expected: Vec<String> =
             ["equity_curve.json", "result.json", "trades.json"].iter().map(|n| format!("results/{id}/{n}")).collect();
         assert_eq!(keys, expected);
-        for (name, want) in [
-            ("equity_curve.json", &offline["equity_curve"]),
-            ("trades.json", &offline["trades"]),
-            ("result.json", &offline),
-        ] {
+        for (name, want) in [("equity_curve.json", &offline["equity_curve"]), ("trades.json", &offline["trades"])] {
             let bytes = self.api.results.get_artifact(id, name).await.unwrap().unwrap();
             assert_eq!(&serde_json::from_slice::<Value>(&bytes).unwrap(), want, "{name}");
         }
+        // result.json: the rest of the result and the arrays' page index, not the arrays again.
+        let bytes = self.api.results.get_artifact(id, "result.json").await.unwrap().unwrap();
+        let stored = serde_json::from_slice::<Value>(&bytes).unwrap();
+        for key in ["metrics", "structured_metrics", "summary"] {
+            assert_eq!(stored[key], offline[key], "result.json {key}");
+        }
+        assert!(stored["pages"]["trades"].is_object() && stored.get("trades").is_none(), "{stored}");
     }
 
     /// The stream function's invocation on `records`; it must not report a failure.
@@ -225,7 +229,7 @@ impl Stack {
     }
 
     /// The job's stream records so far, once `ready` says they include what the caller needs.
-    async fn stream_until(&self, id: &str, what: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    async fn stream_until(&self, id: &JobId, what: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let records = jobs_stream_records(&self.sdk, id).await;
@@ -238,7 +242,7 @@ impl Stack {
     }
 
     /// Relays the job's INSERT record through the stream function: one message on the queue.
-    async fn relay_insert(&self, relay: &SqsQueue, id: &str) {
+    async fn relay_insert(&self, relay: &SqsQueue, id: &JobId) {
         let records = self.stream_until(id, "the INSERT", |r| r.iter().any(|r| r["eventName"] == "INSERT")).await;
         self.deliver_stream(relay, records.into_iter().filter(|r| r["eventName"] == "INSERT").collect()).await;
     }
@@ -246,7 +250,7 @@ impl Stack {
     /// The slot bookkeeping on the job's terminal records, delivered out of order and twice, in
     /// two invocations at once: the slot comes back exactly once. Then the record of that release
     /// (`slot_released` set) is delivered too, with everything else again: nothing more changes.
-    async fn assert_slot_released_once(&self, relay: &SqsQueue, user: &User, id: &str, terminal: &str) {
+    async fn assert_slot_released_once(&self, relay: &SqsQueue, user: &User, id: &JobId, terminal: &str) {
         let has_terminal = |r: &[Value]| transitions(r, "running", terminal) + transitions(r, "queued", terminal) > 0;
         let records = self.stream_until(id, &format!("status {terminal}"), has_terminal).await;
         assert_eq!(
@@ -482,7 +486,7 @@ async fn deployed_max_receive_count(stack: &Stack) -> u32 {
 /// whose INSERT the stream function has relayed to the queue.
 /// The end of every duplicate-delivery story: the job ran once, its result is the offline run's,
 /// nothing is left in the queues, the slot came back once; then the test's queues go.
-async fn assert_one_run_done_and_clean_up(stack: &Stack, queues: Queues, relay: &SqsQueue, user: &User, id: &str) {
+async fn assert_one_run_done_and_clean_up(stack: &Stack, queues: Queues, relay: &SqsQueue, user: &User, id: &JobId) {
     stack.assert_result_is_the_offline_run(user, id).await;
     queues.assert_empty(stack).await;
     let records = jobs_stream_records(&stack.sdk, id).await;
@@ -496,7 +500,7 @@ struct Scenario {
     user: User,
     queues: Queues,
     relay: SqsQueue,
-    id: String,
+    id: JobId,
 }
 
 async fn scenario(days: i64, visibility_s: u32, max_receive: Option<u32>) -> Scenario {
@@ -591,13 +595,22 @@ struct NeverStores {
 }
 
 impl ResultStore for NeverStores {
-    async fn put_artifact(&self, _: &str, _: &str, _: Vec<u8>, _: &str) -> Result<(), StoreError> {
+    async fn put_artifact(&self, _: &JobId, _: &str, _: Vec<u8>, _: &str) -> Result<(), StoreError> {
         self.reached.store(true, Ordering::SeqCst);
         std::future::pending().await
     }
 
-    async fn get_artifact(&self, job_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get_artifact(job_id, name).await
+    }
+
+    async fn get_artifact_range(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_artifact_range(job_id, name, range).await
     }
 }
 
@@ -731,7 +744,7 @@ async fn a_message_that_keeps_failing_ends_in_the_dead_letter_queue_and_its_job_
     assert_eq!(failed.status, JobStatus::Failed);
     let error = failed.error.clone().unwrap();
     let receive_count = dead["attributes"]["ApproximateReceiveCount"].as_str().unwrap();
-    assert_eq!(error.code, "INTERNAL");
+    assert_eq!(error.code, pipai_service::model::FailCode::Internal);
     assert_eq!(
         error.message,
         format!("the job could not be run: every delivery attempt failed ({receive_count} receives)")

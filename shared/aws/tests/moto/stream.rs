@@ -20,7 +20,7 @@ async fn job_changes_from_the_jobs_table_stream() {
     store.create_job(&job, 5).await.unwrap();
     store.cancel_job(&job.id, &user, now_ms()).await.unwrap();
 
-    let ours = jobs_stream_records(&sdk, job.id.as_str()).await;
+    let ours = jobs_stream_records(&sdk, &job.id).await;
     assert_eq!(ours.len(), 2, "an INSERT and a MODIFY: {ours:#?}");
     let event: Event = serde_json::from_value(json!({ "Records": ours })).unwrap();
 
