@@ -38,7 +38,7 @@ pub fn decode_query(raw: &str) -> Result<Vec<(String, String)>, String> {
             percent_decode_str(s)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| format!("query parameter {s:?} is not UTF-8"))
+                .map_err(|_| format!("query: {} is not UTF-8 once percent-decoded", pipai_engine::quoted(s)))
         };
         out.push((decode(name)?, decode(value)?));
     }
@@ -138,7 +138,8 @@ pub async fn authenticate<K: KeyStore, L: RequestLog>(
             "X-PipAI-Timestamp is more than 300 s from server time ({now_ms} ms); check the client clock"
         )));
     }
-    let canonical = canonical_query(&req.raw_query).map_err(ApiError::Unauthenticated)?;
+    // A query that cannot be decoded is malformed input, whoever sent it.
+    let canonical = canonical_query(&req.raw_query).map_err(ApiError::InvalidParameter)?;
     let sts = string_to_sign(ts_text, key_id, &req.method, &req.path, &canonical, &req.body);
     let given = hex::decode(sig).ok().filter(|b| b.len() == 32 && sig.bytes().all(|c| !c.is_ascii_uppercase()));
 

@@ -441,6 +441,9 @@ async fn non_canonical_integers_and_long_input_are_400_quoted_briefly() {
         assert_error(&resp, 400, "INVALID_PARAMETER", "limit: must be an integer from 1 to 100");
     }
     assert_eq!(kit.call(&alice, "GET", "/v1/backtest/jobs?limit=5", b"", NOW).await.status, 200);
+    // A query that is not UTF-8 once decoded is malformed input (400), not a signing failure.
+    let resp = kit.call(&alice, "GET", "/v1/backtest/jobs?status=%FF", b"", NOW).await;
+    assert_error(&resp, 400, "INVALID_PARAMETER", "query: ");
     // 200 KB in a path id, a query parameter's name and its value: the messages stay short.
     let long = "a".repeat(200_000);
     for (path, needle) in [
