@@ -6,7 +6,10 @@
 #   infra/bench.sh data     ingest throughput (rows/s) into moto, and load time of 1 and 5 years of 1m bars
 #   infra/bench.sh api      create/get/list latency (p50/p99) and submit-to-done of a one-year 1m job,
 #                           through a release-built local stack of its own (ports 3290/4690, .local-bench)
-#   infra/bench.sh          all three
+#   infra/bench.sh run      parse throughput (MB/s, rows/s) of one year of 1m bars as plain and Binance CSV,
+#                           and `pipai run` on that year (plain CSV, SMA 10/50, result written): its phases
+#                           and the whole process's wall time, median of 5, with the machine's load
+#   infra/bench.sh          engine, data and api
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,10 +39,38 @@ api() {
     "$REPO/target/release/pipai" jobs bench --requests "${BENCH_REQUESTS:-200}"
 }
 
+run() {
+  echo "==> parsing (cargo bench -p pipai-market-data --bench parse)"
+  cargo bench -q -p pipai-market-data --bench parse
+  echo "==> pipai run, one year of 1m bars (plain CSV, SMA 10/50, full result written)"
+  cargo build -q --release -p pipai
+  local pipai="$REPO/target/release/pipai" dir
+  dir="$(mktemp -d)"
+  trap 'rm -rf "$dir"' RETURN
+  "$pipai" data generate --symbol BTCUSDT --from 2024-01-01 --to 2025-01-01 --out "$dir/year.csv" >/dev/null
+  cat >"$dir/job.json" <<'JOB'
+{"template_id": "tpl_ma_cross", "params": {"fast": 10, "slow": 50}, "symbols": ["BTCUSDT"], "timeframe": "1m",
+ "start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:59:00Z", "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
+JOB
+  local args=(run --config "$dir/job.json" --data "$dir/year.csv" --out "$dir/result.json")
+  "$pipai" "${args[@]}" >/dev/null # warm the page cache
+  "$pipai" "${args[@]}" --timings 2>&1 >/dev/null | sed 's/^/    /'
+  local times=() t0 t1
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    "$pipai" "${args[@]}" >/dev/null
+    t1=$(date +%s%N)
+    times+=($(((t1 - t0) / 1000000)))
+  done
+  echo "    whole process: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) ms of 5 (${times[*]} ms)"
+  echo "    load: $(uptime)"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
+  run) run ;;
   all) engine; data; api ;;
-  *) echo "usage: infra/bench.sh [engine|data|api|all]" >&2; exit 2 ;;
+  *) echo "usage: infra/bench.sh [engine|data|api|run|all]" >&2; exit 2 ;;
 esac
