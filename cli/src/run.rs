@@ -113,7 +113,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     phases.end("simulate");
 
     let config_json = serde_json::to_value(&config).expect("configs serialize");
-    let result_json = serde_json::to_value(&backtest.result).expect("results serialize");
+    // The table shows the metrics and the summary: the trades and the curve are serialized once,
+    // into the result file.
+    let result = &backtest.result;
+    let result_json = serde_json::json!({
+        "metrics": result.metrics,
+        "structured_metrics": result.structured_metrics,
+        "summary": result.summary,
+    });
     print!("{}", table::render(&config_json, &result_json));
     phases.end("serialize");
     if let Some(out) = &args.out {

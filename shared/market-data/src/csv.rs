@@ -208,7 +208,7 @@ impl FileBytes {
             // SAFETY: the map is only read. A file truncated by another process while it is
             // parsed can fault the read (SIGBUS); that is the price of not copying it, as for any
             // tool that maps its input.
-            if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
                 return Ok(FileBytes::Mapped(map));
             }
         }
