@@ -516,6 +516,13 @@ fn parse_row(
     let low = parse_float(rec[3], "low")?;
     let close = parse_float(rec[4], "close")?;
     let volume = parse_float(rec[5], "volume")?;
+    check_row(time, [open, high, low, close, volume], st)
+}
+
+/// The checks of a row whose fields parsed: prices, volume, order after the previous row.
+#[inline]
+fn check_row(time: i64, values: [f64; 5], st: &mut RowState) -> Result<Row, RowError> {
+    let [open, high, low, close, volume] = values;
     for (column, value) in [("open", open), ("high", high), ("low", low), ("close", close)] {
         if value <= 0.0 {
             return Err(RowError::NonPositivePrice { column, value });
@@ -539,7 +546,7 @@ fn parse_row(
         }
     }
     st.previous = Some(time);
-    Ok((time, [open, high, low, close, volume]))
+    Ok((time, values))
 }
 
 #[inline]
@@ -552,6 +559,12 @@ fn parse_time(field: &[u8], st: &mut RowState) -> Result<i64, RowError> {
         }
         return Err(RowError::BadTime { value: String::from_utf8_lossy(field).into_owned() });
     };
+    integer_time(value, st)
+}
+
+/// An integer `open_time` in UTC ms, its unit checked against the file's (see the module doc).
+#[inline]
+fn integer_time(value: i64, st: &mut RowState) -> Result<i64, RowError> {
     let found = if value >= MICROS_THRESHOLD { TimeUnit::Micros } else { TimeUnit::Millis };
     let file = match st.unit {
         Some(file) => file,

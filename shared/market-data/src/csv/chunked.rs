@@ -15,7 +15,10 @@ use std::thread;
 
 use pipai_engine::bars::Bars;
 
-use super::{parse_f64, parse_row, CsvError, Head, KlineFormat, Lines, RowError, RowState, TimeUnit};
+use super::{
+    check_row, integer_time, parse_f64, parse_row, CsvError, Head, KlineFormat, Lines, Row, RowError, RowState,
+    TimeUnit,
+};
 
 /// Files smaller than this are parsed on the calling thread: starting threads would cost more.
 const MIN_PIECE_BYTES: usize = 1 << 20;
@@ -91,9 +94,14 @@ fn parse_piece(piece: &[u8], lines_before: u64, head: &Head, mut out: ColumnsMut
     let mut outcome = Outcome::default();
     let mut fields: [&[u8]; 6] = [&[]; 6];
     for (line, text) in (Lines { rest: piece, line: lines_before }) {
-        let n = split_six(text, &mut fields);
         let had_unit = state.unit.is_some();
-        let row = parse_row(&fields, n, head.expected, &mut state, parse_f64_fast);
+        let row = match parse_clean_row(text, head.expected, &mut state) {
+            Some(row) => row,
+            None => {
+                let n = split_six(text, &mut fields);
+                parse_row(&fields, n, head.expected, &mut state, parse_f64_fast)
+            }
+        };
         if let (false, Some(unit), Some(value)) = (had_unit, state.unit, state.first_integer) {
             outcome.first_integer = Some((line, value, unit));
         }
@@ -230,6 +238,35 @@ fn compact(bars: &mut Bars, slots: &[Slot], outcomes: &[Outcome]) {
     for column in [&mut bars.open, &mut bars.high, &mut bars.low, &mut bars.close, &mut bars.volume] {
         column.truncate(kept);
     }
+}
+
+/// A row in the form exchanges write, parsed in one pass: an integer `open_time` and five plain
+/// decimals (`-?digits[.digits]`), no spaces or quotes, and the expected number of columns. On
+/// such a line [`parse_row`] would see the same fields and numbers, so the same checks give the
+/// same outcome. `None` for any other line, which then takes the general path.
+#[inline]
+fn parse_clean_row(line: &[u8], expected: usize, st: &mut RowState) -> Option<Result<Row, RowError>> {
+    let comma = memchr::memchr(b',', line)?;
+    let (time_text, mut rest) = (&line[..comma], &line[comma + 1..]);
+    if time_text.is_empty() || time_text.len() > 18 || !time_text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let time = time_text.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+    let mut values = [0.0; 5];
+    for (i, value) in values.iter_mut().enumerate() {
+        let end = if i < 4 || expected > 6 { memchr::memchr(b',', rest)? } else { rest.len() };
+        let field = &rest[..end];
+        if !is_plain_decimal(field) {
+            return None;
+        }
+        *value = fast_float2::parse::<f64, _>(field).ok().filter(|v| v.is_finite())?;
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    // The columns after volume (Binance) are counted, not read.
+    if expected > 6 && memchr::memchr_iter(b',', rest).count() != expected - 7 {
+        return None;
+    }
+    Some(integer_time(time, st).and_then(|time| check_row(time, values, st)))
 }
 
 /// Splits a line at commas, keeping the first six fields (cleaned as the reference does); returns
