@@ -2,6 +2,9 @@
 //! CSV and as a Binance kline dump: the chunked parser every caller uses, on every core, against
 //! the sequential reference. Median of 5 parses each; prints MB/s and rows/s, and the load.
 //!
+//! Then the decoding of the same year from the market data's Parquet files (12 month files, as
+//! the bucket holds them and as `pipai run --data FILE.parquet` reads each).
+//!
 //! Run: `cargo bench -p pipai-market-data --bench parse` (or `infra/bench.sh run`).
 use std::time::{Duration, Instant};
 
@@ -9,7 +12,7 @@ use pipai_market_data::csv::{
     parse_csv, parse_csv_reference, write_binance, write_plain, CsvError, KlineFormat, TimeUnit,
 };
 use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
-use pipai_market_data::Bars;
+use pipai_market_data::{bars_from_parquet, bars_to_parquet, split_by_month, Bars};
 
 const RUNS: usize = 5;
 
@@ -52,4 +55,17 @@ fn main() {
             );
         }
     }
+
+    let files: Vec<Vec<u8>> =
+        split_by_month(&bars).iter().map(|(_, part)| bars_to_parquet(part).expect("valid bars")).collect();
+    let mb = files.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    let d = median(|| {
+        let rows: usize = files.iter().map(|f| bars_from_parquet(f.clone()).expect("own file").len()).sum();
+        assert_eq!(rows, bars.len());
+    });
+    println!(
+        "decode Parquet, 12 month files {mb:>5.1} MB           {:>7.1} ms  {:>5.1} M rows/s",
+        d.as_secs_f64() * 1e3,
+        bars.len() as f64 / d.as_secs_f64() / 1e6
+    );
 }

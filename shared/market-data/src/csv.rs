@@ -50,7 +50,7 @@ use std::fmt::{self, Write as _};
 use std::io::Read;
 use std::path::Path;
 
-use pipai_engine::bars::Bars;
+use pipai_engine::bars::{Bar, Bars};
 
 use pipai_engine::time::{iso, parse_iso_ms};
 
@@ -289,14 +289,9 @@ pub fn parse_csv_reference(name: &str, bytes: &[u8]) -> Result<(Bars, KlineForma
     let mut fields: Fields = [&[]; MAX_FIELDS];
     for (line, text) in (Lines { rest: head.body, line: head.lines_before }) {
         let n = split_fields(text, &mut fields);
-        let (time, [open, high, low, close, volume]) =
+        let (open_time, [open, high, low, close, volume]) =
             parse_row(&fields, n, head.expected, &mut state, parse_f64).map_err(|r| head.row_err(line, r))?;
-        bars.open_time.push(time);
-        bars.open.push(open);
-        bars.high.push(high);
-        bars.low.push(low);
-        bars.close.push(close);
-        bars.volume.push(volume);
+        bars.push(Bar { open_time, open, high, low, close, volume });
     }
     head.finish(bars)
 }
