@@ -9,7 +9,10 @@
 #   infra/bench.sh results  a ~525,000-trade result (2 years of 1m, tpl_ma_cross 1/2 both): time to done,
 #                           default GET and 1,000-trade page latency, peak memory of get-job and job-worker,
 #                           on a release-built local stack of its own (as api)
-#   infra/bench.sh          all four
+#   infra/bench.sh run      parse throughput (MB/s, rows/s) of one year of 1m bars as plain and Binance CSV,
+#                           and `pipai run` on that year (plain CSV, SMA 10/50, result written): its phases
+#                           and the whole process's wall time, median of 5, with the machine's load
+#   infra/bench.sh          all of them
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,11 +69,39 @@ results() {
   function_memory get-job job-worker
 }
 
+run() {
+  echo "==> parsing (cargo bench -p pipai-market-data --bench parse)"
+  cargo bench -q -p pipai-market-data --bench parse
+  echo "==> pipai run, one year of 1m bars (plain CSV, SMA 10/50, full result written)"
+  cargo build -q --release -p pipai
+  local pipai="$REPO/target/release/pipai" dir
+  dir="$(mktemp -d)"
+  trap 'rm -rf "$dir"' RETURN
+  "$pipai" data generate --symbol BTCUSDT --from 2024-01-01 --to 2025-01-01 --out "$dir/year.csv" >/dev/null
+  cat >"$dir/job.json" <<'JOB'
+{"template_id": "tpl_ma_cross", "params": {"fast": 10, "slow": 50}, "symbols": ["BTCUSDT"], "timeframe": "1m",
+ "start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:59:00Z", "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
+JOB
+  local args=(run --config "$dir/job.json" --data "$dir/year.csv" --out "$dir/result.json")
+  "$pipai" "${args[@]}" >/dev/null # warm the page cache
+  "$pipai" "${args[@]}" --timings 2>&1 >/dev/null | sed 's/^/    /'
+  local times=() t0 t1
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    "$pipai" "${args[@]}" >/dev/null
+    t1=$(date +%s%N)
+    times+=($(((t1 - t0) / 1000000)))
+  done
+  echo "    whole process: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) ms of 5 (${times[*]} ms)"
+  echo "    load: $(uptime)"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
   results) results ;;
-  all) engine; data; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|api|results|all]" >&2; exit 2 ;;
+  run) run ;;
+  all) engine; data; run; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|api|results|all]" >&2; exit 2 ;;
 esac

@@ -2,13 +2,14 @@
 //! result shape as the service, so what you see here is what a job returns.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pipai_engine::time::iso;
 use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver};
 use pipai_market_data::Coverage;
 
-use crate::bar_files::load_bars;
+use crate::bar_files::{parse_bars, read_file, to_timeframe};
 
 use crate::error::CliError;
 use crate::table;
@@ -24,8 +25,9 @@ use crate::table;
 ///    "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
 ///
 /// Bar files: Binance kline dumps (CSV or the .zip they ship in; with or without header;
-/// millisecond or microsecond open_time) or a plain CSV with the header
-/// `open_time,open,high,low,close,volume` (open_time in ms or like 2025-01-01T00:00:00Z). Bars
+/// millisecond or microsecond open_time), a plain CSV with the header
+/// `open_time,open,high,low,close,volume` (open_time in ms or like 2025-01-01T00:00:00Z), or a
+/// Parquet file of the market-data bucket (bars/v1/symbol=…/timeframe=…/month=….parquet). Bars
 /// finer than the job's timeframe are aggregated to it on UTC boundaries (1m data serves a 1h
 /// job).
 ///
@@ -57,17 +59,27 @@ pub struct RunArgs {
     /// without it, gaps and a partly covered window are reported as warnings.
     #[arg(long)]
     strict: bool,
+    /// Print the wall time of each phase (read, parse, validate, simulate, serialize, write) to
+    /// stderr.
+    #[arg(long)]
+    timings: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
+    let mut phases = Phases::new();
     let body = std::fs::read(&args.config).map_err(CliError::io(&args.config))?;
+    phases.end("read");
     let mut config = JobConfig::from_json_bytes(&body, Utc::now())
         .map_err(|e| CliError::Config(format!("{}: {e}", args.config.display())))?;
     let files = assign_files(&config.symbols, &args.data)?;
+    phases.end("parse");
 
     let mut data = Vec::with_capacity(files.len());
     for (symbol, path) in config.symbols.iter().zip(&files) {
-        let bars = load_bars(symbol, path, config.timeframe)?;
+        let bytes = read_file(path)?;
+        phases.end("read");
+        let bars = to_timeframe(symbol, path, parse_bars(path, &bytes)?, config.timeframe)?;
+        phases.end("parse");
         let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
             .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
         if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
@@ -77,6 +89,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
             eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
         }
         data.push(bars);
+        phases.end("validate");
     }
     if let Some((from, to)) = shared_span(&config, &data)? {
         eprintln!(
@@ -91,19 +104,31 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         };
         (config.start, config.end) = (at(from)?, at(to)?);
     }
+    phases.end("validate");
 
     let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
         EngineError::Config(f) => CliError::Config(format!("{}: {f}", args.config.display())),
         other => CliError::Data(other.to_string()),
     })?;
+    phases.end("simulate");
 
     let config_json = serde_json::to_value(&config).expect("configs serialize");
-    let result_json = serde_json::to_value(&backtest.result).expect("results serialize");
+    // The table shows the metrics and the summary: the trades and the curve are serialized once,
+    // into the result file.
+    let result = &backtest.result;
+    let result_json = serde_json::json!({
+        "metrics": result.metrics,
+        "structured_metrics": result.structured_metrics,
+        "summary": result.summary,
+    });
     print!("{}", table::render(&config_json, &result_json));
+    phases.end("serialize");
     if let Some(out) = &args.out {
         let json = serde_json::to_vec_pretty(&backtest.result).expect("results serialize");
+        phases.end("serialize");
         std::fs::write(out, json).map_err(CliError::io(out))?;
         println!("result written to {}", out.display());
+        phases.end("write");
     }
     if let Some(path) = &args.bar_equity {
         let times = backtest
@@ -113,10 +138,49 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         for (t, e) in times.iter().zip(&backtest.bar_equity) {
             csv.push_str(&format!("{t},{}\n", pipai_engine::result::money(*e)));
         }
+        phases.end("serialize");
         std::fs::write(path, csv).map_err(CliError::io(path))?;
         println!("per-bar equity written to {}", path.display());
+        phases.end("write");
+    }
+    if args.timings {
+        eprintln!("{phases}");
     }
     Ok(())
+}
+
+/// Wall time spent in each phase of a run, in the order the phases first ended.
+struct Phases {
+    last: Instant,
+    spent: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases { last: Instant::now(), spent: Vec::new() }
+    }
+
+    /// Counts the time since the previous call towards `phase`.
+    fn end(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        let took = now - self.last;
+        self.last = now;
+        match self.spent.iter_mut().find(|(name, _)| *name == phase) {
+            Some((_, total)) => *total += took,
+            None => self.spent.push((phase, took)),
+        }
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        f.write_str("timings:")?;
+        for (name, took) in &self.spent {
+            write!(f, " {name} {:.1} ms,", ms(*took))?;
+        }
+        write!(f, " total {:.1} ms", ms(self.spent.iter().map(|(_, d)| *d).sum()))
+    }
 }
 
 /// The part of the job's window every symbol has bars for, when it is narrower than some

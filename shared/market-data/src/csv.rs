@@ -46,13 +46,15 @@
 //! error); the output columns are allocated once from a count of the lines. Line numbers are
 //! physical lines of the file, blank lines included.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::Read;
 use std::path::Path;
 
-use pipai_engine::bars::Bars;
+use pipai_engine::bars::{Bar, Bars};
 
 use pipai_engine::time::{iso, parse_iso_ms};
+
+mod chunked;
 
 /// Columns of a Binance kline CSV.
 pub const BINANCE_COLUMNS: usize = 12;
@@ -187,8 +189,44 @@ pub fn parse_klines(name: &str, bytes: &[u8]) -> Result<Bars, CsvError> {
 pub fn read_klines(path: impl AsRef<Path>) -> Result<Bars, CsvError> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| CsvError::Io { file: name.clone(), source })?;
+    let bytes = FileBytes::read(path).map_err(|source| CsvError::Io { file: name.clone(), source })?;
     parse_klines(&name, &bytes)
+}
+
+/// A file's bytes, mapped into memory when it is a regular file (a year of 1m bars is 30 MB of
+/// CSV: mapped, it is neither copied nor held twice), else read.
+pub enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl FileBytes {
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        let file = std::fs::File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.is_file() && meta.len() > 0 {
+            // SAFETY: the map is only read. A file truncated by another process while it is
+            // parsed can fault the read (SIGBUS); that is the price of not copying it, as for any
+            // tool that maps its input.
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
+                return Ok(FileBytes::Mapped(map));
+            }
+        }
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes)?;
+        Ok(FileBytes::Read(bytes))
+    }
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Read(bytes) => bytes,
+        }
+    }
 }
 
 /// The single CSV inside a zip archive: `(inner file name, contents)`. The archive must hold
@@ -234,69 +272,150 @@ pub fn unzip_single_csv(name: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), C
     Ok((inner, out))
 }
 
-/// Parses CSV bytes (no zip detection) and tells which format was detected.
+/// Parses CSV bytes (no zip detection) and tells which format was detected: the chunked parser
+/// of [`chunked`], on every core for a large file. Gives exactly what [`parse_csv_reference`]
+/// gives, bars and errors alike.
 pub fn parse_csv(name: &str, bytes: &[u8]) -> Result<(Bars, KlineFormat), CsvError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let format_err = |reason: String| CsvError::Format { file: name.to_string(), reason };
-    let row_err = |line: u64, reason: RowError| CsvError::Row { file: name.to_string(), line, reason };
+    chunked::parse(name, bytes, chunked::chunk_count(bytes.len()))
+}
 
-    let mut lines = Lines { rest: bytes, line: 0 };
-    let mut fields: Fields = [&[]; MAX_FIELDS];
-    let Some((first_line, text)) = lines.next() else {
-        return Err(format_err("no rows".into()));
-    };
-    let ncols = split_fields(text, &mut fields);
-    let first_field = fields[0].to_ascii_lowercase();
-    let is_header = !first_field.first().is_some_and(|b| b.is_ascii_digit() || *b == b'-');
-    let format = match (ncols, is_header) {
-        (BINANCE_COLUMNS, false) => KlineFormat::Binance { header: false },
-        (BINANCE_COLUMNS, true) if first_field == b"open_time" => KlineFormat::Binance { header: true },
-        (6, true) => {
-            let names: Vec<String> =
-                fields[..6].iter().map(|f| String::from_utf8_lossy(f).to_ascii_lowercase()).collect();
-            let first_ok = matches!(names[0].as_str(), "open_time" | "timestamp" | "time");
-            if !first_ok || names[1..] != PLAIN_HEADER[1..] {
-                return Err(format_err(format!(
-                    "unrecognised header {names:?}: expected open_time,open,high,low,close,volume"
-                )));
-            }
-            KlineFormat::Plain
-        }
-        (6, false) => {
-            return Err(format_err("a 6-column CSV needs the header row open_time,open,high,low,close,volume".into()))
-        }
-        (n, true) => {
-            return Err(format_err(format!(
-                "unrecognised header with {n} columns: expected a 12-column Binance kline dump or \
-                 open_time,open,high,low,close,volume"
-            )))
-        }
-        (n, false) => {
-            return Err(format_err(format!(
-                "{n} columns: expected a 12-column Binance kline dump or a 6-column CSV with header"
-            )))
-        }
-    };
-    let expected = match format {
-        KlineFormat::Binance { .. } => BINANCE_COLUMNS,
-        KlineFormat::Plain => 6,
-    };
-
-    let capacity = bytes.iter().filter(|&&b| b == b'\n').count() + 1;
+/// The plain sequential parser, one row after another with the standard library's float
+/// parsing: the definition [`parse_csv`] is tested against (same bars, same errors).
+pub fn parse_csv_reference(name: &str, bytes: &[u8]) -> Result<(Bars, KlineFormat), CsvError> {
+    let head = Head::detect(name, bytes)?;
+    let capacity = head.body.iter().filter(|&&b| b == b'\n').count() + 1;
     let mut bars = Bars::with_capacity(capacity);
-    let mut state = RowState { unit: None, previous: None, iso: format == KlineFormat::Plain };
-    if !is_header {
-        parse_row(&fields, ncols, expected, &mut state, &mut bars).map_err(|r| row_err(first_line, r))?;
-    }
-    for (line, text) in lines {
+    let mut state = RowState::new(head.format);
+    let mut fields: Fields = [&[]; MAX_FIELDS];
+    for (line, text) in (Lines { rest: head.body, line: head.lines_before }) {
         let n = split_fields(text, &mut fields);
-        parse_row(&fields, n, expected, &mut state, &mut bars).map_err(|r| row_err(line, r))?;
+        let (open_time, [open, high, low, close, volume]) =
+            parse_row(&fields, n, head.expected, &mut state, parse_f64).map_err(|r| head.row_err(line, r))?;
+        bars.push(Bar { open_time, open, high, low, close, volume });
     }
-    if bars.is_empty() {
-        return Err(format_err("no data rows".into()));
+    head.finish(bars)
+}
+
+/// A file's detected layout and the bytes of its data rows.
+struct Head<'a> {
+    name: &'a str,
+    format: KlineFormat,
+    /// Columns every row must have.
+    expected: usize,
+    /// From the first data row (or the blank lines before it) to the end.
+    body: &'a [u8],
+    /// Physical lines before `body` (header and leading blank lines).
+    lines_before: u64,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the first non-blank line: the header, or the first data row of a headerless dump.
+    fn detect(name: &'a str, bytes: &'a [u8]) -> Result<Self, CsvError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let format_err = |reason: String| CsvError::Format { file: name.to_string(), reason };
+        let mut lines = Lines { rest: bytes, line: 0 };
+        let mut fields: Fields = [&[]; MAX_FIELDS];
+        let Some((first_line, text)) = lines.next() else {
+            return Err(format_err("no rows".into()));
+        };
+        let ncols = split_fields(text, &mut fields);
+        let first_field = fields[0].to_ascii_lowercase();
+        let is_header = !first_field.first().is_some_and(|b| b.is_ascii_digit() || *b == b'-');
+        let format = match (ncols, is_header) {
+            (BINANCE_COLUMNS, false) => KlineFormat::Binance { header: false },
+            (BINANCE_COLUMNS, true) if first_field == b"open_time" => KlineFormat::Binance { header: true },
+            (6, true) => {
+                let names: Vec<String> =
+                    fields[..6].iter().map(|f| String::from_utf8_lossy(f).to_ascii_lowercase()).collect();
+                let first_ok = matches!(names[0].as_str(), "open_time" | "timestamp" | "time");
+                if !first_ok || names[1..] != PLAIN_HEADER[1..] {
+                    return Err(format_err(format!(
+                        "unrecognised header {names:?}: expected open_time,open,high,low,close,volume"
+                    )));
+                }
+                KlineFormat::Plain
+            }
+            (6, false) => {
+                return Err(format_err(
+                    "a 6-column CSV needs the header row open_time,open,high,low,close,volume".into(),
+                ))
+            }
+            (n, true) => {
+                return Err(format_err(format!(
+                    "unrecognised header with {n} columns: expected a 12-column Binance kline dump or \
+                     open_time,open,high,low,close,volume"
+                )))
+            }
+            (n, false) => {
+                return Err(format_err(format!(
+                    "{n} columns: expected a 12-column Binance kline dump or a 6-column CSV with header"
+                )))
+            }
+        };
+        let expected = match format {
+            KlineFormat::Binance { .. } => BINANCE_COLUMNS,
+            KlineFormat::Plain => 6,
+        };
+        let (body, lines_before) = if is_header {
+            (lines.rest, first_line)
+        } else {
+            // `text` lies inside `bytes`: the data start at its first byte.
+            let at = text.as_ptr() as usize - bytes.as_ptr() as usize;
+            (&bytes[at..], first_line - 1)
+        };
+        Ok(Head { name, format, expected, body, lines_before })
     }
-    debug_assert!(bars.validate().is_ok());
-    Ok((bars, format))
+
+    fn row_err(&self, line: u64, reason: RowError) -> CsvError {
+        CsvError::Row { file: self.name.to_string(), line, reason }
+    }
+
+    fn finish(&self, bars: Bars) -> Result<(Bars, KlineFormat), CsvError> {
+        if bars.is_empty() {
+            return Err(CsvError::Format { file: self.name.to_string(), reason: "no data rows".into() });
+        }
+        debug_assert!(bars.validate().is_ok());
+        Ok((bars, self.format))
+    }
+}
+
+/// `bars` as a plain CSV (header, millisecond `open_time`, floats in their shortest exact form):
+/// what [`parse_csv`] reads back to the same bars.
+pub fn write_plain(bars: &Bars) -> String {
+    let mut out = String::with_capacity(bars.len() * 64 + 40);
+    out.push_str("open_time,open,high,low,close,volume\n");
+    for i in 0..bars.len() {
+        let b = bars.get(i);
+        let _ = writeln!(out, "{},{},{},{},{},{}", b.open_time, b.open, b.high, b.low, b.close, b.volume);
+    }
+    out
+}
+
+/// `bars` as a headerless 1m Binance kline dump with `open_time` and `close_time` in `unit`
+/// (the columns after volume are filler).
+pub fn write_binance(bars: &Bars, unit: TimeUnit) -> String {
+    let scale = match unit {
+        TimeUnit::Millis => 1,
+        TimeUnit::Micros => 1000,
+    };
+    let mut out = String::with_capacity(bars.len() * 128);
+    for i in 0..bars.len() {
+        let b = bars.get(i);
+        let (open_time, close_time) = (b.open_time * scale, (b.open_time + 60_000) * scale - 1);
+        let _ = writeln!(
+            out,
+            "{open_time},{},{},{},{},{},{close_time},{},1234,{},{},0",
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.volume,
+            b.volume * b.close,
+            b.volume / 2.0,
+            b.volume * b.close / 2.0
+        );
+    }
+    out
 }
 
 /// Fields kept per row; a row with more is reported with its true count but only these are kept.
@@ -316,7 +435,7 @@ impl<'a> Iterator for Lines<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         while !self.rest.is_empty() {
             self.line += 1;
-            let (text, rest) = match self.rest.iter().position(|&b| b == b'\n') {
+            let (text, rest) = match memchr::memchr(b'\n', self.rest) {
                 Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
                 None => (self.rest, &self.rest[self.rest.len()..]),
             };
@@ -338,36 +457,67 @@ fn split_fields<'a>(line: &'a [u8], out: &mut Fields<'a>) -> usize {
     let mut n = 0;
     for field in line.split(|&b| b == b',') {
         if n < MAX_FIELDS {
-            let f = field.trim_ascii();
-            out[n] = match f {
-                [b'"', inner @ .., b'"'] => inner,
-                _ => f,
-            };
+            out[n] = clean_field(field);
         }
         n += 1;
     }
     n
 }
 
+/// A field without surrounding ASCII spaces and one pair of surrounding double quotes.
+#[inline]
+fn clean_field(field: &[u8]) -> &[u8] {
+    match field.trim_ascii() {
+        [b'"', inner @ .., b'"'] => inner,
+        f => f,
+    }
+}
+
 struct RowState {
-    /// Unit of integer times, fixed by the first data row.
+    /// Unit of integer times, fixed by the first row with an integer time.
     unit: Option<TimeUnit>,
+    /// That row's raw `open_time` (what a mixed-unit error quotes).
+    first_integer: Option<i64>,
     previous: Option<i64>,
     /// Whether ISO 8601 text is accepted for `open_time`.
     iso: bool,
 }
 
+impl RowState {
+    fn new(format: KlineFormat) -> Self {
+        RowState { unit: None, first_integer: None, previous: None, iso: format == KlineFormat::Plain }
+    }
+}
+
+/// One row's `open_time` (UTC ms) and open, high, low, close, volume.
+type Row = (i64, [f64; 5]);
+
+/// Checks one split row against the file's rules and the previous row. `parse_float` turns a
+/// field into a finite number or says why not (the standard library's for the reference).
 #[inline]
-fn parse_row(rec: &Fields, n: usize, expected: usize, st: &mut RowState, bars: &mut Bars) -> Result<(), RowError> {
+fn parse_row(
+    rec: &[&[u8]],
+    n: usize,
+    expected: usize,
+    st: &mut RowState,
+    parse_float: impl Fn(&[u8], &'static str) -> Result<f64, RowError>,
+) -> Result<Row, RowError> {
     if n != expected {
         return Err(RowError::ColumnCount { expected, found: n });
     }
     let time = parse_time(rec[0], st)?;
-    let open = parse_f64(rec[1], "open")?;
-    let high = parse_f64(rec[2], "high")?;
-    let low = parse_f64(rec[3], "low")?;
-    let close = parse_f64(rec[4], "close")?;
-    let volume = parse_f64(rec[5], "volume")?;
+    let open = parse_float(rec[1], "open")?;
+    let high = parse_float(rec[2], "high")?;
+    let low = parse_float(rec[3], "low")?;
+    let close = parse_float(rec[4], "close")?;
+    let volume = parse_float(rec[5], "volume")?;
+    check_row(time, [open, high, low, close, volume], st)
+}
+
+/// The checks of a row whose fields parsed: prices, volume, order after the previous row.
+#[inline]
+fn check_row(time: i64, values: [f64; 5], st: &mut RowState) -> Result<Row, RowError> {
+    let [open, high, low, close, volume] = values;
     for (column, value) in [("open", open), ("high", high), ("low", low), ("close", close)] {
         if value <= 0.0 {
             return Err(RowError::NonPositivePrice { column, value });
@@ -391,13 +541,7 @@ fn parse_row(rec: &Fields, n: usize, expected: usize, st: &mut RowState, bars: &
         }
     }
     st.previous = Some(time);
-    bars.open_time.push(time);
-    bars.open.push(open);
-    bars.high.push(high);
-    bars.low.push(low);
-    bars.close.push(close);
-    bars.volume.push(volume);
-    Ok(())
+    Ok((time, values))
 }
 
 #[inline]
@@ -410,8 +554,20 @@ fn parse_time(field: &[u8], st: &mut RowState) -> Result<i64, RowError> {
         }
         return Err(RowError::BadTime { value: String::from_utf8_lossy(field).into_owned() });
     };
+    integer_time(value, st)
+}
+
+/// An integer `open_time` in UTC ms, its unit checked against the file's (see the module doc).
+#[inline]
+fn integer_time(value: i64, st: &mut RowState) -> Result<i64, RowError> {
     let found = if value >= MICROS_THRESHOLD { TimeUnit::Micros } else { TimeUnit::Millis };
-    let file = *st.unit.get_or_insert(found);
+    let file = match st.unit {
+        Some(file) => file,
+        None => {
+            st.first_integer = Some(value);
+            *st.unit.insert(found)
+        }
+    };
     if found != file {
         return Err(RowError::MixedTimeUnit { value, found, file });
     }

@@ -1,0 +1,561 @@
+//! The parser behind [`super::parse_csv`]: the rows of a large file are cut at line ends into one
+//! piece per core, the pieces parsed at once, each into its own stretch of the output columns
+//! (allocated once from a count of the lines), and the pieces' outcomes merged in file order.
+//!
+//! Exactly [`super::parse_csv_reference`]'s bars and errors: each piece runs the same row checks
+//! ([`super::parse_row`]) from its own first line number; what a piece cannot see alone, the
+//! merge checks where the pieces meet: the first row of a piece against the last row before it
+//! (duplicate, unsorted) and the time unit of its first integer `open_time` against the file's
+//! (mixed units). The error reported is the first in file order, as the sequential parser stops
+//! there. Floats in the common form `-?digits[.digits]` are converted by `fast-float2` (correctly
+//! rounded, as the standard library is); any other text goes to the standard library's parser, so
+//! what is accepted and refused stays the reference's.
+
+use std::thread;
+
+use pipai_engine::bars::Bars;
+
+use super::{
+    check_row, integer_time, parse_f64, parse_row, CsvError, Head, KlineFormat, Lines, Row, RowError, RowState,
+    TimeUnit,
+};
+
+/// Files smaller than this are parsed on the calling thread: starting threads would cost more.
+const MIN_PIECE_BYTES: usize = 1 << 20;
+/// Most pieces a file is cut into.
+const MAX_PIECES: usize = 16;
+
+/// How many pieces a file of `len` bytes is cut into: one per core, each at least
+/// [`MIN_PIECE_BYTES`].
+pub(super) fn chunk_count(len: usize) -> usize {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(MAX_PIECES).min(len / MIN_PIECE_BYTES).max(1)
+}
+
+/// Parses CSV bytes in `pieces` pieces (1: sequentially on this thread).
+pub(super) fn parse(name: &str, bytes: &[u8], pieces: usize) -> Result<(Bars, KlineFormat), CsvError> {
+    let head = Head::detect(name, bytes)?;
+    let pieces = split_at_lines(head.body, pieces.max(1));
+
+    // Where each piece's line numbers start and how many rows it can hold (its lines).
+    let newlines = on_each(pieces.clone(), |piece| memchr::memchr_iter(b'\n', piece).count());
+    let mut slots = Vec::with_capacity(pieces.len());
+    let (mut lines_before, mut rows_before) = (head.lines_before, 0);
+    for (piece, &newlines) in pieces.iter().zip(&newlines) {
+        let lines = newlines + usize::from(!piece.is_empty() && !piece.ends_with(b"\n"));
+        slots.push(Slot { lines_before, at: rows_before, lines });
+        lines_before += newlines as u64;
+        rows_before += lines;
+    }
+
+    let mut bars = zeroed(rows_before);
+    let sizes: Vec<usize> = slots.iter().map(|s| s.lines).collect();
+    let work: Vec<_> = pieces.into_iter().zip(&slots).zip(split_columns(&mut bars, &sizes)).collect();
+    let outcomes = on_each(work, |((piece, slot), out)| parse_piece(piece, slot.lines_before, &head, out));
+
+    if let Some((line, reason)) = first_error(&outcomes) {
+        return Err(head.row_err(line, reason));
+    }
+    compact(&mut bars, &slots, &outcomes);
+    head.finish(bars)
+}
+
+/// A piece's place: the physical lines before it, and its stretch of the output columns.
+struct Slot {
+    lines_before: u64,
+    at: usize,
+    lines: usize,
+}
+
+/// What parsing one piece found.
+#[derive(Default)]
+struct Outcome {
+    /// Rows written at the start of the piece's stretch.
+    rows: usize,
+    /// Line and `open_time` of the piece's first row, when it parsed.
+    first: Option<(u64, i64)>,
+    /// `open_time` of the piece's last row.
+    last: Option<i64>,
+    /// Line, raw value and unit of the piece's first integer `open_time`.
+    first_integer: Option<(u64, i64, TimeUnit)>,
+    /// The row that stopped the piece.
+    error: Option<(u64, RowError)>,
+}
+
+/// The output columns of one piece.
+struct ColumnsMut<'a> {
+    open_time: &'a mut [i64],
+    /// open, high, low, close, volume.
+    values: [&'a mut [f64]; 5],
+}
+
+fn parse_piece(piece: &[u8], lines_before: u64, head: &Head, mut out: ColumnsMut) -> Outcome {
+    let mut state = RowState::new(head.format);
+    let mut outcome = Outcome::default();
+    let mut fields: [&[u8]; 6] = [&[]; 6];
+    for (line, text) in (Lines { rest: piece, line: lines_before }) {
+        let had_unit = state.unit.is_some();
+        let row = match parse_clean_row(text, head.expected, &mut state) {
+            Some(row) => row,
+            None => {
+                let n = split_six(text, &mut fields);
+                parse_row(&fields, n, head.expected, &mut state, parse_f64_fast)
+            }
+        };
+        if let (false, Some(unit), Some(value)) = (had_unit, state.unit, state.first_integer) {
+            outcome.first_integer = Some((line, value, unit));
+        }
+        match row {
+            Ok((time, values)) => {
+                let i = outcome.rows;
+                if i == 0 {
+                    outcome.first = Some((line, time));
+                }
+                out.open_time[i] = time;
+                for (column, value) in out.values.iter_mut().zip(values) {
+                    column[i] = value;
+                }
+                outcome.rows += 1;
+                outcome.last = Some(time);
+            }
+            Err(reason) => {
+                outcome.error = Some((line, reason));
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+/// The error the sequential parser would stop at: the first piece's own error, or a check across
+/// pieces (time unit, order), whichever comes first in the file.
+fn first_error(outcomes: &[Outcome]) -> Option<(u64, RowError)> {
+    let mut file_unit = None;
+    let mut previous = None;
+    for outcome in outcomes {
+        let mut error = outcome.error.clone();
+        let before_error = |line: u64, error: &Option<(u64, RowError)>| error.as_ref().is_none_or(|(l, _)| line < *l);
+        // The unit is checked as soon as the time parses, before anything else on the row.
+        if let (Some(file), Some((line, value, found))) = (file_unit, outcome.first_integer) {
+            let at_or_before = error.as_ref().is_none_or(|(l, _)| line <= *l);
+            if found != file && at_or_before {
+                error = Some((line, RowError::MixedTimeUnit { value, found, file }));
+            }
+        }
+        // The order is checked last on a row: only a row that parsed can break it.
+        if let (Some(previous), Some((line, time))) = (previous, outcome.first) {
+            if before_error(line, &error) {
+                if time == previous {
+                    error = Some((line, RowError::Duplicate { time }));
+                } else if time < previous {
+                    error = Some((line, RowError::Unsorted { time, previous }));
+                }
+            }
+        }
+        if error.is_some() {
+            return error;
+        }
+        file_unit = file_unit.or(outcome.first_integer.map(|(_, _, unit)| unit));
+        previous = outcome.last.or(previous);
+    }
+    None
+}
+
+/// Cuts `body` into `n` pieces that end at line ends (the last piece at the end of `body`).
+fn split_at_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::with_capacity(n);
+    let mut rest = body;
+    for left in (1..n).rev() {
+        let target = rest.len() / (left + 1);
+        let cut = memchr::memchr(b'\n', &rest[target..]).map_or(rest.len(), |i| target + i + 1);
+        let (piece, after) = rest.split_at(cut);
+        pieces.push(piece);
+        rest = after;
+    }
+    pieces.push(rest);
+    pieces
+}
+
+/// Runs `f` on every item, the first on this thread and the others on threads of their own.
+fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut items = items.into_iter();
+    let Some(first) = items.next() else { return Vec::new() };
+    let f = &f;
+    thread::scope(|s| {
+        let others: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
+        let mut results = vec![f(first)];
+        for handle in others {
+            results.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        results
+    })
+}
+
+fn zeroed(len: usize) -> Bars {
+    Bars {
+        open_time: vec![0; len],
+        open: vec![0.0; len],
+        high: vec![0.0; len],
+        low: vec![0.0; len],
+        close: vec![0.0; len],
+        volume: vec![0.0; len],
+    }
+}
+
+/// Consecutive stretches of `sizes` rows of every column.
+fn split_columns<'a>(bars: &'a mut Bars, sizes: &[usize]) -> Vec<ColumnsMut<'a>> {
+    let Bars { open_time, open, high, low, close, volume } = bars;
+    let mut times: &mut [i64] = open_time;
+    let mut values: [&mut [f64]; 5] = [open, high, low, close, volume];
+    let mut out = Vec::with_capacity(sizes.len());
+    for &n in sizes {
+        let (piece, rest) = std::mem::take(&mut times).split_at_mut(n);
+        times = rest;
+        let piece_values = values.each_mut().map(|column| {
+            let (piece, rest) = std::mem::take(column).split_at_mut(n);
+            *column = rest;
+            piece
+        });
+        out.push(ColumnsMut { open_time: piece, values: piece_values });
+    }
+    out
+}
+
+/// Closes the gaps blank lines and the header left between the pieces' rows.
+fn compact(bars: &mut Bars, slots: &[Slot], outcomes: &[Outcome]) {
+    let mut kept = 0;
+    for (slot, outcome) in slots.iter().zip(outcomes) {
+        if slot.at != kept {
+            let from = slot.at..slot.at + outcome.rows;
+            bars.open_time.copy_within(from.clone(), kept);
+            for column in [&mut bars.open, &mut bars.high, &mut bars.low, &mut bars.close, &mut bars.volume] {
+                column.copy_within(from.clone(), kept);
+            }
+        }
+        kept += outcome.rows;
+    }
+    bars.open_time.truncate(kept);
+    for column in [&mut bars.open, &mut bars.high, &mut bars.low, &mut bars.close, &mut bars.volume] {
+        column.truncate(kept);
+    }
+}
+
+/// A row in the form exchanges write, parsed in one pass: an integer `open_time` and five plain
+/// decimals (`-?digits[.digits]`), no spaces or quotes, and the expected number of columns. On
+/// such a line [`parse_row`] would see the same fields and numbers, so the same checks give the
+/// same outcome. `None` for any other line, which then takes the general path.
+#[inline]
+fn parse_clean_row(line: &[u8], expected: usize, st: &mut RowState) -> Option<Result<Row, RowError>> {
+    let comma = memchr::memchr(b',', line)?;
+    let (time_text, mut rest) = (&line[..comma], &line[comma + 1..]);
+    if time_text.is_empty() || time_text.len() > 18 || !time_text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let time = time_text.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+    let mut values = [0.0; 5];
+    for (i, value) in values.iter_mut().enumerate() {
+        let end = if i < 4 || expected > 6 { memchr::memchr(b',', rest)? } else { rest.len() };
+        let field = &rest[..end];
+        if !is_plain_decimal(field) {
+            return None;
+        }
+        *value = fast_float2::parse::<f64, _>(field).ok().filter(|v| v.is_finite())?;
+        rest = rest.get(end + 1..).unwrap_or_default();
+    }
+    // The columns after volume (Binance) are counted, not read.
+    if expected > 6 && memchr::memchr_iter(b',', rest).count() != expected - 7 {
+        return None;
+    }
+    Some(integer_time(time, st).and_then(|time| check_row(time, values, st)))
+}
+
+/// Splits a line at commas, keeping the first six fields (cleaned as the reference does); returns
+/// the number of fields.
+#[inline]
+fn split_six<'a>(line: &'a [u8], out: &mut [&'a [u8]; 6]) -> usize {
+    let mut n = 0;
+    let mut start = 0;
+    // A plain loop: the commas of a short line are found faster than by a search per field.
+    for (at, &b) in line.iter().enumerate() {
+        if b == b',' {
+            if n < out.len() {
+                out[n] = super::clean_field(&line[start..at]);
+            }
+            n += 1;
+            start = at + 1;
+        }
+    }
+    if n < out.len() {
+        out[n] = super::clean_field(&line[start..]);
+    }
+    n + 1
+}
+
+/// [`parse_f64`], with `fast-float2` for the plain decimal form both read alike.
+#[inline]
+fn parse_f64_fast(field: &[u8], column: &'static str) -> Result<f64, RowError> {
+    if is_plain_decimal(field) {
+        if let Ok(value) = fast_float2::parse::<f64, _>(field) {
+            if value.is_finite() {
+                return Ok(value);
+            }
+        }
+    }
+    parse_f64(field, column)
+}
+
+/// `-?digits[.digits]`.
+#[inline]
+fn is_plain_decimal(field: &[u8]) -> bool {
+    let digits = field.strip_prefix(b"-").unwrap_or(field);
+    let (mut int_digits, mut dot, mut frac_digits) = (0, false, 0);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' if dot => frac_digits += 1,
+            b'0'..=b'9' => int_digits += 1,
+            b'.' if !dot => dot = true,
+            _ => return false,
+        }
+    }
+    int_digits > 0 && (!dot || frac_digits > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{parse_csv_reference, write_binance, write_plain};
+    use super::*;
+    use crate::generate::{Preset, PRESET_ANCHOR_MS};
+
+    /// The chunked parser in 1 to 7 pieces gives what the reference gives, bars or error.
+    fn same_as_reference(name: &str, text: &[u8]) -> Result<(), TestCaseError> {
+        let reference = parse_csv_reference(name, text);
+        for pieces in 1..=7 {
+            let chunked = parse(name, text, pieces);
+            match (&reference, &chunked) {
+                (Ok(a), Ok(b)) => prop_assert!(a == b, "{pieces} pieces: bars differ"),
+                (Err(a), Err(b)) => {
+                    prop_assert_eq!(a.to_string(), b.to_string(), "{} pieces", pieces);
+                    prop_assert_eq!(a.row_error(), b.row_error(), "{} pieces", pieces);
+                }
+                _ => prop_assert!(
+                    false,
+                    "{pieces} pieces: reference {:?}, chunked {:?}",
+                    reference.as_ref().map(|b| b.0.len()),
+                    chunked.as_ref().map(|b| b.0.len())
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn day_of_bars(minutes: i64) -> Bars {
+        Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + minutes * 60_000)
+    }
+
+    #[test]
+    fn generated_files_and_the_fixture() {
+        let bars = day_of_bars(3000);
+        for text in [write_plain(&bars), write_binance(&bars, TimeUnit::Millis), write_binance(&bars, TimeUnit::Micros)]
+        {
+            same_as_reference("g.csv", text.as_bytes()).unwrap();
+            let (parsed, _) = parse("g.csv", text.as_bytes(), 4).unwrap();
+            assert_eq!(parsed, bars);
+            let crlf = text.replace('\n', "\r\n");
+            same_as_reference("g.csv", crlf.as_bytes()).unwrap();
+        }
+        let fixture = include_bytes!("../../../engine/crosscheck/fixtures/bars_btcusdt_1h.csv");
+        same_as_reference("bars_btcusdt_1h.csv", fixture).unwrap();
+        assert_eq!(parse("f.csv", fixture, 5).unwrap().0.len(), 8784);
+    }
+
+    #[test]
+    fn plain_decimals() {
+        for plain in ["0", "-0", "1", "42111.81", "-3.25", "007.0"] {
+            assert!(is_plain_decimal(plain.as_bytes()), "{plain}");
+        }
+        for other in ["", "-", ".5", "1.", "1.2.3", "+1", "1e5", "inf", "NaN", "1 ", "--1", "0x1"] {
+            assert!(!is_plain_decimal(other.as_bytes()), "{other}");
+        }
+    }
+
+    #[test]
+    fn large_files_are_cut_into_pieces() {
+        assert_eq!(chunk_count(1000), 1);
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(chunk_count(64 << 20), cores.min(MAX_PIECES));
+        let pieces = split_at_lines(b"a\nbb\nccc\nd", 3);
+        assert_eq!(pieces.concat(), b"a\nbb\nccc\nd");
+        assert!(pieces[..2].iter().all(|p| p.ends_with(b"\n")), "{pieces:?}");
+    }
+
+    /// Errors that only show where two pieces meet: a duplicate or unsorted row, or a row in
+    /// another time unit, as the first row of a later piece.
+    #[test]
+    fn checks_across_pieces() {
+        let bars = day_of_bars(40);
+        let text = write_binance(&bars, TimeUnit::Millis);
+        let lines: Vec<&str> = text.lines().collect();
+        for at in 1..lines.len() {
+            let mut duplicate = lines.clone();
+            duplicate[at] = lines[at - 1];
+            same_as_reference("d.csv", duplicate.join("\n").as_bytes()).unwrap();
+            let mut swapped = lines.clone();
+            swapped.swap(at - 1, at);
+            same_as_reference("s.csv", swapped.join("\n").as_bytes()).unwrap();
+            let micros = write_binance(&bars.slice(at..at + 1), TimeUnit::Micros);
+            let mut mixed = lines.clone();
+            mixed[at] = micros.trim_end();
+            same_as_reference("m.csv", mixed.join("\n").as_bytes()).unwrap();
+        }
+    }
+
+    /// Text a field may be replaced with: numbers in every form the standard library reads or
+    /// refuses, times, junk.
+    fn field_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "",
+                "x",
+                "NaN",
+                "nan",
+                "inf",
+                "-inf",
+                "Infinity",
+                "1e5",
+                "1E+5",
+                "+1",
+                ".5",
+                "1.",
+                "-0",
+                "0",
+                "0.0",
+                "1_0",
+                " 2 ",
+                "\"3\"",
+                "\"",
+                "1e400",
+                "-1",
+                "1.5.5",
+                "--1",
+                "0x10",
+                "1e",
+                "e5",
+                "١",
+                "2025-01-01T00:00:00Z",
+                "2025-01-01T00:00:00.000Z",
+                "2025-01-01 00:00:00",
+                "1735689600",
+                "1735689600000000",
+                "1735689600000123",
+                "99999999999999999999",
+            ])
+            .prop_map(str::to_string),
+            "[-+0-9.eE ]{0,12}",
+            (0.0f64..1e6).prop_map(|v| v.to_string()),
+        ]
+    }
+
+    /// One change to a valid file.
+    #[derive(Debug, Clone)]
+    enum Corruption {
+        Field { line: usize, column: usize, text: String },
+        Swap { line: usize },
+        Duplicate { line: usize },
+        Delete { line: usize },
+        Blank { line: usize },
+        DropComma { line: usize },
+        ExtraField { line: usize },
+    }
+
+    fn corruption() -> impl Strategy<Value = Corruption> {
+        let line = 0usize..200;
+        prop_oneof![
+            (line.clone(), 0usize..12, field_text()).prop_map(|(line, column, text)| Corruption::Field {
+                line,
+                column,
+                text
+            }),
+            line.clone().prop_map(|line| Corruption::Swap { line }),
+            line.clone().prop_map(|line| Corruption::Duplicate { line }),
+            line.clone().prop_map(|line| Corruption::Delete { line }),
+            line.clone().prop_map(|line| Corruption::Blank { line }),
+            line.clone().prop_map(|line| Corruption::DropComma { line }),
+            line.prop_map(|line| Corruption::ExtraField { line }),
+        ]
+    }
+
+    fn corrupt(text: &str, corruptions: &[Corruption]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for c in corruptions {
+            let n = lines.len();
+            match c {
+                Corruption::Field { line, column, text } => {
+                    let mut fields: Vec<String> = lines[line % n].split(',').map(str::to_string).collect();
+                    let i = column % fields.len();
+                    fields[i] = text.clone();
+                    lines[line % n] = fields.join(",");
+                }
+                Corruption::Swap { line } if n > 1 => lines.swap(line % (n - 1), line % (n - 1) + 1),
+                Corruption::Duplicate { line } => {
+                    let copy = lines[line % n].clone();
+                    lines.insert(line % n, copy);
+                }
+                Corruption::Delete { line } if n > 1 => {
+                    lines.remove(line % n);
+                }
+                Corruption::Blank { line } => lines.insert(line % n, String::new()),
+                Corruption::DropComma { line } => lines[line % n] = lines[line % n].replacen(',', "", 1),
+                Corruption::ExtraField { line } => lines[line % n].push_str(",1"),
+                _ => {}
+            }
+        }
+        lines.join("\n")
+    }
+
+    fn any_file() -> impl Strategy<Value = String> {
+        (1i64..120, 0usize..4, any::<bool>()).prop_map(|(minutes, layout, crlf)| {
+            let bars = day_of_bars(minutes);
+            let text = match layout {
+                0 => write_plain(&bars),
+                1 => write_binance(&bars, TimeUnit::Millis),
+                2 => write_binance(&bars, TimeUnit::Micros),
+                _ => {
+                    // Plain with ISO times, some rows in milliseconds.
+                    let mut text = String::from("time,open,high,low,close,volume\n");
+                    for i in 0..bars.len() {
+                        let b = bars.get(i);
+                        let t = if i % 3 == 0 { iso(b.open_time) } else { b.open_time.to_string() };
+                        text += &format!("{t},{},{},{},{},{}\n", b.open, b.high, b.low, b.close, b.volume);
+                    }
+                    text
+                }
+            };
+            if crlf {
+                text.replace('\n', "\r\n")
+            } else {
+                text
+            }
+        })
+    }
+
+    use pipai_engine::time::iso;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Valid files round-trip to the same bars, whatever the pieces.
+        #[test]
+        fn valid_files_parse_alike(text in any_file()) {
+            same_as_reference("v.csv", text.as_bytes())?;
+            prop_assert!(parse("v.csv", text.as_bytes(), 3).is_ok());
+        }
+
+        /// Corrupted files give the reference's error: same line, same reason.
+        #[test]
+        fn corrupt_files_fail_alike(text in any_file(), corruptions in prop::collection::vec(corruption(), 1..4)) {
+            same_as_reference("c.csv", corrupt(&text, &corruptions).as_bytes())?;
+        }
+    }
+}
