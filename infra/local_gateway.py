@@ -252,6 +252,13 @@ class Gateway(BaseHTTPRequestHandler):
         self.send_json(code, {"code": code_name, "message": message or self.responses.get(code, ("",))[0]})
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a burst of clients (the e2e suite's 20 concurrent
+    # creates) would see connections reset before a thread could accept them.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, required=True, help="the API's port on 127.0.0.1")
@@ -260,8 +267,7 @@ def main() -> int:
     args = ap.parse_args()
     Gateway.routes = load_routes(args.cargo_toml)
     Gateway.lambda_url = args.lambda_url
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Gateway)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", args.port), Gateway)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"gateway on http://127.0.0.1:{args.port} -> {args.lambda_url}: "
           + ", ".join(r.key for r in Gateway.routes), flush=True)
