@@ -613,14 +613,7 @@ fn decode_parts(
     total: usize,
     rx: std::sync::mpsc::Receiver<(usize, Bytes)>,
 ) -> Result<Bars, DataError> {
-    let mut out = Bars {
-        open_time: vec![0; total],
-        open: vec![0.0; total],
-        high: vec![0.0; total],
-        low: vec![0.0; total],
-        close: vec![0.0; total],
-        volume: vec![0.0; total],
-    };
+    let mut out = Bars::zeroed(total);
     {
         let mut open_time = split_column(&mut out.open_time, parts).into_iter();
         let mut open = split_column(&mut out.open, parts).into_iter();

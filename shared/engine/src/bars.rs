@@ -41,6 +41,18 @@ pub enum BarsError {
 }
 
 impl Bars {
+    /// `len` bars of zeros: the output of a parallel decode, each part filled in place.
+    pub fn zeroed(len: usize) -> Bars {
+        Bars {
+            open_time: vec![0; len],
+            open: vec![0.0; len],
+            high: vec![0.0; len],
+            low: vec![0.0; len],
+            close: vec![0.0; len],
+            volume: vec![0.0; len],
+        }
+    }
+
     pub fn with_capacity(n: usize) -> Self {
         Bars {
             open_time: Vec::with_capacity(n),

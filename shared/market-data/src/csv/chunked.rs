@@ -48,7 +48,7 @@ pub(super) fn parse(name: &str, bytes: &[u8], pieces: usize) -> Result<(Bars, Kl
         rows_before += lines;
     }
 
-    let mut bars = zeroed(rows_before);
+    let mut bars = Bars::zeroed(rows_before);
     let sizes: Vec<usize> = slots.iter().map(|s| s.lines).collect();
     let work: Vec<_> = pieces.into_iter().zip(&slots).zip(split_columns(&mut bars, &sizes)).collect();
     let outcomes = on_each(work, |((piece, slot), out)| parse_piece(piece, slot.lines_before, &head, out));
@@ -189,17 +189,6 @@ fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
         }
         results
     })
-}
-
-fn zeroed(len: usize) -> Bars {
-    Bars {
-        open_time: vec![0; len],
-        open: vec![0.0; len],
-        high: vec![0.0; len],
-        low: vec![0.0; len],
-        close: vec![0.0; len],
-        volume: vec![0.0; len],
-    }
 }
 
 /// Consecutive stretches of `sizes` rows of every column.
