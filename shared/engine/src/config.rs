@@ -185,8 +185,10 @@ impl JobConfig {
         };
         let bps_range = |name: &str| -> Result<Option<Decimal>, FieldError> {
             let d = decimal_field(obj, name)?;
+            // "-0" too (the decimal drops the sign of zero): a signed basis-point amount is a mistake.
+            let signed = obj.get(name).and_then(Value::as_str).is_some_and(|t| t.starts_with('-'));
             match d {
-                Some(d) if d < Decimal::ZERO || d > Decimal::from(1000) => {
+                Some(d) if signed || d < Decimal::ZERO || d > Decimal::from(1000) => {
                     Err(FieldError::new(name, "must be from 0 to 1000 basis points"))
                 }
                 _ => Ok(d),
@@ -610,6 +612,18 @@ mod tests {
         body["start"] = json!("2021-01-01T00:00:00Z");
         body["end"] = json!("2026-01-01T00:00:00Z");
         assert!(JobConfig::from_value(&body, now()).is_ok());
+    }
+
+    #[test]
+    fn basis_points_take_no_sign() {
+        for field in ["fee_bps", "slippage_bps"] {
+            for text in ["-0", "-0.0", "-1"] {
+                let mut body = seed_body();
+                body[field] = json!(text);
+                let err = JobConfig::from_value(&body, now()).unwrap_err();
+                assert_eq!(err.field, field, "{text}");
+            }
+        }
     }
 
     #[test]
