@@ -21,6 +21,7 @@ pub mod curve;
 pub mod fees;
 pub mod grid;
 pub mod input;
+pub mod metric_catalog;
 pub mod metrics;
 pub mod result;
 pub mod rotation;
