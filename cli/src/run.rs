@@ -78,7 +78,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     for (symbol, path) in config.symbols.iter().zip(&files) {
         let bytes = read_file(path)?;
         phases.end("read");
-        let bars = to_timeframe(symbol, path, parse_bars(path, &bytes)?, config.timeframe)?;
+        let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, config.timeframe)?;
         phases.end("parse");
         let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
             .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;

@@ -56,6 +56,8 @@ use pipai_engine::time::{iso, parse_iso_ms};
 
 mod chunked;
 
+pub(crate) use chunked::on_each;
+
 /// Columns of a Binance kline CSV.
 pub const BINANCE_COLUMNS: usize = 12;
 /// The header of the plain form.
@@ -251,6 +253,22 @@ fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// The file's bytes for the Parquet reader, without a copy.
+impl From<FileBytes> for bytes::Bytes {
+    fn from(file: FileBytes) -> bytes::Bytes {
+        match file {
+            FileBytes::Read(bytes) => bytes.into(),
+            mapped => bytes::Bytes::from_owner(mapped),
+        }
+    }
+}
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
 }
 
 impl std::ops::Deref for FileBytes {

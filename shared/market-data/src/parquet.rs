@@ -220,11 +220,36 @@ pub fn bars_to_parquet_with(bars: &Bars, opts: WriteOptions) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// Reads a bars file (see the module doc).
+/// Reads a bars file (see the module doc). A large file's six columns are decoded at once, on
+/// every core.
 pub fn bars_from_parquet(bytes: impl Into<Bytes>) -> Result<Bars, ParquetBarsError> {
     let mut out = Bars::default();
-    append_bars_from_parquet(bytes, &mut out)?;
+    let file = BarsFile::open(bytes)?;
+    if file.rows() < PARALLEL_DECODE_ROWS {
+        file.append_to(&mut out)?;
+        return Ok(out);
+    }
+    let rows = 0..file.rows();
+    let Bars { open_time, open, high, low, close, volume } = &mut out;
+    let mut columns = vec![Destination::Time(open_time)];
+    columns.extend(
+        FloatColumn::ALL.into_iter().zip([open, high, low, close, volume]).map(|(c, v)| Destination::Float(c, v)),
+    );
+    let decoded = crate::csv::on_each(columns, |column| match column {
+        Destination::Time(dst) => file.read_open_time(rows.clone(), dst),
+        Destination::Float(c, dst) => file.read_floats(c, rows.clone(), dst),
+    });
+    decoded.into_iter().collect::<Result<(), _>>()?;
     Ok(out)
+}
+
+/// Files with fewer rows than this are decoded on the calling thread (threads would cost more).
+const PARALLEL_DECODE_ROWS: usize = 1 << 16;
+
+/// Where one column of a file is decoded to.
+enum Destination<'a> {
+    Time(&'a mut Vec<i64>),
+    Float(FloatColumn, &'a mut Vec<f64>),
 }
 
 /// Reads a bars file and appends its rows to `out` (for concatenating monthly partitions without
@@ -233,15 +258,7 @@ pub fn bars_from_parquet(bytes: impl Into<Bytes>) -> Result<Bars, ParquetBarsErr
 /// Uses Parquet's column readers directly (no Arrow arrays): pages are decoded straight into the
 /// `Bars` vectors, one copy.
 pub fn append_bars_from_parquet(bytes: impl Into<Bytes>, out: &mut Bars) -> Result<usize, ParquetBarsError> {
-    let file = BarsFile::open(bytes)?;
-    let rows = 0..file.rows();
-    file.read_open_time(rows.clone(), &mut out.open_time)?;
-    for (column, dst) in
-        FloatColumn::ALL.into_iter().zip([&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume])
-    {
-        file.read_floats(column, rows.clone(), dst)?;
-    }
-    Ok(rows.len())
+    BarsFile::open(bytes)?.append_to(out)
 }
 
 /// The five `f64` columns of a bars file.
@@ -314,6 +331,22 @@ impl BarsFile {
     /// Rows in the file.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Appends every row to `out`, one column after another. Returns the number of rows.
+    pub fn append_to(&self, out: &mut Bars) -> Result<usize, ParquetBarsError> {
+        let rows = 0..self.rows;
+        self.read_open_time(rows.clone(), &mut out.open_time)?;
+        for (column, dst) in FloatColumn::ALL.into_iter().zip([
+            &mut out.open,
+            &mut out.high,
+            &mut out.low,
+            &mut out.close,
+            &mut out.volume,
+        ]) {
+            self.read_floats(column, rows.clone(), dst)?;
+        }
+        Ok(rows.len())
     }
 
     /// Appends the `open_time` of rows `rows` (of the whole file, across row groups) to `dst`.
@@ -414,6 +447,19 @@ mod tests {
 
     fn bits(b: &Bars) -> Vec<u64> {
         [&b.open, &b.high, &b.low, &b.close, &b.volume].iter().flat_map(|c| c.iter().map(|x| x.to_bits())).collect()
+    }
+
+    #[test]
+    fn a_large_file_decoded_on_every_core_reads_back_whole() {
+        let bars = generate_1m(7, 42_000.0, PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 50 * 86_400_000);
+        assert!(bars.len() >= PARALLEL_DECODE_ROWS);
+        let bytes = bars_to_parquet(&bars).unwrap();
+        let back = bars_from_parquet(bytes.clone()).unwrap();
+        assert_eq!(back.open_time, bars.open_time);
+        assert_eq!(bits(&back), bits(&bars));
+        let mut appended = Bars::default();
+        assert_eq!(append_bars_from_parquet(bytes, &mut appended).unwrap(), bars.len());
+        assert_eq!(appended, back);
     }
 
     #[test]

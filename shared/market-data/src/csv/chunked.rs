@@ -206,7 +206,7 @@ fn split_at_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
 }
 
 /// Runs `f` on every item, the first on this thread and the others on threads of their own.
-fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub(crate) fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let mut items = items.into_iter();
     let Some(first) = items.next() else { return Vec::new() };
     let f = &f;
