@@ -62,6 +62,27 @@ fn main() {
     let csvs: Vec<String> =
         split_by_month(&bars).iter().map(|(_, part)| write_binance(part, TimeUnit::Millis)).collect();
     let mb = csvs.iter().map(String::len).sum::<usize>() as f64 / 1e6;
+    // Where the time goes, one step at a time (one thread except the parser).
+    let parsed = median(|| {
+        csvs.iter().for_each(|csv| drop(parse_csv("month.csv", csv.as_bytes()).expect("own CSV")));
+    });
+    let plan = IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars");
+    let planned = median(|| drop(IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars")));
+    let mut partitions = Vec::new();
+    let built = median(|| {
+        partitions =
+            (0..plan.months().len()).flat_map(|i| plan.month_partitions(i, &[], &[]).expect("fresh")).collect();
+    });
+    let encoded = median(|| partitions.iter().for_each(|(_, b)| drop(bars_to_parquet(b).expect("valid bars"))));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  steps: parse 12 CSVs {:.1} ms, plan {:.1} ms, build {} partitions {:.1} ms, encode them {:.1} ms",
+        ms(parsed),
+        ms(planned),
+        partitions.len(),
+        ms(built),
+        ms(encoded)
+    );
     for threads in [1, cores] {
         let mut written = (0, 0);
         let d = median(|| written = ingest(&csvs, threads));
