@@ -4,26 +4,15 @@
 //! another, then one month per core at a time. Median of 5; prints rows/s and the load.
 //!
 //! Run: `cargo bench -p pipai-market-data --bench ingest` (or `infra/bench.sh run`).
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pipai_market_data::csv::{parse_csv, write_binance, TimeUnit};
 use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
 use pipai_market_data::layout::append;
 use pipai_market_data::{bars_to_parquet, split_by_month, Bars, IngestPlan, Timeframe};
 
-const RUNS: usize = 5;
-
-fn median(mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[RUNS / 2]
-}
+mod common;
+use common::{median, print_load};
 
 /// The encoded partitions of months `indexes` of `plan`: (files, bytes).
 fn encode_months(plan: &IngestPlan, indexes: impl Iterator<Item = usize>) -> (usize, usize) {
@@ -55,9 +44,7 @@ fn ingest(csvs: &[String], threads: usize) -> (usize, usize) {
 }
 
 fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("load average {} ({cores} cores)", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    print_load();
     let bars = Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 365 * 86_400_000);
     let csvs: Vec<String> =
         split_by_month(&bars).iter().map(|(_, part)| write_binance(part, TimeUnit::Millis)).collect();
@@ -83,6 +70,7 @@ fn main() {
         ms(built),
         ms(encoded)
     );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for threads in [1, cores] {
         let mut written = (0, 0);
         let d = median(|| written = ingest(&csvs, threads));
