@@ -233,11 +233,12 @@ impl FileBytes {
 impl FileBytes {
     /// Gives back the memory of the whole pages inside `part` (a stretch of these bytes) when
     /// they are mapped: the kernel drops them from this process and reads them again from the
-    /// page cache if they are touched again. Bytes read into memory stay.
+    /// page cache if they are touched again. Bytes read into memory stay, and so does anything
+    /// when `part` is not within these bytes.
     pub fn release(&self, part: &[u8]) {
         let FileBytes::Mapped(map) = self else { return };
         let page = page_size();
-        let at = part.as_ptr() as usize - map.as_ptr() as usize;
+        let Some(at) = (part.as_ptr() as usize).checked_sub(map.as_ptr() as usize) else { return };
         let (start, end) = (at.next_multiple_of(page), (at + part.len()) / page * page);
         if start < end && end <= map.len() {
             // SAFETY: the mapping is a read-only shared mapping of a file: dropped pages are
@@ -898,6 +899,7 @@ mod tests {
         assert!(matches!(file, FileBytes::Mapped(_)));
         file.release(&file);
         file.release(&file[1..4097]);
+        file.release(text.as_bytes());
         assert_eq!(&file[..], text.as_bytes());
         assert_eq!(parse_file("big.csv", &file).unwrap(), bars);
     }
