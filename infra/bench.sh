@@ -10,8 +10,9 @@
 #                           default GET and 1,000-trade page latency, peak memory of get-job and job-worker,
 #                           on a release-built local stack of its own (as api)
 #   infra/bench.sh run      parse throughput (MB/s, rows/s) of one year of 1m bars as plain and Binance CSV,
-#                           and `pipai run` on that year (plain CSV, SMA 10/50, result written): its phases
-#                           and the whole process's wall time, median of 5, with the machine's load
+#                           ingest of that year without the store (rows/s), and `pipai run` on that year
+#                           (plain CSV, then one Parquet file; SMA 10/50, result written): its phases and
+#                           peak RSS, and the whole process's wall time, median of 5, with the machine's load
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -69,30 +70,40 @@ results() {
   function_memory get-job job-worker
 }
 
+# Median wall time in ms of 5 runs of a command (its output dropped).
+median_of_5_ms() {
+  local times=() t0 t1
+  for _ in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    "$@" >/dev/null
+    t1=$(date +%s%N)
+    times+=($(((t1 - t0) / 1000000)))
+  done
+  echo "median $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) ms of 5 (${times[*]} ms)"
+}
+
 run() {
   echo "==> parsing (cargo bench -p pipai-market-data --bench parse)"
   cargo bench -q -p pipai-market-data --bench parse
-  echo "==> pipai run, one year of 1m bars (plain CSV, SMA 10/50, full result written)"
+  echo "==> ingest without the store (cargo bench -p pipai-market-data --bench ingest)"
+  cargo bench -q -p pipai-market-data --bench ingest
   cargo build -q --release -p pipai
-  local pipai="$REPO/target/release/pipai" dir
+  local pipai="$REPO/target/release/pipai" dir data
   dir="$(mktemp -d)"
   trap 'rm -rf "$dir"' RETURN
   "$pipai" data generate --symbol BTCUSDT --from 2024-01-01 --to 2025-01-01 --out "$dir/year.csv" >/dev/null
+  "$pipai" data generate --symbol BTCUSDT --from 2024-01-01 --to 2025-01-01 --out "$dir/year.parquet" >/dev/null
   cat >"$dir/job.json" <<'JOB'
 {"template_id": "tpl_ma_cross", "params": {"fast": 10, "slow": 50}, "symbols": ["BTCUSDT"], "timeframe": "1m",
  "start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:59:00Z", "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
 JOB
-  local args=(run --config "$dir/job.json" --data "$dir/year.csv" --out "$dir/result.json")
-  "$pipai" "${args[@]}" >/dev/null # warm the page cache
-  "$pipai" "${args[@]}" --timings 2>&1 >/dev/null | sed 's/^/    /'
-  local times=() t0 t1
-  for _ in 1 2 3 4 5; do
-    t0=$(date +%s%N)
-    "$pipai" "${args[@]}" >/dev/null
-    t1=$(date +%s%N)
-    times+=($(((t1 - t0) / 1000000)))
+  for data in year.csv year.parquet; do
+    echo "==> pipai run, one year of 1m bars ($data, SMA 10/50, full result written)"
+    local args=(run --config "$dir/job.json" --data "$dir/$data" --out "$dir/result.json")
+    "$pipai" "${args[@]}" >/dev/null # warm the page cache
+    "$pipai" "${args[@]}" --timings 2>&1 >/dev/null | sed 's/^/    /'
+    echo "    whole process: $(median_of_5_ms "$pipai" "${args[@]}")"
   done
-  echo "    whole process: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) ms of 5 (${times[*]} ms)"
   echo "    load: $(uptime)"
 }
 

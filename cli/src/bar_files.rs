@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use pipai_engine::{Bars, Timeframe};
+use pipai_market_data::csv::parse_file;
 use pipai_market_data::csv::FileBytes;
-use pipai_market_data::{bars_from_parquet, parse_klines, resample, CsvError};
+use pipai_market_data::{bars_from_parquet, resample, CsvError};
 
 use crate::error::CliError;
 
@@ -25,7 +26,7 @@ pub fn file_timeframe(path: &Path, bars: &Bars) -> Result<Timeframe, CliError> {
 
 /// Reads a bar file, strictly (file, line and reason on the first bad row).
 pub fn read_bars(path: &Path) -> Result<Bars, CliError> {
-    parse_bars(path, &read_file(path)?)
+    parse_bars(path, read_file(path)?)
 }
 
 /// A bar file's bytes (mapped, not copied).
@@ -35,13 +36,13 @@ pub fn read_file(path: &Path) -> Result<FileBytes, CliError> {
 
 /// Parses a bar file's bytes, read from `path`: Parquet (detected by its magic bytes) as the
 /// market-data bucket stores it, or a kline CSV or zip, strictly (file, line and reason on the
-/// first bad row).
-pub fn parse_bars(path: &Path, bytes: &[u8]) -> Result<Bars, CliError> {
+/// first bad row). A mapped CSV's pages are given back as they are parsed.
+pub fn parse_bars(path: &Path, bytes: FileBytes) -> Result<Bars, CliError> {
     let name = path.display().to_string();
     let bars = if bytes.starts_with(PARQUET_MAGIC) {
-        bars_from_parquet(bytes.to_vec()).map_err(|e| CliError::Data(format!("{name}: {e}")))?
+        bars_from_parquet(bytes).map_err(|e| CliError::Data(format!("{name}: {e}")))?
     } else {
-        parse_klines(&name, bytes).map_err(|e| match e {
+        parse_file(&name, &bytes).map_err(|e| match e {
             CsvError::Io { file, source } => CliError::Io { path: file, source },
             other => CliError::Data(other.to_string()),
         })?
@@ -83,7 +84,7 @@ mod tests {
         std::fs::write(&parquet, pipai_market_data::bars_to_parquet(&bars).unwrap()).unwrap();
         assert_eq!(read_bars(&csv).unwrap(), bars);
         assert_eq!(read_bars(&parquet).unwrap(), bars);
-        let err = parse_bars(&parquet, b"PAR1 not really").unwrap_err();
+        let err = parse_bars(&parquet, FileBytes::Read(b"PAR1 not really".to_vec())).unwrap_err();
         assert!(matches!(err, CliError::Data(ref m) if m.starts_with(&parquet.display().to_string())), "{err}");
         let err = read_bars(&dir.path().join("missing.csv")).unwrap_err();
         assert!(matches!(err, CliError::Io { .. }), "{err}");

@@ -58,7 +58,8 @@ pub struct IngestArgs {
     to: String,
 }
 
-/// Generate deterministic synthetic bars as a plain CSV (open_time,open,high,low,close,volume).
+/// Generate deterministic synthetic bars as a plain CSV (open_time,open,high,low,close,volume),
+/// or as the market data's Parquet file when --out ends in `.parquet`.
 ///
 /// The same symbol and window always give the same bars, on any machine. BTCUSDT and ETHUSDT
 /// are fixed markets that start on 2024-01-01 (BTC at 42,000, ETH at 2,300); any other symbol
@@ -85,7 +86,8 @@ pub struct GenerateArgs {
     /// First price of a symbol without a preset (BTCUSDT and ETHUSDT have one).
     #[arg(long)]
     start_price: Option<f64>,
-    /// Output CSV path.
+    /// Output path: CSV, or Parquet (as the market-data bucket stores bars) if it ends in
+    /// `.parquet`.
     #[arg(long)]
     out: PathBuf,
 }
@@ -132,13 +134,18 @@ fn generate_csv(args: GenerateArgs) -> Result<(), CliError> {
         }
     };
     let bars = if args.timeframe == Timeframe::M1 { minutes } else { resample(&minutes, args.timeframe) };
-    let mut csv = String::with_capacity(bars.len() * 64);
-    csv.push_str("open_time,open,high,low,close,volume\n");
-    for i in 0..bars.len() {
-        let b = bars.get(i);
-        let _ = writeln!(csv, "{},{},{},{},{},{}", b.open_time, b.open, b.high, b.low, b.close, b.volume);
-    }
-    std::fs::write(&args.out, csv).map_err(CliError::io(&args.out))?;
+    let file = if args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) {
+        pipai_market_data::bars_to_parquet(&bars).map_err(|e| CliError::Data(e.to_string()))?
+    } else {
+        let mut csv = String::with_capacity(bars.len() * 64);
+        csv.push_str("open_time,open,high,low,close,volume\n");
+        for i in 0..bars.len() {
+            let b = bars.get(i);
+            let _ = writeln!(csv, "{},{},{},{},{},{}", b.open_time, b.open, b.high, b.low, b.close, b.volume);
+        }
+        csv.into_bytes()
+    };
+    std::fs::write(&args.out, file).map_err(CliError::io(&args.out))?;
     println!("{} {} bars of {} written to {}", bars.len(), args.timeframe, args.symbol, args.out.display());
     Ok(())
 }

@@ -59,8 +59,8 @@ pub struct RunArgs {
     /// without it, gaps and a partly covered window are reported as warnings.
     #[arg(long)]
     strict: bool,
-    /// Print the wall time of each phase (read, parse, validate, simulate, serialize, write) to
-    /// stderr.
+    /// Print the wall time of each phase (read, parse, validate, simulate, serialize, write) and
+    /// the process's peak resident memory to stderr.
     #[arg(long)]
     timings: bool,
 }
@@ -78,7 +78,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     for (symbol, path) in config.symbols.iter().zip(&files) {
         let bytes = read_file(path)?;
         phases.end("read");
-        let bars = to_timeframe(symbol, path, parse_bars(path, &bytes)?, config.timeframe)?;
+        let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, config.timeframe)?;
         phases.end("parse");
         let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
             .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
@@ -179,8 +179,19 @@ impl std::fmt::Display for Phases {
         for (name, took) in &self.spent {
             write!(f, " {name} {:.1} ms,", ms(*took))?;
         }
-        write!(f, " total {:.1} ms", ms(self.spent.iter().map(|(_, d)| *d).sum()))
+        write!(f, " total {:.1} ms", ms(self.spent.iter().map(|(_, d)| *d).sum()))?;
+        if let Some(kib) = peak_rss_kib() {
+            write!(f, "; peak RSS {:.1} MB", kib as f64 * 1024.0 / 1e6)?;
+        }
+        Ok(())
     }
+}
+
+/// The process's peak resident memory so far (`VmHWM`, Linux only), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
 }
 
 /// The part of the job's window every symbol has bars for, when it is narrower than some

@@ -266,3 +266,60 @@ fn a_config_with_a_key_twice_or_a_loose_time_exits_2_naming_the_field() {
         assert!(text(&out).1.contains(needle), "{to}: {}", text(&out).1);
     }
 }
+
+/// A one-symbol 1m job over 2024-03-01 to 2024-03-03 (SMA 10/50), and the generated bars as
+/// `bars.csv` and `bars.parquet` in `dir`.
+fn two_days_of_minutes(dir: &Path) {
+    for out in ["bars.csv", "bars.parquet"] {
+        let args =
+            ["data", "generate", "--symbol", "BTCUSDT", "--from", "2024-03-01", "--to", "2024-03-03", "--out", out];
+        let generated = pipai(&args, dir);
+        assert!(generated.status.success(), "{}", text(&generated).1);
+    }
+    assert!(std::fs::read(dir.join("bars.parquet")).unwrap().starts_with(b"PAR1"));
+    let job = json!({"template_id": "tpl_ma_cross", "params": {"fast": 10, "slow": 50}, "symbols": ["BTCUSDT"],
+                     "timeframe": "1m", "start": "2024-03-01T00:00:00Z", "end": "2024-03-02T23:59:00Z",
+                     "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"});
+    std::fs::write(dir.join("job.json"), job.to_string()).unwrap();
+}
+
+#[test]
+fn a_parquet_file_runs_as_its_csv_does() {
+    let dir = tempfile::tempdir().unwrap();
+    two_days_of_minutes(dir.path());
+    let mut results = Vec::new();
+    for (data, out) in [("bars.csv", "from_csv.json"), ("bars.parquet", "from_parquet.json")] {
+        let run = pipai(&["run", "--config", "job.json", "--data", data, "--out", out], dir.path());
+        assert!(run.status.success(), "{}", text(&run).1);
+        results.push(std::fs::read(dir.path().join(out)).unwrap());
+    }
+    assert_eq!(results[0], results[1]);
+    let result: Value = serde_json::from_slice(&results[0]).unwrap();
+    assert!(!result["trades"].as_array().unwrap().is_empty());
+
+    std::fs::write(dir.path().join("bad.parquet"), b"PAR1 but nothing else").unwrap();
+    let run = pipai(&["run", "--config", "job.json", "--data", "bad.parquet"], dir.path());
+    assert_eq!(run.status.code(), Some(3));
+    assert!(text(&run).1.contains("bad.parquet"), "{}", text(&run).1);
+}
+
+#[test]
+fn timings_go_to_stderr_with_the_peak_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    two_days_of_minutes(dir.path());
+    let args = ["run", "--config", "job.json", "--data", "bars.csv", "--out", "result.json"];
+    let plain = pipai(&args, dir.path());
+    let timed = pipai(&[&args[..], &["--timings"]].concat(), dir.path());
+    assert!(plain.status.success() && timed.status.success(), "{}", text(&timed).1);
+    // The table is unchanged; the timings are one line on stderr.
+    assert_eq!(text(&plain).0, text(&timed).0);
+    assert!(!text(&plain).1.contains("timings:"), "{}", text(&plain).1);
+    let stderr = text(&timed).1;
+    let line = stderr.lines().find(|l| l.starts_with("timings:")).unwrap_or_else(|| panic!("{stderr}"));
+    for phase in ["read", "parse", "validate", "simulate", "serialize", "write", "total"] {
+        assert!(line.contains(&format!(" {phase} ")) && line.contains(" ms"), "{phase}: {line}");
+    }
+    if cfg!(target_os = "linux") {
+        assert!(line.contains("; peak RSS ") && line.ends_with(" MB"), "{line}");
+    }
+}

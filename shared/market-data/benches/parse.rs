@@ -6,7 +6,6 @@
 //! the bucket holds them and as `pipai run --data FILE.parquet` reads each).
 //!
 //! Run: `cargo bench -p pipai-market-data --bench parse` (or `infra/bench.sh run`).
-use std::time::{Duration, Instant};
 
 use pipai_market_data::csv::{
     parse_csv, parse_csv_reference, write_binance, write_plain, CsvError, KlineFormat, TimeUnit,
@@ -14,26 +13,13 @@ use pipai_market_data::csv::{
 use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
 use pipai_market_data::{bars_from_parquet, bars_to_parquet, split_by_month, Bars};
 
-const RUNS: usize = 5;
+mod common;
+use common::{median, print_load};
 
 type Parser = fn(&str, &[u8]) -> Result<(Bars, KlineFormat), CsvError>;
 
-fn median(mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[RUNS / 2]
-}
-
 fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("load average {} ({cores} cores)", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    print_load();
     let bars = Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 365 * 86_400_000);
     for (label, text) in [
         ("plain CSV", write_plain(&bars)),

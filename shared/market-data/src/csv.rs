@@ -56,6 +56,8 @@ use pipai_engine::time::{iso, parse_iso_ms};
 
 mod chunked;
 
+pub(crate) use chunked::on_each;
+
 /// Columns of a Binance kline CSV.
 pub const BINANCE_COLUMNS: usize = 12;
 /// The header of the plain form.
@@ -185,12 +187,21 @@ pub fn parse_klines(name: &str, bytes: &[u8]) -> Result<Bars, CsvError> {
     }
 }
 
-/// Reads and parses a kline file from the file system ([`parse_klines`] on its contents).
+/// Reads and parses a kline file from the file system ([`parse_file`] on its contents).
 pub fn read_klines(path: impl AsRef<Path>) -> Result<Bars, CsvError> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let bytes = FileBytes::read(path).map_err(|source| CsvError::Io { file: name.clone(), source })?;
-    parse_klines(&name, &bytes)
+    parse_file(&name, &bytes)
+}
+
+/// [`parse_klines`] on a file's bytes, giving back a mapped CSV's pages as they are parsed (see
+/// [`FileBytes::release`]): the file is never held whole beside the bars.
+pub fn parse_file(name: &str, file: &FileBytes) -> Result<Bars, CsvError> {
+    if is_zip(file) {
+        return parse_klines(name, file);
+    }
+    chunked::parse(name, file, chunked::chunk_count(file.len()), &|part| file.release(part)).map(|(bars, _)| bars)
 }
 
 /// A file's bytes, mapped into memory when it is a regular file (a year of 1m bars is 30 MB of
@@ -208,13 +219,56 @@ impl FileBytes {
             // SAFETY: the map is only read. A file truncated by another process while it is
             // parsed can fault the read (SIGBUS); that is the price of not copying it, as for any
             // tool that maps its input.
-            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
+            // Not populated: the parser reads the pages in order and gives them back as it goes.
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
                 return Ok(FileBytes::Mapped(map));
             }
         }
         let mut bytes = Vec::new();
         (&file).read_to_end(&mut bytes)?;
         Ok(FileBytes::Read(bytes))
+    }
+}
+
+impl FileBytes {
+    /// Gives back the memory of the whole pages inside `part` (a stretch of these bytes) when
+    /// they are mapped: the kernel drops them from this process and reads them again from the
+    /// page cache if they are touched again. Bytes read into memory stay, and so does anything
+    /// when `part` is not within these bytes.
+    pub fn release(&self, part: &[u8]) {
+        let FileBytes::Mapped(map) = self else { return };
+        let page = page_size();
+        let Some(at) = (part.as_ptr() as usize).checked_sub(map.as_ptr() as usize) else { return };
+        let (start, end) = (at.next_multiple_of(page), (at + part.len()) / page * page);
+        if start < end && end <= map.len() {
+            // SAFETY: the mapping is a read-only shared mapping of a file: dropped pages are
+            // read back from the file, so the bytes seen never change. A failure only means the
+            // pages stay.
+            let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+        }
+    }
+}
+
+/// The size of a memory page.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// The file's bytes for the Parquet reader, without a copy.
+impl From<FileBytes> for bytes::Bytes {
+    fn from(file: FileBytes) -> bytes::Bytes {
+        match file {
+            FileBytes::Read(bytes) => bytes.into(),
+            mapped => bytes::Bytes::from_owner(mapped),
+        }
+    }
+}
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 
@@ -276,7 +330,7 @@ pub fn unzip_single_csv(name: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), C
 /// of [`chunked`], on every core for a large file. Gives exactly what [`parse_csv_reference`]
 /// gives, bars and errors alike.
 pub fn parse_csv(name: &str, bytes: &[u8]) -> Result<(Bars, KlineFormat), CsvError> {
-    chunked::parse(name, bytes, chunked::chunk_count(bytes.len()))
+    chunked::parse(name, bytes, chunked::chunk_count(bytes.len()), chunked::KEEP)
 }
 
 /// The plain sequential parser, one row after another with the standard library's float
@@ -830,6 +884,24 @@ mod tests {
         let p = dir.path().join("BTCUSDT-1m-2025-01.zip");
         std::fs::write(&p, zip_of(&[("BTCUSDT-1m-2025-01.csv", binance_rows(true).as_bytes())])).unwrap();
         check_three(&read_klines(&p).unwrap());
+    }
+
+    #[test]
+    fn a_mapped_file_reads_the_same_after_its_pages_are_given_back() {
+        use crate::generate::{Preset, PRESET_ANCHOR_MS};
+        let bars = Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 40_000 * 60_000);
+        let text = write_plain(&bars);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.csv");
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_klines(&p).unwrap(), bars);
+        let file = FileBytes::read(&p).unwrap();
+        assert!(matches!(file, FileBytes::Mapped(_)));
+        file.release(&file);
+        file.release(&file[1..4097]);
+        file.release(text.as_bytes());
+        assert_eq!(&file[..], text.as_bytes());
+        assert_eq!(parse_file("big.csv", &file).unwrap(), bars);
     }
 
     #[test]

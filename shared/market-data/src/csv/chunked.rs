@@ -22,6 +22,16 @@ use super::{
 
 /// Files smaller than this are parsed on the calling thread: starting threads would cost more.
 const MIN_PIECE_BYTES: usize = 1 << 20;
+/// How many bytes of a piece are read between two calls of the [`Release`] hook.
+const RELEASE_BYTES: usize = 1 << 20;
+
+/// Called with each stretch of the input once it has been read, so that a mapped file's pages
+/// can be given back while the rest is parsed (peak memory: the bars, not the bars plus the file).
+/// The stretch may be read again later (it must stay readable).
+pub type Release<'a> = &'a (dyn Fn(&[u8]) + Sync);
+
+/// The [`Release`] hook of bytes that stay as they are (in memory already, not mapped).
+pub const KEEP: Release<'static> = &|_: &[u8]| {};
 /// Most pieces a file is cut into.
 const MAX_PIECES: usize = 16;
 
@@ -33,12 +43,24 @@ pub(super) fn chunk_count(len: usize) -> usize {
 }
 
 /// Parses CSV bytes in `pieces` pieces (1: sequentially on this thread).
-pub(super) fn parse(name: &str, bytes: &[u8], pieces: usize) -> Result<(Bars, KlineFormat), CsvError> {
+pub(super) fn parse(
+    name: &str,
+    bytes: &[u8],
+    pieces: usize,
+    release: Release,
+) -> Result<(Bars, KlineFormat), CsvError> {
     let head = Head::detect(name, bytes)?;
     let pieces = split_at_lines(head.body, pieces.max(1));
 
     // Where each piece's line numbers start and how many rows it can hold (its lines).
-    let newlines = on_each(pieces.clone(), |piece| memchr::memchr_iter(b'\n', piece).count());
+    let newlines = on_each(pieces.clone(), |piece| {
+        let mut count = 0;
+        for block in piece.chunks(RELEASE_BYTES) {
+            count += memchr::memchr_iter(b'\n', block).count();
+            release(block);
+        }
+        count
+    });
     let mut slots = Vec::with_capacity(pieces.len());
     let (mut lines_before, mut rows_before) = (head.lines_before, 0);
     for (piece, &newlines) in pieces.iter().zip(&newlines) {
@@ -51,7 +73,7 @@ pub(super) fn parse(name: &str, bytes: &[u8], pieces: usize) -> Result<(Bars, Kl
     let mut bars = Bars::zeroed(rows_before);
     let sizes: Vec<usize> = slots.iter().map(|s| s.lines).collect();
     let work: Vec<_> = pieces.into_iter().zip(&slots).zip(split_columns(&mut bars, &sizes)).collect();
-    let outcomes = on_each(work, |((piece, slot), out)| parse_piece(piece, slot.lines_before, &head, out));
+    let outcomes = on_each(work, |((piece, slot), out)| parse_piece(piece, slot.lines_before, &head, out, release));
 
     if let Some((line, reason)) = first_error(&outcomes) {
         return Err(head.row_err(line, reason));
@@ -89,11 +111,17 @@ struct ColumnsMut<'a> {
     values: [&'a mut [f64]; 5],
 }
 
-fn parse_piece(piece: &[u8], lines_before: u64, head: &Head, mut out: ColumnsMut) -> Outcome {
+fn parse_piece(piece: &[u8], lines_before: u64, head: &Head, mut out: ColumnsMut, release: Release) -> Outcome {
     let mut state = RowState::new(head.format);
     let mut outcome = Outcome::default();
     let mut fields: [&[u8]; 6] = [&[]; 6];
+    let mut released = 0;
     for (line, text) in (Lines { rest: piece, line: lines_before }) {
+        let read = text.as_ptr() as usize - piece.as_ptr() as usize;
+        if read - released >= RELEASE_BYTES {
+            release(&piece[released..read]);
+            released = read;
+        }
         let had_unit = state.unit.is_some();
         let row = match parse_clean_row(text, head.expected, &mut state) {
             Some(row) => row,
@@ -124,6 +152,7 @@ fn parse_piece(piece: &[u8], lines_before: u64, head: &Head, mut out: ColumnsMut
             }
         }
     }
+    release(&piece[released..]);
     outcome
 }
 
@@ -177,7 +206,7 @@ fn split_at_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
 }
 
 /// Runs `f` on every item, the first on this thread and the others on threads of their own.
-fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub(crate) fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let mut items = items.into_iter();
     let Some(first) = items.next() else { return Vec::new() };
     let f = &f;
@@ -321,7 +350,7 @@ mod tests {
     fn same_as_reference(name: &str, text: &[u8]) -> Result<(), TestCaseError> {
         let reference = parse_csv_reference(name, text);
         for pieces in 1..=7 {
-            let chunked = parse(name, text, pieces);
+            let chunked = parse(name, text, pieces, KEEP);
             match (&reference, &chunked) {
                 (Ok(a), Ok(b)) => prop_assert!(a == b, "{pieces} pieces: bars differ"),
                 (Err(a), Err(b)) => {
@@ -349,14 +378,30 @@ mod tests {
         for text in [write_plain(&bars), write_binance(&bars, TimeUnit::Millis), write_binance(&bars, TimeUnit::Micros)]
         {
             same_as_reference("g.csv", text.as_bytes()).unwrap();
-            let (parsed, _) = parse("g.csv", text.as_bytes(), 4).unwrap();
+            let (parsed, _) = parse("g.csv", text.as_bytes(), 4, KEEP).unwrap();
             assert_eq!(parsed, bars);
             let crlf = text.replace('\n', "\r\n");
             same_as_reference("g.csv", crlf.as_bytes()).unwrap();
         }
         let fixture = include_bytes!("../../../engine/crosscheck/fixtures/bars_btcusdt_1h.csv");
         same_as_reference("bars_btcusdt_1h.csv", fixture).unwrap();
-        assert_eq!(parse("f.csv", fixture, 5).unwrap().0.len(), 8784);
+        assert_eq!(parse("f.csv", fixture, 5, KEEP).unwrap().0.len(), 8784);
+    }
+
+    #[test]
+    fn every_byte_read_is_released_twice() {
+        // Counted, then parsed: each pass gives back what it has read, a block at a time.
+        let text = write_plain(&day_of_bars(60_000));
+        let bytes = text.as_bytes();
+        let head_len = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let released = std::sync::Mutex::new(vec![0u8; bytes.len()]);
+        let release = |part: &[u8]| {
+            let at = part.as_ptr() as usize - bytes.as_ptr() as usize;
+            assert!(part.len() <= 2 * RELEASE_BYTES, "{}", part.len());
+            released.lock().unwrap()[at..at + part.len()].iter_mut().for_each(|n| *n += 1);
+        };
+        assert_eq!(parse("r.csv", bytes, 3, &release).unwrap().0.len(), 60_000);
+        assert!(released.into_inner().unwrap()[head_len..].iter().all(|&n| n == 2));
     }
 
     #[test]
@@ -538,7 +583,7 @@ mod tests {
         #[test]
         fn valid_files_parse_alike(text in any_file()) {
             same_as_reference("v.csv", text.as_bytes())?;
-            prop_assert!(parse("v.csv", text.as_bytes(), 3).is_ok());
+            prop_assert!(parse("v.csv", text.as_bytes(), 3, KEEP).is_ok());
         }
 
         /// Corrupted files give the reference's error: same line, same reason.

@@ -1,0 +1,87 @@
+//! `pipai data ingest` of one year of 1m bars without the store: parse the year's 12 monthly
+//! Binance CSV files, plan the ingest (1m plus the derived 5m, 15m, 1h, 4h, 1d), and build and
+//! encode every month's Parquet partitions (what the store then uploads). Months one after
+//! another, then one month per core at a time. Median of 5; prints rows/s and the load.
+//!
+//! Run: `cargo bench -p pipai-market-data --bench ingest` (or `infra/bench.sh run`).
+use std::time::Duration;
+
+use pipai_market_data::csv::{parse_csv, write_binance, TimeUnit};
+use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
+use pipai_market_data::layout::append;
+use pipai_market_data::{bars_to_parquet, split_by_month, Bars, IngestPlan, Timeframe};
+
+mod common;
+use common::{median, print_load};
+
+/// The encoded partitions of months `indexes` of `plan`: (files, bytes).
+fn encode_months(plan: &IngestPlan, indexes: impl Iterator<Item = usize>) -> (usize, usize) {
+    let (mut files, mut bytes) = (0, 0);
+    for index in indexes {
+        for (_, bars) in plan.month_partitions(index, &[], &[]).expect("a fresh plan") {
+            bytes += bars_to_parquet(&bars).expect("valid bars").len();
+            files += 1;
+        }
+    }
+    (files, bytes)
+}
+
+/// Parses the monthly files (in order), plans and encodes the year on `threads` threads.
+fn ingest(csvs: &[String], threads: usize) -> (usize, usize) {
+    let mut bars = Bars::default();
+    for csv in csvs {
+        append(&mut bars, &parse_csv("month.csv", csv.as_bytes()).expect("own CSV").0);
+    }
+    let plan = IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars");
+    drop(bars);
+    let months = plan.months().len();
+    std::thread::scope(|s| {
+        let plan = &plan;
+        let workers: Vec<_> =
+            (0..threads).map(|t| s.spawn(move || encode_months(plan, (t..months).step_by(threads)))).collect();
+        workers.into_iter().map(|w| w.join().expect("no panic")).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    })
+}
+
+fn main() {
+    print_load();
+    let bars = Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 365 * 86_400_000);
+    let csvs: Vec<String> =
+        split_by_month(&bars).iter().map(|(_, part)| write_binance(part, TimeUnit::Millis)).collect();
+    let mb = csvs.iter().map(String::len).sum::<usize>() as f64 / 1e6;
+    // Where the time goes, one step at a time (one thread except the parser).
+    let parsed = median(|| {
+        csvs.iter().for_each(|csv| drop(parse_csv("month.csv", csv.as_bytes()).expect("own CSV")));
+    });
+    let plan = IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars");
+    let planned = median(|| drop(IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars")));
+    let mut partitions = Vec::new();
+    let built = median(|| {
+        partitions =
+            (0..plan.months().len()).flat_map(|i| plan.month_partitions(i, &[], &[]).expect("fresh")).collect();
+    });
+    let encoded = median(|| partitions.iter().for_each(|(_, b)| drop(bars_to_parquet(b).expect("valid bars"))));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  steps: parse 12 CSVs {:.1} ms, plan {:.1} ms, build {} partitions {:.1} ms, encode them {:.1} ms",
+        ms(parsed),
+        ms(planned),
+        partitions.len(),
+        ms(built),
+        ms(encoded)
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for threads in [1, cores] {
+        let mut written = (0, 0);
+        let d = median(|| written = ingest(&csvs, threads));
+        let s = d.as_secs_f64();
+        println!(
+            "ingest 1 year of 1m, no upload ({mb:.0} MB of CSV, {threads} thread(s) encoding): {:.1} ms  {:.1} M rows/s  \
+             {} files, {:.1} MB",
+            s * 1e3,
+            bars.len() as f64 / s / 1e6,
+            written.0,
+            written.1 as f64 / 1e6
+        );
+    }
+}
