@@ -17,6 +17,18 @@ status=0
 
 note() { printf '\n==> %s\n' "$*"; }
 fail_step() { failed=$((failed + 1)); status=1; echo "FAILED: $1"; }
+# Adds one step's counts to the totals: the sum of cargo's `test result:` lines and of the
+# `N passed, N failed` lines (infra/pytest.sh, infra/test_infra.sh) in its log. A step that exited
+# non-zero without a failed test counted fails as a whole.
+tally() { # LOG STEP_STATUS NAME
+  local p f
+  read -r p f < <(awk '/^test result:|^[0-9]+ passed, [0-9]+ failed$/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$1")
+  passed=$((passed + p)); failed=$((failed + f))
+  if [[ $2 != 0 ]]; then
+    status=1
+    [[ $f == 0 ]] && fail_step "$3"
+  fi
+}
 
 note "tools: project venv (infra/venv.sh)"
 if ! "$REPO/infra/venv.sh"; then
@@ -36,34 +48,15 @@ note "cargo test --workspace"
 # on luck; locally, unset, every run explores new ones (and saves failures as regressions).
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261121}"
 cargo test --workspace 2>&1 | tee "$LOG/cargo-test.txt"
-test_status=${PIPESTATUS[0]}
-# Sum every test binary's `test result:` line.
-read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/cargo-test.txt")
-passed=$((passed + p)); failed=$((failed + f))
-if [[ $test_status != 0 ]]; then
-  status=1
-  [[ $f == 0 ]] && fail_step "cargo test (did not finish)"
-fi
+tally "$LOG/cargo-test.txt" "${PIPESTATUS[0]}" "cargo test (did not finish)"
 
 note "infrastructure: template.yaml and local resources (infra/test_infra.sh)"
 "$REPO/infra/test_infra.sh" 2>&1 | tee "$LOG/infra.txt"
-infra_status=${PIPESTATUS[0]}
-read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ { p = $1; f = $3 } END { print p + 0, f + 0 }' "$LOG/infra.txt")
-passed=$((passed + p)); failed=$((failed + f))
-if [[ $infra_status != 0 ]]; then
-  status=1
-  [[ $f == 0 ]] && fail_step "infra/test_infra.sh"
-fi
+tally "$LOG/infra.txt" "${PIPESTATUS[0]}" "infra/test_infra.sh"
 
 note "API document: docs/openapi.yaml is valid and has exactly the routes in code (infra/tests/test_openapi_routes.py)"
 "$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
-openapi_status=${PIPESTATUS[0]}
-read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ { p = $1; f = $3 } END { print p + 0, f + 0 }' "$LOG/openapi.txt")
-passed=$((passed + p)); failed=$((failed + f))
-if [[ $openapi_status != 0 ]]; then
-  status=1
-  [[ $f == 0 ]] && fail_step "infra/tests/test_openapi_routes.py"
-fi
+tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 
 note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_local.rs, the fuzzer"
 (
@@ -93,14 +86,7 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/
   fi
   [[ $gateway_status == 0 && $e2e_cargo_status == 0 && $fuzz_status == 0 ]]
 ) | tee "$LOG/e2e.txt"
-e2e_status=${PIPESTATUS[0]}
-# Sum cargo's `test result:` lines and infra/pytest.sh's `N passed, N failed` line.
-read -r p f < <(awk '/^test result:|^[0-9]+ passed, [0-9]+ failed$/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$LOG/e2e.txt")
-passed=$((passed + p)); failed=$((failed + f))
-if [[ $e2e_status != 0 ]]; then
-  status=1
-  [[ $f == 0 ]] && fail_step "end to end (did not finish)"
-fi
+tally "$LOG/e2e.txt" "${PIPESTATUS[0]}" "end to end (did not finish)"
 
 rm -rf "$LOG"
 echo
