@@ -3,17 +3,13 @@
 //! timestamp this process signs with is later than the one before, whichever thread asks.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix epoch milliseconds now: the service's one clock.
+pub use pipai_service::clock::now_ms;
 
 /// The last timestamp handed out in this process (every client shares it: two clients of the
 /// same key must not collide either).
 static LAST_TIMESTAMP_MS: AtomicI64 = AtomicI64::new(0);
-
-/// Unix epoch milliseconds now.
-pub fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// The timestamp for the next signature: the clock, or one past the last one used when the
 /// clock has not moved on (a burst runs ahead of the clock by at most its length in ms).
