@@ -12,63 +12,22 @@ from __future__ import annotations
 
 import atexit
 import collections
-import hashlib
-import hmac
 import os
 import sys
 import threading
-import time
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 import schemathesis
 
-SCHEME = "PIPAI1-HMAC-SHA256"
-UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+from infra.fuzz.signing import CLOCK, signed_headers
 
-
-def rfc3986(raw: bytes) -> str:
-    """Unreserved bytes kept, every other byte `%XX` upper case."""
-    return "".join(chr(b) if b in UNRESERVED else f"%{b:02X}" for b in raw)
-
-
-def canonical_query(raw_query: str) -> str:
-    """Every parameter percent-decoded (`+` stays a plus), re-encoded the RFC 3986 way, sorted."""
-    pairs = []
-    for part in raw_query.split("&"):
-        if not part:
-            continue
-        name, _, value = part.partition("=")
-        pairs.append((rfc3986(unquote_to_bytes(name)), rfc3986(unquote_to_bytes(value))))
-    return "&".join(f"{n}={v}" for n, v in sorted(pairs))
-
-
-def string_to_sign(timestamp: str, api_key: str, method: str, path: str, query: str, body: bytes) -> str:
-    body_hash = hashlib.sha256(body).hexdigest()
-    return "\n".join([SCHEME, timestamp, api_key, method.upper(), path, canonical_query(query), body_hash])
-
-
-class Clock:
-    """Epoch milliseconds, strictly increasing across requests (a POST replayed with the same
-    signature inside 300 s is refused, and two identical requests in one millisecond would be)."""
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def next_ms(self) -> int:
-        with self._lock:
-            self._last = max(int(time.time() * 1000), self._last + 1)
-            return self._last
-
-
-CLOCK = Clock()
 
 
 class PipaiSigner(requests.auth.AuthBase):
     def __init__(self, api_key: str, secret: str) -> None:
         self.api_key = api_key
-        self.secret = secret.encode()
+        self.secret = secret
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         url = urlsplit(r.url)
@@ -79,16 +38,10 @@ class PipaiSigner(requests.auth.AuthBase):
         body = r.body or b""
         if isinstance(body, str):
             body = body.encode()
-        timestamp = str(CLOCK.next_ms())
-        sts = string_to_sign(timestamp, self.api_key, r.method or "GET", path, url.query, body)
-        signature = hmac.new(self.secret, sts.encode(), hashlib.sha256).hexdigest()
+        headers = signed_headers(self.api_key, self.secret, CLOCK.next_ms(), r.method or "GET", path, url.query, body)
         # Only the headers the case carries get their real value: a negative case that left one
         # out (the document requires all three) must reach the API without it and get its 401.
-        for name, value in (
-            ("X-PipAI-API-Key", self.api_key),
-            ("X-PipAI-Timestamp", timestamp),
-            ("X-PipAI-Signature", signature),
-        ):
+        for name, value in headers.items():
             if name in r.headers:
                 r.headers[name] = value
         return r

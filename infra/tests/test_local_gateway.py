@@ -9,18 +9,18 @@ own stack.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
-import time
+import sys
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from infra.fuzz.signing import CLOCK, signed_headers  # noqa: E402 (the repo on the path first)
 API = urlsplit(os.environ.get("PIPAI_API_URL") or "http://127.0.0.1:3000")
 LOCAL_DIR = Path(os.environ.get("PIPAI_LOCAL_DIR") or REPO / ".local")
 FUNCTIONS = ("create-job", "get-job", "list-jobs", "cancel-job", "list-symbols", "list-templates",
@@ -33,31 +33,10 @@ def demo_key() -> tuple[str, str]:
     return lines["PIPAI_API_KEY"], lines["PIPAI_API_SECRET"]
 
 
-def canonical_query(raw: str) -> str:
-    """API.md: every parameter percent-decoded (`+` stays a plus), re-encoded the RFC 3986 way, sorted."""
-    pairs = []
-    for part in filter(None, raw.split("&")):
-        name, _, value = part.partition("=")
-        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
-    return "&".join(f"{n}={v}" for n, v in sorted(pairs))
-
-
-_last_ts = 0
-
-
 def signed(key: tuple[str, str], method: str, target: str, body: bytes = b"") -> dict[str, str]:
-    """The three signature headers of API.md "Requests and signatures"."""
-    global _last_ts
-    _last_ts = max(int(time.time() * 1000), _last_ts + 1)  # a signature is accepted once
-    api_key, secret = key
+    """The three signature headers for `target` (path and query as sent), a fresh timestamp each."""
     path, _, query = target.partition("?")
-    to_sign = "\n".join(["PIPAI1-HMAC-SHA256", str(_last_ts), api_key, method, path, canonical_query(query),
-                         hashlib.sha256(body).hexdigest()])
-    return {
-        "X-PipAI-API-Key": api_key,
-        "X-PipAI-Timestamp": str(_last_ts),
-        "X-PipAI-Signature": hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest(),
-    }
+    return signed_headers(key[0], key[1], CLOCK.next_ms(), method, path, query, body)
 
 
 def request(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None):
