@@ -2,7 +2,7 @@
 # The whole test suite, as the README says and CI runs it (`.ci/run` calls exactly this).
 # Installs what it needs (the project venv: moto, cfn-lint, SAM CLI), then:
 #   formatting -> clippy -> cargo test for the workspace -> infrastructure checks -> the API
-#   document against the routes -> end to end over HTTP (cli/tests/e2e_local.rs, then schemathesis
+#   document against the routes -> end to end over HTTP (cli/tests/e2e_*.rs, then schemathesis
 #   against docs/openapi.yaml) against a local stack of its own (other ports and state directory than
 #   a developer's `infra/local.sh up`, which it leaves alone).
 # Prints one closing line `tests: N passed, N failed` and exits non-zero on any failure.
@@ -58,7 +58,7 @@ note "API document: docs/openapi.yaml is valid and has exactly the routes in cod
 "$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
 tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 
-note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_local.rs, the fuzzer"
+note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_*.rs, the fuzzer"
 (
   export PIPAI_LOCAL_DIR="$REPO/.local-test" PIPAI_LOCAL_PORT="${E2E_API_PORT:-3190}" MOTO_PORT="${E2E_MOTO_PORT:-4590}"
   # A weight budget the fuzzer does not spend in its first seconds (429s for weight are tested
@@ -74,7 +74,7 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/
   # The API port answers like API Gateway (infra/local_gateway.py); ends with `N passed, N failed`.
   "$REPO/infra/pytest.sh" -q infra/tests/test_local_gateway.py 2>&1
   gateway_status=$?
-  cargo test -p pipai --test e2e_local -- --ignored 2>&1
+  cargo test -p pipai --test 'e2e_*' -- --ignored 2>&1
   e2e_cargo_status=$?
   # The same stack held against docs/openapi.yaml (seeded, about a minute); one test in the count.
   if "$REPO/infra/openapi.sh" fuzz "$PIPAI_API_URL" 2>&1; then

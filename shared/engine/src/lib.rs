@@ -16,6 +16,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod bars;
+pub mod batch;
 pub mod config;
 pub mod curve;
 pub mod fees;
