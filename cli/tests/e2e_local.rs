@@ -17,6 +17,7 @@ mod support;
 use support::*;
 
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[test]

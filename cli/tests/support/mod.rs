@@ -5,10 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipai_client::{ApiClient, ClientSettings, Method, Response};
+pub use pipai_client::{ApiClient, ClientSettings, Method, Response};
 use serde_json::{json, Value};
 
 /// The stack's state directory: `PIPAI_LOCAL_DIR` as `infra/local.sh` uses it, or `.local`.
@@ -227,7 +226,7 @@ impl WorkerPaused {
 }
 
 impl Drop for WorkerPaused {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
