@@ -89,13 +89,14 @@ fn nice_step(span: f64, target: f64) -> f64 {
     unit * magnitude
 }
 
-/// Decimals that show a tick step of `step` exactly enough.
+/// The fewest decimals that write multiples of `step` exactly (at most 8).
 fn decimals_for(step: f64) -> usize {
-    if step >= 1.0 {
-        0
-    } else {
-        (-step.log10()).ceil().clamp(0.0, 8.0) as usize
-    }
+    (0..8)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d as i32);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+        })
+        .unwrap_or(8)
 }
 
 /// `1234567.5` as `1,234,567.5`.

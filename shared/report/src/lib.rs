@@ -157,9 +157,18 @@ fn cards(out: &mut String, input: &ReportInput) {
     out.push_str("</div>");
 }
 
-/// `(time, equity)` to chart: the capital at the first bar's open, then each point. Daily points
-/// stand at the end of their day (capped at the last bar's close), per-bar points at the bar's close.
-fn equity_points(input: &ReportInput) -> (Vec<(i64, f64)>, Vec<(i64, f64)>, bool) {
+/// The equity lines to chart, `(time, equity)` points.
+struct Curves {
+    strategy: Vec<(i64, f64)>,
+    /// Empty without a benchmark.
+    benchmark: Vec<(i64, f64)>,
+    /// Whether `strategy` is the per-bar equity (else the daily curve).
+    per_bar: bool,
+}
+
+/// Each curve starts with the capital at the first bar's open. Daily points stand at the end of
+/// their day (capped at the last bar's close), per-bar points at the bar's close.
+fn equity_points(input: &ReportInput) -> Curves {
     let (config, summary) = (input.config, &input.result.summary);
     let capital = config.capital.to_f64().unwrap_or(0.0);
     let bar_ms = config.timeframe.millis();
@@ -171,25 +180,33 @@ fn equity_points(input: &ReportInput) -> (Vec<(i64, f64)>, Vec<(i64, f64)>, bool
         points.extend(curve.iter().map(|p| ((p.time_ms + DAY_MS).min(last_close), p.equity.to_f64().unwrap_or(0.0))));
         points
     };
-    let bench = input.benchmark.as_ref().map(|b| daily(b.equity_curve)).unwrap_or_default();
+    let benchmark = input.benchmark.as_ref().map(|b| daily(b.equity_curve)).unwrap_or_default();
     match input.bar_equity.filter(|b| b.open_times.len() == b.equity.len() && !b.equity.is_empty()) {
         Some(b) => {
             let mut points = Vec::with_capacity(b.equity.len() + 1);
             points.push((b.open_times[0], capital));
             points.extend(b.open_times.iter().zip(b.equity).map(|(&t, &e)| (t + bar_ms, e)));
-            (points, bench, true)
+            Curves { strategy: points, benchmark, per_bar: true }
         }
-        None => (daily(&input.result.equity_curve), bench, false),
+        None => Curves { strategy: daily(&input.result.equity_curve), benchmark, per_bar: false },
     }
 }
 
 fn charts(out: &mut String, input: &ReportInput) {
-    let (strategy, bench, per_bar) = equity_points(input);
+    let Curves { strategy, benchmark: bench, per_bar } = equity_points(input);
     let count = strategy.len() - 1;
     let source = if per_bar { "per-bar equity at each bar's close" } else { "daily equity at each day's last close" };
     let drawn =
         if count > 2 * PLOT_COLUMNS { ", drawn as the lowest and highest point of each pixel column" } else { "" };
-    let mut series = vec![Series { label: "strategy", class: "strategy", points: strategy.clone() }];
+    let mut peak = input.config.capital.to_f64().unwrap_or(0.0);
+    let underwater: Vec<(i64, f64)> = strategy
+        .iter()
+        .map(|&(t, e)| {
+            peak = peak.max(e);
+            (t, if peak > 0.0 { e / peak - 1.0 } else { 0.0 })
+        })
+        .collect();
+    let mut series = vec![Series { label: "strategy", class: "strategy", points: strategy }];
     if !bench.is_empty() {
         series.push(Series { label: "buy and hold", class: "bench", points: bench });
     }
@@ -208,14 +225,6 @@ fn charts(out: &mut String, input: &ReportInput) {
     );
     out.push_str("</section>");
 
-    let mut peak = input.config.capital.to_f64().unwrap_or(0.0);
-    let underwater: Vec<(i64, f64)> = strategy
-        .iter()
-        .map(|&(t, e)| {
-            peak = peak.max(e);
-            (t, if peak > 0.0 { e / peak - 1.0 } else { 0.0 })
-        })
-        .collect();
     let deepest = underwater.iter().map(|p| p.1).fold(0.0, f64::min);
     let reported = opt(&input.result.metrics.max_drawdown);
     out.push_str("<section id=\"drawdown\"><h2>Drawdown</h2>");
