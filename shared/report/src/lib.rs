@@ -10,7 +10,8 @@ mod chart;
 mod html;
 mod stats;
 
-use pipai_engine::result::{BacktestResult, EquityPoint, Trade};
+use pipai_engine::metric_catalog::{self, Better, METRICS};
+use pipai_engine::result::{BacktestResult, EquityPoint, Metrics, StructuredMetrics, Trade};
 use pipai_engine::time::{iso, parse_iso_ms, DAY_MS};
 use pipai_engine::JobConfig;
 use rust_decimal::prelude::ToPrimitive;
@@ -279,56 +280,40 @@ fn monthly(out: &mut String, input: &ReportInput) {
     out.push_str("</tbody></table></div><p class=\"note\">A month's return is its last daily equity over the previous month's (the capital for the first), minus 1; the year column chains its months.</p></section>");
 }
 
+/// Metrics whose value is a count of seconds.
+const DURATIONS: [&str; 2] = ["avg_trade_duration_seconds", "max_drawdown_duration"];
+
+/// `[name, value, reading, better]` of every metric, in the engine's catalog order (the flat
+/// metrics, then the structured ones without a flat twin).
+fn metric_rows(m: &Metrics, s: &StructuredMetrics) -> Vec<Vec<String>> {
+    METRICS
+        .iter()
+        .map(|&(name, better)| {
+            let value = metric_catalog::value(name, m, s);
+            let text = opt(&value);
+            let reading = match value {
+                Some(v) if DURATIONS.contains(&name) => duration(v.to_i64().unwrap_or(0)),
+                Some(_) if FRACTIONS.contains(&name) => percent(&text),
+                _ => String::new(),
+            };
+            let better = match better {
+                Better::Higher => "higher",
+                Better::Lower => "lower",
+                Better::Neither => "",
+            };
+            vec![name.to_string(), text, reading, better.to_string()]
+        })
+        .collect()
+}
+
 fn metrics(out: &mut String, input: &ReportInput) {
-    let (m, s) = (&input.result.metrics, &input.result.structured_metrics);
-    let row = |name: &str, value: String| {
-        let reading = if FRACTIONS.contains(&name) { percent(&value) } else { String::new() };
-        vec![name.to_string(), value, reading]
-    };
-    let secs = |name: &str, v: Option<i64>| match v {
-        Some(v) => vec![name.to_string(), v.to_string(), duration(v)],
-        None => row(name, "n/a".into()),
-    };
-    let flat = vec![
-        row("sharpe", opt(&m.sharpe)),
-        row("sortino", opt(&m.sortino)),
-        row("calmar", opt(&m.calmar)),
-        row("max_drawdown", opt(&m.max_drawdown)),
-        row("win_rate", opt(&m.win_rate)),
-        row("profit_factor", opt(&m.profit_factor)),
-        row("cagr", opt(&m.cagr)),
-        row("expected_value", opt(&m.expected_value)),
-        row("total_trades", m.total_trades.to_string()),
-        secs("avg_trade_duration_seconds", m.avg_trade_duration_seconds),
-    ];
-    let (p, r, t) = (&s.performance, &s.risk, &s.trading);
-    let structured = vec![
-        row("total_return", opt(&s.total_return)),
-        row("bars_in_market", s.bars_in_market.to_string()),
-        row("cagr", opt(&p.cagr)),
-        row("sharpe_ratio", opt(&p.sharpe_ratio)),
-        row("sortino_ratio", opt(&p.sortino_ratio)),
-        row("calmar_ratio", opt(&p.calmar_ratio)),
-        row("max_drawdown", opt(&r.max_drawdown)),
-        secs("max_drawdown_duration", Some(r.max_drawdown_duration)),
-        row("var_95", opt(&r.var_95)),
-        row("cvar_95", opt(&r.cvar_95)),
-        row("var_99", opt(&r.var_99)),
-        row("cvar_99", opt(&r.cvar_99)),
-        row("volatility_annualised", opt(&r.volatility_annualised)),
-        row("total_trades", t.total_trades.to_string()),
-        row("win_rate", opt(&t.win_rate)),
-        row("profit_factor", opt(&t.profit_factor)),
-        row("avg_win", opt(&t.avg_win)),
-        row("avg_loss", opt(&t.avg_loss)),
-        row("expectancy", opt(&t.expectancy)),
-        row("turnover_annualised", opt(&t.turnover_annualised)),
-    ];
-    let head = ["metric", "value", "reading"];
-    out.push_str(
-        "<section id=\"metrics\"><h2>Metrics</h2><div class=\"grid2\"><div><div class=\"keep\"><h3>metrics</h3>",
-    );
-    table(out, "metrics", &head, flat);
+    let mut rows = metric_rows(&input.result.metrics, &input.result.structured_metrics);
+    let second = rows.split_off(rows.len().div_ceil(2));
+    let head = ["metric", "value", "reading", "better"];
+    out.push_str("<section id=\"metrics\"><h2>Metrics</h2><div class=\"grid2\"><div class=\"keep\">");
+    table(out, "metrics", &head, rows);
+    out.push_str("</div><div class=\"keep\">");
+    table(out, "metrics", &head, second);
     out.push_str("</div>");
     if let Some(b) = &input.benchmark {
         out.push_str("<div class=\"keep\"><h3>Buy and hold benchmark</h3>");
@@ -336,13 +321,14 @@ fn metrics(out: &mut String, input: &ReportInput) {
             let reading = if FRACTIONS.contains(&k.as_str()) { percent(v) } else { String::new() };
             vec![k.clone(), v.clone(), reading]
         });
-        table(out, "benchmark", &head, rows);
+        table(out, "benchmark", &head[..3], rows);
         out.push_str("</div>");
     }
-    out.push_str("</div><div class=\"keep\"><h3>structured_metrics (performance, risk, trading)</h3>");
-    table(out, "structured", &head, structured);
-    out.push_str("</div>");
-    out.push_str("</div><p class=\"note\">Definitions: docs/metrics.md. n/a is a metric the run has no data for (null in the result).</p></section>");
+    out.push_str(
+        "</div><p class=\"note\">The result's metrics and structured_metrics by leaf name (a structured metric with \
+         a flat twin, cagr say, is listed once: the same value). Definitions: docs/metrics.md. n/a is a metric the \
+         run has no data for (null in the result).</p></section>",
+    );
 }
 
 fn trade_stats(out: &mut String, config: &JobConfig, trades: &[Trade]) {

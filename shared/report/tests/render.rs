@@ -1,6 +1,7 @@
 //! `render` on real runs of the engine over synthetic bars.
 
 use chrono::{TimeZone, Utc};
+use pipai_engine::metric_catalog::METRICS;
 use pipai_engine::result::{money, EquityPoint};
 use pipai_engine::time::{iso, ymd_ms};
 use pipai_engine::{run, Backtest, Bars, JobConfig, NoObserver};
@@ -87,6 +88,17 @@ fn a_run_with_trades_shows_every_section_and_its_breakdowns() {
     // The first trade's pnl, as the result has it; the monthly table has January 2025.
     assert!(trade_rows.contains(&trades[0].pnl.to_string()));
     assert!(html.contains("<th scope=\"row\">2025</th>"));
+    // Every metric of the engine's catalog, once, with its reading.
+    for (name, _) in METRICS {
+        assert_eq!(html.matches(&format!("<tr><td>{name}</td>")).count(), 1, "{name}");
+    }
+    let duration = backtest.result.metrics.avg_trade_duration_seconds.unwrap();
+    let reading = format!("<td>avg_trade_duration_seconds</td><td>{duration}</td><td>");
+    let after = html.split(&reading).nth(1).expect("the duration row");
+    assert!(
+        after.starts_with(char::is_numeric) && after.split('<').next().unwrap().ends_with(['m', 's']),
+        "{after:.40}"
+    );
     // No benchmark given: no benchmark line or table; no provenance: said so.
     assert!(!html.contains("line bench") && !html.contains("Buy and hold"));
     assert!(html.contains("<p>Not recorded.</p>"));
