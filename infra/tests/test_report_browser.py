@@ -184,9 +184,12 @@ def test_fits_a_laptop_and_prints_charts_whole(browser, report):
         box = page.locator("#chart-equity svg").bounding_box()
         assert box["width"] > 0.7 * width, (width, box)
         page.context.close()
-    loaded = open_report(browser, report)
+    # An A4 page's printable width is about 700 CSS px: nothing may stick out (print does not scroll).
+    loaded = open_report(browser, report, width=700)
     page = loaded.page
     page.emulate_media(media="print")
+    overflow = page.evaluate("() => document.documentElement.scrollWidth")
+    assert overflow <= 700, overflow
     styles = page.evaluate(
         "() => [...document.querySelectorAll('figure.chart')].map(f => getComputedStyle(f).breakInside)"
     )
