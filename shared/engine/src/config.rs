@@ -112,32 +112,28 @@ impl JobConfig {
         JobConfig::from_value(&Value::Object(parse_json_object_strict(body)?), now)
     }
 
-    /// Validates a create-job body field by field (each field's check is one of the functions
-    /// in [`check`], which [`StrategyConfig`] shares) and fills the defaults.
+    /// Validates a create-job body field by field (each field's check is one function, which
+    /// [`StrategyConfig`](crate::strategy::StrategyConfig) shares through [`Given`]) and fills
+    /// the defaults.
     pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
         let obj = value.as_object().ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
-        check::known_fields(obj, &FIELDS)?;
-        let required = |name: &str| present(obj, name).ok_or_else(|| FieldError::new(name, "is required"));
-
-        let spec = check::template_id(required("template_id")?)?;
-        let params = check::params(required("params")?)?;
-        let symbols = check::symbols(required("symbols")?, spec)?;
+        let given = Given::parse(obj, &FIELDS, now)?;
+        let spec = required(given.spec, "template_id")?;
+        let params = required(given.params, "params")?;
+        let symbols = required(given.symbols, "symbols")?;
         let (params, _) = templates::resolve_params(spec, params, symbols.len())?;
-        let timeframe = check::timeframe(required("timeframe")?)?;
-        let (start, end) = (check::time("start", required("start")?)?, check::time("end", required("end")?)?);
-        check::window(Some(start), Some(end), now)?;
-        let capital = check::capital(required("capital")?)?;
-        let leverage = present(obj, "leverage").map(check::leverage).transpose()?.unwrap_or(1);
-        let fee_model = present(obj, "fee_model").map(check::fee_model).transpose()?.unwrap_or(FeeModel::FixedBps);
-        let fee_bps = present(obj, "fee_bps").map(|v| check::bps("fee_bps", v)).transpose()?;
+        let timeframe = required(given.timeframe, "timeframe")?;
+        let (start, end) = (required(given.start, "start")?, required(given.end, "end")?);
+        let capital = required(given.capital, "capital")?;
+        let leverage = given.leverage.unwrap_or(1);
+        let fee_model = given.fee_model.unwrap_or(FeeModel::FixedBps);
         // fee_bps is honoured only by fixed_bps (seed 003); it is dropped from the echo otherwise
         // so the resolved config never shows a fee that does not apply.
         let fee_bps = match fee_model {
-            FeeModel::FixedBps => Some(fee_bps.unwrap_or(Decimal::from(5))),
+            FeeModel::FixedBps => Some(given.fee_bps.unwrap_or(Decimal::from(5))),
             _ => None,
         };
-        let slippage_bps = present(obj, "slippage_bps").map(|v| check::bps("slippage_bps", v)).transpose()?;
-        check::venue_schedules(fee_model, &symbols)?;
+        let slippage_bps = given.slippage_bps;
         let strategy_id = match present(obj, "strategy_id") {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -189,9 +185,66 @@ pub(crate) fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a
     obj.get(name).filter(|v| !v.is_null())
 }
 
-/// One check per create-job field, each naming its field in its error: [`JobConfig`] and
-/// [`StrategyConfig`](crate::strategy::StrategyConfig) both validate through these.
-pub(crate) mod check {
+/// `value`, or "`name`: is required".
+pub(crate) fn required<T>(value: Option<T>, name: &str) -> Result<T, FieldError> {
+    value.ok_or_else(|| FieldError::new(name, "is required"))
+}
+
+/// The create-job fields a body gives (absent or `null`: `None`), each checked as at job
+/// creation, and together where two or more given fields must agree (the window, params and
+/// symbols with the template, symbols with `match_exchange`). A job requires most of them and
+/// fills defaults; a strategy's config keeps what is given.
+pub(crate) struct Given<'a> {
+    pub spec: Option<&'static TemplateSpec>,
+    pub params: Option<&'a Map<String, Value>>,
+    pub symbols: Option<Vec<String>>,
+    pub timeframe: Option<Timeframe>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub capital: Option<Decimal>,
+    pub leverage: Option<u32>,
+    pub fee_model: Option<FeeModel>,
+    pub fee_bps: Option<Decimal>,
+    pub slippage_bps: Option<Decimal>,
+}
+
+impl<'a> Given<'a> {
+    /// `obj`'s fields (only `fields` are allowed), checked; `now` bounds `end`.
+    pub(crate) fn parse(
+        obj: &'a Map<String, Value>,
+        fields: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Given<'a>, FieldError> {
+        check::known_fields(obj, fields)?;
+        let spec = present(obj, "template_id").map(check::template_id).transpose()?;
+        let params = present(obj, "params").map(check::params).transpose()?;
+        // Symbols are counted against the template, so they are checked only with one.
+        let symbols = match spec {
+            Some(spec) => present(obj, "symbols").map(|v| check::symbols(v, spec)).transpose()?,
+            None => None,
+        };
+        if let (Some(spec), Some(params)) = (spec, params) {
+            // Without symbols, against the most the template takes.
+            templates::resolve_params(spec, params, symbols.as_ref().map_or(spec.max_symbols, Vec::len))?;
+        }
+        let timeframe = present(obj, "timeframe").map(check::timeframe).transpose()?;
+        let start = present(obj, "start").map(|v| check::time("start", v)).transpose()?;
+        let end = present(obj, "end").map(|v| check::time("end", v)).transpose()?;
+        check::window(start, end, now)?;
+        let capital = present(obj, "capital").map(check::capital).transpose()?;
+        let leverage = present(obj, "leverage").map(check::leverage).transpose()?;
+        let fee_model = present(obj, "fee_model").map(check::fee_model).transpose()?;
+        let fee_bps = present(obj, "fee_bps").map(|v| check::bps("fee_bps", v)).transpose()?;
+        let slippage_bps = present(obj, "slippage_bps").map(|v| check::bps("slippage_bps", v)).transpose()?;
+        if let (Some(model), Some(symbols)) = (fee_model, &symbols) {
+            check::venue_schedules(model, symbols)?;
+        }
+        Ok(Given { spec, params, symbols, timeframe, start, end, capital, leverage, fee_model, fee_bps, slippage_bps })
+    }
+}
+
+/// One check per create-job field, each naming its field in its error ([`Given`] calls them).
+mod check {
     use super::*;
 
     /// Every key of `obj` is one of `fields`.

@@ -1,6 +1,6 @@
 //! A stored strategy's `config`: any subset of the create-job fields, `template_id` and `params`
-//! required. Every field given is checked as at job creation (by the same functions, see
-//! [`crate::config::check`]), its error naming it as `config.FIELD`; omitted fields stay omitted
+//! required. Every field given is checked as at job creation (by the same functions: the
+//! config module's `Given`), its error naming it as `config.FIELD`; omitted fields stay omitted
 //! (no defaults filled in), and `params` are kept as given (the template fills its defaults when
 //! a job is made from the strategy).
 
@@ -10,8 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::bars::Timeframe;
-use crate::config::{as_iso, check, from_iso, present, FeeModel, FieldError, JobConfig, FIELDS};
-use crate::templates;
+use crate::config::{as_iso, from_iso, required, FeeModel, FieldError, Given, JobConfig, FIELDS};
 
 /// A strategy's stored config. Serializes as the JSON object the API shows (absent fields
 /// omitted); `Deserialize` reads that form back without validating it (configs this service
@@ -74,38 +73,21 @@ impl StrategyConfig {
     }
 
     fn checked(obj: &Map<String, Value>, now: DateTime<Utc>) -> Result<StrategyConfig, FieldError> {
-        check::known_fields(obj, &FIELDS[..FIELDS.len() - 1])?;
-        let required = |name: &str| present(obj, name).ok_or_else(|| FieldError::new(name, "is required"));
-        let spec = check::template_id(required("template_id")?)?;
-        let params = check::params(required("params")?)?;
-        let symbols = present(obj, "symbols").map(|v| check::symbols(v, spec)).transpose()?;
-        // Without symbols, the params are checked against the most the template takes; a job
-        // made from the strategy checks them again against its symbols.
-        templates::resolve_params(spec, params, symbols.as_ref().map_or(spec.max_symbols, Vec::len))?;
-        let timeframe = present(obj, "timeframe").map(check::timeframe).transpose()?;
-        let start = present(obj, "start").map(|v| check::time("start", v)).transpose()?;
-        let end = present(obj, "end").map(|v| check::time("end", v)).transpose()?;
-        check::window(start, end, now)?;
-        let capital = present(obj, "capital").map(check::capital).transpose()?;
-        let leverage = present(obj, "leverage").map(check::leverage).transpose()?;
-        let fee_model = present(obj, "fee_model").map(check::fee_model).transpose()?;
-        let fee_bps = present(obj, "fee_bps").map(|v| check::bps("fee_bps", v)).transpose()?;
-        let slippage_bps = present(obj, "slippage_bps").map(|v| check::bps("slippage_bps", v)).transpose()?;
-        if let (Some(model), Some(symbols)) = (fee_model, &symbols) {
-            check::venue_schedules(model, symbols)?;
-        }
+        let given = Given::parse(obj, &FIELDS[..FIELDS.len() - 1], now)?;
+        let spec = required(given.spec, "template_id")?;
+        let params = required(given.params, "params")?;
         Ok(StrategyConfig {
             template_id: spec.id.to_string(),
             params: params.clone(),
-            symbols,
-            timeframe,
-            start,
-            end,
-            capital,
-            leverage,
-            fee_model,
-            fee_bps,
-            slippage_bps,
+            symbols: given.symbols,
+            timeframe: given.timeframe,
+            start: given.start,
+            end: given.end,
+            capital: given.capital,
+            leverage: given.leverage,
+            fee_model: given.fee_model,
+            fee_bps: given.fee_bps,
+            slippage_bps: given.slippage_bps,
         })
     }
 
