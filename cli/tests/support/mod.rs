@@ -4,10 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+// Re-exported: the test files use them through `use support::*` (not every file uses both).
+#[allow(unused_imports)]
+pub use pipai_client::Method;
+#[allow(unused_imports)]
+pub use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipai_client::{ApiClient, ClientSettings, Method, Response};
+use pipai_client::{ApiClient, ClientSettings, Response};
 use serde_json::{json, Value};
 
 /// The stack's state directory: `PIPAI_LOCAL_DIR` as `infra/local.sh` uses it, or `.local`.
@@ -226,7 +230,7 @@ impl WorkerPaused {
 }
 
 impl Drop for WorkerPaused {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
