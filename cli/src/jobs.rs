@@ -469,3 +469,42 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        overrides: SubmitOverrides,
+    }
+
+    #[test]
+    fn overrides_set_top_level_fields() {
+        let flags = Flags::parse_from([
+            "x",
+            "--strategy",
+            "st_0a1b2c3d",
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--params",
+            r#"{"lookback": 24}"#,
+            "--capital",
+            "500",
+        ]);
+        let body = flags.overrides.apply(json!({"capital": "1", "timeframe": "1h"})).unwrap();
+        assert_eq!(
+            body,
+            json!({"strategy_id": "st_0a1b2c3d", "symbols": ["BTCUSDT", "ETHUSDT"], "params": {"lookback": 24},
+                   "capital": "500", "timeframe": "1h"})
+        );
+        assert!(!flags.overrides.is_empty());
+        assert!(Flags::parse_from(["x"]).overrides.is_empty());
+        let bad = Flags::parse_from(["x", "--params", "[1]"]);
+        assert!(bad.overrides.apply(json!({})).is_err());
+        assert!(Flags::parse_from(["x"]).overrides.apply(json!([1])).is_err());
+    }
+}
