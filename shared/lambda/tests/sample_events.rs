@@ -74,19 +74,30 @@ async fn http_events_reach_their_routes() {
         ("cancel-job.json", Route::CancelJob, 200),
     ];
     for (file, route, status) in cases {
-        let raw = event(file);
-        // As committed, the signature is stale: 401, never a 500.
-        let stale = lambda_http::request::from_str(&raw).unwrap();
-        let resp = http::handle(&api, route, stale).await.unwrap();
-        assert_eq!(resp.status(), 401, "{file} as committed");
-        // Re-signed, it is served.
-        let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
-        let resp = http::handle(&api, route, req).await.unwrap();
-        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
-        assert_eq!(resp.status(), status, "{file}: {body}");
-        assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+        serve_event(&api, file, route, status).await;
     }
     assert_eq!(store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap().status, JobStatus::Cancelled);
+}
+
+/// The sample `file` as committed is refused (stale signature: 401, never a 500); re-signed, it
+/// is served with `status` and the weight header.
+async fn serve_event(
+    api: &Api<&'static MemoryStore, &'static MemoryStore, &'static MemoryStore>,
+    file: &str,
+    route: Route,
+    status: u16,
+) {
+    let raw = event(file);
+    let stale = lambda_http::request::from_str(&raw).unwrap();
+    assert_eq!(http::handle(api, route, stale).await.unwrap().status(), 401, "{file} as committed");
+    let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
+    let resp = http::handle(api, route, req).await.unwrap();
+    let body = String::from_utf8_lossy(resp.body().as_ref()).to_string();
+    assert_eq!(resp.status(), status, "{file}: {body}");
+    assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+    if status != 204 {
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {body}"));
+    }
 }
 
 fn id(text: &str) -> JobId {
@@ -149,14 +160,7 @@ async fn strategy_events_reach_their_routes() {
         ("delete-strategy.json", Route::DeleteStrategy, 204),
     ];
     for (file, route, status) in cases {
-        let raw = event(file);
-        let stale = lambda_http::request::from_str(&raw).unwrap();
-        assert_eq!(http::handle(&api, route, stale).await.unwrap().status(), 401, "{file} as committed");
-        let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
-        let resp = http::handle(&api, route, req).await.unwrap();
-        let body = String::from_utf8_lossy(resp.body().as_ref()).to_string();
-        assert_eq!(resp.status(), status, "{file}: {body}");
-        assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+        serve_event(&api, file, route, status).await;
     }
     assert_eq!(store.get_strategy(&"st_3c91ef00".parse().unwrap()).await.unwrap(), None);
 }
