@@ -43,11 +43,17 @@ FUNCTIONS = {
     "ListTemplatesFunction": ("list-templates", "GET", "/v1/backtest/templates"),
     "JobWorkerFunction": ("job-worker", None, None),
     "JobEventsFunction": ("job-events", None, None),
+    # Stored strategies.
+    "CreateStrategyFunction": ("create-strategy", "POST", "/v1/strategies"),
+    "GetStrategyFunction": ("get-strategy", "GET", "/v1/strategies/{id}"),
+    "ListStrategiesFunction": ("list-strategies", "GET", "/v1/strategies"),
+    "UpdateStrategyFunction": ("update-strategy", "PATCH", "/v1/strategies/{id}"),
+    "DeleteStrategyFunction": ("delete-strategy", "DELETE", "/v1/strategies/{id}"),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",
     "JOBS_QUEUE_URL", "RESULTS_BUCKET", "MARKET_DATA_BUCKET", "REQUEST_WEIGHT_BUDGET",
-    "API_KEY_MASTER_KEY_PARAM", "RUST_LOG",
+    "API_KEY_MASTER_KEY_PARAM", "RUST_LOG", "STRATEGIES_TABLE",
 ]
 BROAD_POLICY_TEMPLATES = {"DynamoDBCrudPolicy", "S3CrudPolicy", "S3FullAccessPolicy",
                           "AmazonDynamoDBFullAccess", "AdministratorAccess"}

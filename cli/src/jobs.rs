@@ -10,6 +10,7 @@ use pipai_client::{next_timestamp_ms, ApiClient, ClientError, ClientSettings, Me
 use pipai_service::auth::sign_request;
 use serde_json::Value;
 
+use crate::api_args::ApiArgs;
 use crate::error::CliError;
 use crate::table;
 
@@ -19,6 +20,8 @@ use crate::table;
 /// PIPAI_API_SECRET); `infra/local.sh up` prints a demo key for the local stack.
 ///
 ///   pipai jobs submit docs/examples/grid-btc-2025.json --wait
+///   pipai jobs submit --strategy st_3c91ef00 --start 2025-03-01T00:00:00Z --end 2025-06-01T00:00:00Z
+///   pipai jobs submit --strategy st_3c91ef00 --params '{"grid_levels": 10, "upper_price": "72000", "lower_price": "60000"}'
 ///   pipai jobs list --status done --limit 10
 ///   pipai jobs get bt_3c91ef00 --out result.json
 ///
@@ -27,26 +30,24 @@ use crate::table;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct JobsArgs {
-    /// API base URL.
-    #[arg(long, env = "PIPAI_API_URL", default_value = "http://127.0.0.1:3000", global = true)]
-    url: String,
-    /// API key id.
-    #[arg(long, env = "PIPAI_API_KEY", global = true, hide_env_values = true)]
-    key: Option<String>,
-    /// API key secret.
-    #[arg(long, env = "PIPAI_API_SECRET", global = true, hide_env_values = true)]
-    secret: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
     #[command(subcommand)]
     command: JobsCommand,
 }
 
 #[derive(clap::Subcommand)]
 enum JobsCommand {
-    /// Submit a job from a JSON file (the create-job body); --wait follows it to the end.
+    /// Submit a job from a JSON file (the create-job body) and/or a stored strategy with
+    /// overrides; --wait follows it to the end. Each override replaces that top-level field of
+    /// the body (and, with --strategy, the strategy's field whole: --params too).
     Submit {
-        file: PathBuf,
+        /// The create-job body (optional with --strategy).
+        file: Option<PathBuf>,
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        overrides: SubmitOverrides,
     },
     /// Show one job; when done, its metrics. --out writes the full job JSON with every trade and
     /// equity point (pages are fetched and joined).
@@ -107,6 +108,71 @@ enum JobsCommand {
     SignEvents { files: Vec<PathBuf> },
 }
 
+/// A create-job body's top-level fields from flags.
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct SubmitOverrides {
+    /// Use this stored strategy's config as the base (`strategy_id`).
+    #[arg(long, value_name = "ST_ID")]
+    strategy: Option<String>,
+    /// Window start (ISO 8601 UTC, e.g. 2025-01-01T00:00:00Z).
+    #[arg(long)]
+    start: Option<String>,
+    /// Window end (ISO 8601 UTC).
+    #[arg(long)]
+    end: Option<String>,
+    /// Starting equity, a decimal (e.g. 10000.00).
+    #[arg(long)]
+    capital: Option<String>,
+    /// Comma-separated symbols, e.g. BTCUSDT,ETHUSDT.
+    #[arg(long, value_delimiter = ',')]
+    symbols: Option<Vec<String>>,
+    /// Bar interval: 1m, 5m, 15m, 1h, 4h, 1d.
+    #[arg(long)]
+    timeframe: Option<String>,
+    /// The template params as a JSON object (replaces params whole).
+    #[arg(long, value_name = "JSON")]
+    params: Option<String>,
+}
+
+impl SubmitOverrides {
+    fn is_empty(&self) -> bool {
+        let texts = [&self.strategy, &self.start, &self.end, &self.capital, &self.timeframe, &self.params];
+        texts.iter().all(|t| t.is_none()) && self.symbols.is_none()
+    }
+
+    /// `base` (a JSON object) with every given flag set as its top-level field.
+    pub(crate) fn apply(&self, base: Value) -> Result<Value, CliError> {
+        let Value::Object(mut body) = base else {
+            return Err(CliError::Config("the job file must hold a JSON object".into()));
+        };
+        let text = |v: &Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
+        let params = match &self.params {
+            None => None,
+            Some(p) => Some(
+                serde_json::from_str::<Value>(p)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| CliError::Config("--params must be a JSON object".into()))?,
+            ),
+        };
+        let symbols = self.symbols.as_ref().map(|s| Value::from(s.clone()));
+        for (name, value) in [
+            ("strategy_id", text(&self.strategy)),
+            ("start", text(&self.start)),
+            ("end", text(&self.end)),
+            ("capital", text(&self.capital)),
+            ("symbols", symbols),
+            ("timeframe", text(&self.timeframe)),
+            ("params", params),
+        ] {
+            if let Some(v) = value {
+                body.insert(name.to_string(), v);
+            }
+        }
+        Ok(Value::Object(body))
+    }
+}
+
 /// `pipai jobs`'s view of the API: the signing client, with answers as JSON and refusals as
 /// [`CliError`]s.
 pub(crate) struct Client {
@@ -132,7 +198,7 @@ fn no_answer(error: ClientError) -> CliError {
 }
 
 impl Client {
-    fn new(args: &JobsArgs) -> Result<Client, CliError> {
+    pub(crate) fn new(args: &ApiArgs) -> Result<Client, CliError> {
         let key = args
             .key
             .as_deref()
@@ -276,10 +342,23 @@ fn wait(client: &Client, id: &str, timeout: Duration) -> Result<Value, CliError>
 }
 
 pub fn run(args: JobsArgs) -> Result<(), CliError> {
-    let client = Client::new(&args)?;
+    let client = Client::new(&args.api)?;
     match &args.command {
-        JobsCommand::Submit { file, wait: follow } => {
-            let body = std::fs::read(file).map_err(CliError::io(file))?;
+        JobsCommand::Submit { file, wait: follow, overrides } => {
+            let body = match file {
+                // Without overrides the file goes as it is, byte for byte.
+                Some(file) if overrides.is_empty() => std::fs::read(file).map_err(CliError::io(file))?,
+                Some(file) => {
+                    let bytes = std::fs::read(file).map_err(CliError::io(file))?;
+                    let base = serde_json::from_slice(&bytes)
+                        .map_err(|e| CliError::Config(format!("{}: not JSON: {e}", file.display())))?;
+                    serde_json::to_vec(&overrides.apply(base)?).expect("JSON")
+                }
+                None if overrides.strategy.is_some() => {
+                    serde_json::to_vec(&overrides.apply(Value::Object(Default::default()))?).expect("JSON")
+                }
+                None => return Err(CliError::Config("give a job FILE, or --strategy ST_ID".into())),
+            };
             let job = client.ok(Method::Post, "/v1/backtest/jobs", &[], &body)?;
             let id = job["id"].as_str().unwrap_or_default().to_string();
             println!("submitted {id} ({})", job["status"].as_str().unwrap_or("?"));
@@ -388,5 +467,44 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             let _ = std::io::stdout().flush();
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        overrides: SubmitOverrides,
+    }
+
+    #[test]
+    fn overrides_set_top_level_fields() {
+        let flags = Flags::parse_from([
+            "x",
+            "--strategy",
+            "st_0a1b2c3d",
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--params",
+            r#"{"lookback": 24}"#,
+            "--capital",
+            "500",
+        ]);
+        let body = flags.overrides.apply(json!({"capital": "1", "timeframe": "1h"})).unwrap();
+        assert_eq!(
+            body,
+            json!({"strategy_id": "st_0a1b2c3d", "symbols": ["BTCUSDT", "ETHUSDT"], "params": {"lookback": 24},
+                   "capital": "500", "timeframe": "1h"})
+        );
+        assert!(!flags.overrides.is_empty());
+        assert!(Flags::parse_from(["x"]).overrides.is_empty());
+        let bad = Flags::parse_from(["x", "--params", "[1]"]);
+        assert!(bad.overrides.apply(json!({})).is_err());
+        assert!(Flags::parse_from(["x"]).overrides.apply(json!([1])).is_err());
     }
 }

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod api_args;
 mod bar_files;
 mod bench_api;
 mod bench_results;
@@ -12,6 +13,7 @@ mod error;
 mod jobs;
 mod keys;
 mod run;
+mod strategies;
 mod table;
 mod templates;
 
@@ -38,6 +40,7 @@ enum Command {
     Templates(templates::TemplatesArgs),
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    Strategies(strategies::StrategiesArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Strategies(args) => strategies::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

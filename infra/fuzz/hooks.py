@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import atexit
 import collections
+import json
 import os
+import re
 import sys
 import threading
 from urllib.parse import urlsplit
@@ -72,8 +74,57 @@ atexit.register(COUNT.report)
 SIGNER = PipaiSigner(os.environ.get("PIPAI_API_KEY", ""), os.environ.get("PIPAI_API_SECRET", ""))
 
 
+class StrategyFixture:
+    """A stored strategy of the fuzzing key, made on first use (and again after a fuzzed DELETE
+    removed it), so GET/PATCH/DELETE /v1/strategies/{id} reach a real strategy, not only 404s."""
+
+    VALID_ID = re.compile(r"^st_[0-9a-f]{8}$")
+    BODY = {"name": "fuzz fixture", "description": "made by infra/fuzz/hooks.py",
+            "config": {"template_id": "tpl_ma_cross", "params": {"fast": 5, "slow": 20},
+                       "symbols": ["BTCUSDT"], "timeframe": "1h", "capital": "10000.00"}}
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.id: str | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> str | None:
+        with self._lock:
+            if self.id is None and self.base_url:
+                body = json.dumps(self.BODY).encode()
+                path = urlsplit(self.base_url).path.rstrip("/") + "/v1/strategies"
+                signed = path[path.index("/v1/"):]
+                headers = signed_headers(SIGNER.api_key, SIGNER.secret, CLOCK.next_ms(), "POST", signed, "", body)
+                headers["content-type"] = "application/json"
+                r = requests.post(self.base_url + "/v1/strategies", data=body, headers=headers, timeout=30)
+                if r.status_code == 201:
+                    self.id = r.json()["id"]
+                else:
+                    print(f"fuzz: could not create the strategy fixture: {r.status_code} {r.text}", file=sys.stderr)
+            return self.id
+
+    def use_in(self, case) -> None:
+        """Half the well-formed ids (a deterministic half: the last hex digit even) become the
+        fixture's; malformed ids stay, so negative cases stay negative."""
+        given = (case.path_parameters or {}).get("id")
+        if isinstance(given, str) and self.VALID_ID.match(given) and int(given[-1], 16) % 2 == 0:
+            ours = self.current()
+            if ours:
+                case.path_parameters["id"] = ours
+
+    def deleted(self, case, status: int) -> None:
+        if status == 204 and (case.path_parameters or {}).get("id") == self.id:
+            with self._lock:
+                self.id = None
+
+
+STRATEGY = StrategyFixture(os.environ.get("PIPAI_FUZZ_URL", ""))
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    if case.operation.path == "/v1/strategies/{id}":
+        STRATEGY.use_in(case)
     # The transport passes `auth` on to requests.Session.request; the signer runs last.
     kwargs["auth"] = SIGNER
 
@@ -81,4 +132,6 @@ def before_call(context, case, kwargs):
 @schemathesis.hook
 def after_call(context, case, response):
     COUNT.record(f"{case.operation.method.upper()} {case.operation.path}", response.status_code)
+    if case.operation.method.upper() == "DELETE" and case.operation.path == "/v1/strategies/{id}":
+        STRATEGY.deleted(case, response.status_code)
 

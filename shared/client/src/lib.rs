@@ -23,6 +23,8 @@ pub use settings::{BaseUrl, ClientSettings, KeyId, Secret, SettingsError};
 pub enum Method {
     Get,
     Post,
+    Patch,
+    Delete,
 }
 
 impl Method {
@@ -30,6 +32,8 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -181,6 +185,20 @@ impl ApiClient {
                     request = request.header(name.as_str(), value.as_str());
                 }
                 request.send(body).map_err(transport)?
+            }
+            Method::Patch => {
+                let mut request = self.agent.patch(&url).header("content-type", "application/json");
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                request.send(body).map_err(transport)?
+            }
+            Method::Delete => {
+                let mut request = self.agent.delete(&url);
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                request.call().map_err(transport)?
             }
         };
         let mut response_headers = HashMap::new();

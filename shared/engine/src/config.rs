@@ -80,16 +80,17 @@ pub struct JobConfig {
     pub strategy_id: Option<String>,
 }
 
-fn as_iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_iso<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&iso(t.timestamp_millis()))
 }
 
-fn from_iso<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub(crate) fn from_iso<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(d)?;
     parse_iso(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 UTC time")))
 }
 
-const FIELDS: [&str; 12] = [
+/// The create-job body's fields; a strategy's config takes all but the last.
+pub(crate) const FIELDS: [&str; 12] = [
     "template_id",
     "params",
     "symbols",
@@ -111,109 +112,30 @@ impl JobConfig {
         JobConfig::from_value(&Value::Object(parse_json_object_strict(body)?), now)
     }
 
+    /// Validates a create-job body field by field (each field's check is one function, which
+    /// [`StrategyConfig`](crate::strategy::StrategyConfig) shares through [`Given`]) and fills
+    /// the defaults.
     pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
         let obj = value.as_object().ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
-        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(FieldError::new(
-                clipped(unknown),
-                format!("unknown field; allowed fields are {}", FIELDS.join(", ")),
-            ));
-        }
-        let required =
-            |name: &str| obj.get(name).filter(|v| !v.is_null()).ok_or_else(|| FieldError::new(name, "is required"));
-        let string = |name: &str| -> Result<&str, FieldError> {
-            required(name)?.as_str().ok_or_else(|| FieldError::new(name, "must be a string"))
-        };
-
-        let template_id = string("template_id")?;
-        let spec = templates::find(template_id).ok_or_else(|| {
-            let ids: Vec<&str> = templates::catalog().iter().map(|t| t.id).collect();
-            let template = quoted(template_id);
-            FieldError::new("template_id", format!("unknown template {template}; available: {}", ids.join(", ")))
-        })?;
-        let params =
-            required("params")?.as_object().ok_or_else(|| FieldError::new("params", "must be a JSON object"))?;
-        let symbols = parse_symbols(required("symbols")?, spec)?;
+        let given = Given::parse(obj, &FIELDS, now)?;
+        let spec = required(given.spec, "template_id")?;
+        let params = required(given.params, "params")?;
+        let symbols = required(given.symbols, "symbols")?;
         let (params, _) = templates::resolve_params(spec, params, symbols.len())?;
-
-        let timeframe: Timeframe = string("timeframe")?.parse().map_err(|m| FieldError::new("timeframe", m))?;
-        let time = |name: &str| -> Result<DateTime<Utc>, FieldError> {
-            let text = string(name)?;
-            parse_iso(text).ok_or_else(|| {
-                let text = quoted(text);
-                FieldError::new(
-                    name,
-                    format!(
-                        "{text} is not an ISO 8601 UTC time YYYY-MM-DDTHH:MM:SS[.sss]Z like \"2025-01-01T00:00:00Z\""
-                    ),
-                )
-            })
-        };
-        let (start, end) = (time("start")?, time("end")?);
-        if end <= start {
-            return Err(FieldError::new("end", "must be after start"));
-        }
-        if start.checked_add_months(Months::new(MAX_SPAN_MONTHS)).is_some_and(|limit| end > limit) {
-            return Err(FieldError::new("end", "the window from start to end may span at most 5 years"));
-        }
-        if end > now {
-            return Err(FieldError::new(
-                "end",
-                format!("is in the future (server time is {})", iso(now.timestamp_millis())),
-            ));
-        }
-
-        let capital = decimal_field(obj, "capital")?.ok_or_else(|| FieldError::new("capital", "is required"))?;
-        if capital <= Decimal::ZERO || capital > Decimal::from(1_000_000_000_000_i64) {
-            return Err(FieldError::new("capital", "must be greater than 0 and at most 1000000000000"));
-        }
-        let leverage = match obj.get("leverage") {
-            None | Some(Value::Null) => 1,
-            Some(v) => match v.as_u64() {
-                Some(n) if (1..=MAX_LEVERAGE as u64).contains(&n) => n as u32,
-                _ => return Err(FieldError::new("leverage", format!("must be an integer from 1 to {MAX_LEVERAGE}"))),
-            },
-        };
-        let fee_model = match obj.get("fee_model") {
-            None | Some(Value::Null) => FeeModel::FixedBps,
-            Some(v) => {
-                let names: Vec<&str> = FeeModel::ALL.iter().map(|m| m.as_str()).collect();
-                let bad = || FieldError::new("fee_model", format!("must be one of {}", names.join(", ")));
-                let s = v.as_str().ok_or_else(bad)?;
-                *FeeModel::ALL.iter().find(|m| m.as_str() == s).ok_or_else(bad)?
-            }
-        };
-        let bps_range = |name: &str| -> Result<Option<Decimal>, FieldError> {
-            let d = decimal_field(obj, name)?;
-            // "-0" too (the decimal drops the sign of zero): a signed basis-point amount is a mistake.
-            let signed = obj.get(name).and_then(Value::as_str).is_some_and(|t| t.starts_with('-'));
-            match d {
-                Some(d) if signed || d < Decimal::ZERO || d > Decimal::from(1000) => {
-                    Err(FieldError::new(name, "must be from 0 to 1000 basis points"))
-                }
-                _ => Ok(d),
-            }
-        };
-        let fee_bps = bps_range("fee_bps")?;
+        let timeframe = required(given.timeframe, "timeframe")?;
+        let (start, end) = (required(given.start, "start")?, required(given.end, "end")?);
+        let capital = required(given.capital, "capital")?;
+        let leverage = given.leverage.unwrap_or(1);
+        let fee_model = given.fee_model.unwrap_or(FeeModel::FixedBps);
         // fee_bps is honoured only by fixed_bps (seed 003); it is dropped from the echo otherwise
         // so the resolved config never shows a fee that does not apply.
         let fee_bps = match fee_model {
-            FeeModel::FixedBps => Some(fee_bps.unwrap_or(Decimal::from(5))),
+            FeeModel::FixedBps => Some(given.fee_bps.unwrap_or(Decimal::from(5))),
             _ => None,
         };
-        let slippage_bps = bps_range("slippage_bps")?;
-        if fee_model == FeeModel::MatchExchange {
-            for (i, s) in symbols.iter().enumerate() {
-                if crate::fees::venue_rates(s).is_none() {
-                    return Err(FieldError::new(
-                        format!("symbols[{i}]"),
-                        format!("{s} has no published venue schedule for fee_model match_exchange"),
-                    ));
-                }
-            }
-        }
-        let strategy_id = match obj.get("strategy_id") {
-            None | Some(Value::Null) => None,
+        let slippage_bps = given.slippage_bps;
+        let strategy_id = match present(obj, "strategy_id") {
+            None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(FieldError::new("strategy_id", "must be a string")),
         };
@@ -258,54 +180,237 @@ impl fmt::Display for FeeModel {
     }
 }
 
-fn decimal_field(obj: &Map<String, Value>, name: &str) -> Result<Option<Decimal>, FieldError> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_decimal(s)
-            .map(Some)
-            .ok_or_else(|| FieldError::new(name, format!("{} is not a decimal number", quoted(s)))),
-        Some(Value::Number(n)) => Err(FieldError::new(
-            name,
-            format!("must be a decimal string like \"{n}\", not a JSON number (money travels as strings to keep its precision)"),
-        )),
-        Some(_) => Err(FieldError::new(name, "must be a decimal string")),
+/// The field's value unless it is absent or `null` (both mean "not given").
+pub(crate) fn present<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).filter(|v| !v.is_null())
+}
+
+/// `value`, or "`name`: is required".
+pub(crate) fn required<T>(value: Option<T>, name: &str) -> Result<T, FieldError> {
+    value.ok_or_else(|| FieldError::new(name, "is required"))
+}
+
+/// The create-job fields a body gives (absent or `null`: `None`), each checked as at job
+/// creation, and together where two or more given fields must agree (the window, params and
+/// symbols with the template, symbols with `match_exchange`). A job requires most of them and
+/// fills defaults; a strategy's config keeps what is given.
+pub(crate) struct Given<'a> {
+    pub spec: Option<&'static TemplateSpec>,
+    pub params: Option<&'a Map<String, Value>>,
+    pub symbols: Option<Vec<String>>,
+    pub timeframe: Option<Timeframe>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub capital: Option<Decimal>,
+    pub leverage: Option<u32>,
+    pub fee_model: Option<FeeModel>,
+    pub fee_bps: Option<Decimal>,
+    pub slippage_bps: Option<Decimal>,
+}
+
+impl<'a> Given<'a> {
+    /// `obj`'s fields (only `fields` are allowed), checked; `now` bounds `end`.
+    pub(crate) fn parse(
+        obj: &'a Map<String, Value>,
+        fields: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Given<'a>, FieldError> {
+        check::known_fields(obj, fields)?;
+        let spec = present(obj, "template_id").map(check::template_id).transpose()?;
+        let params = present(obj, "params").map(check::params).transpose()?;
+        // Symbols are counted against the template, so they are checked only with one.
+        let symbols = match spec {
+            Some(spec) => present(obj, "symbols").map(|v| check::symbols(v, spec)).transpose()?,
+            None => None,
+        };
+        if let (Some(spec), Some(params)) = (spec, params) {
+            // Without symbols, against the most the template takes.
+            templates::resolve_params(spec, params, symbols.as_ref().map_or(spec.max_symbols, Vec::len))?;
+        }
+        let timeframe = present(obj, "timeframe").map(check::timeframe).transpose()?;
+        let start = present(obj, "start").map(|v| check::time("start", v)).transpose()?;
+        let end = present(obj, "end").map(|v| check::time("end", v)).transpose()?;
+        check::window(start, end, now)?;
+        let capital = present(obj, "capital").map(check::capital).transpose()?;
+        let leverage = present(obj, "leverage").map(check::leverage).transpose()?;
+        let fee_model = present(obj, "fee_model").map(check::fee_model).transpose()?;
+        let fee_bps = present(obj, "fee_bps").map(|v| check::bps("fee_bps", v)).transpose()?;
+        let slippage_bps = present(obj, "slippage_bps").map(|v| check::bps("slippage_bps", v)).transpose()?;
+        if let (Some(model), Some(symbols)) = (fee_model, &symbols) {
+            check::venue_schedules(model, symbols)?;
+        }
+        Ok(Given { spec, params, symbols, timeframe, start, end, capital, leverage, fee_model, fee_bps, slippage_bps })
     }
 }
 
-fn parse_symbols(v: &Value, spec: &TemplateSpec) -> Result<Vec<String>, FieldError> {
-    let list = v.as_array().ok_or_else(|| FieldError::new("symbols", "must be an array of strings"))?;
-    if list.is_empty() {
-        return Err(FieldError::new("symbols", "must name at least one symbol"));
-    }
-    if list.len() > MAX_SYMBOLS {
-        return Err(FieldError::new("symbols", format!("may name at most {MAX_SYMBOLS} symbols")));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(list.len());
-    for (i, s) in list.iter().enumerate() {
-        let field = format!("symbols[{i}]");
-        let s = s.as_str().ok_or_else(|| FieldError::new(&field, "must be a string"))?;
-        let ok = (2..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if !ok {
-            let symbol = quoted(s);
-            return Err(FieldError::new(
-                field,
-                format!("{symbol} is not an uppercase exchange symbol like \"BTCUSDT\""),
-            ));
+/// One check per create-job field, each naming its field in its error ([`Given`] calls them).
+mod check {
+    use super::*;
+
+    /// Every key of `obj` is one of `fields`.
+    pub fn known_fields(obj: &Map<String, Value>, fields: &[&str]) -> Result<(), FieldError> {
+        match obj.keys().find(|k| !fields.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(unknown) => Err(FieldError::new(
+                clipped(unknown),
+                format!("unknown field; allowed fields are {}", fields.join(", ")),
+            )),
         }
-        if out.iter().any(|o| o == s) {
-            return Err(FieldError::new(field, format!("{s} is listed twice")));
+    }
+
+    fn string<'a>(name: &str, v: &'a Value) -> Result<&'a str, FieldError> {
+        v.as_str().ok_or_else(|| FieldError::new(name, "must be a string"))
+    }
+
+    pub fn template_id(v: &Value) -> Result<&'static TemplateSpec, FieldError> {
+        let template_id = string("template_id", v)?;
+        templates::find(template_id).ok_or_else(|| {
+            let ids: Vec<&str> = templates::catalog().iter().map(|t| t.id).collect();
+            let template = quoted(template_id);
+            FieldError::new("template_id", format!("unknown template {template}; available: {}", ids.join(", ")))
+        })
+    }
+
+    pub fn params(v: &Value) -> Result<&Map<String, Value>, FieldError> {
+        v.as_object().ok_or_else(|| FieldError::new("params", "must be a JSON object"))
+    }
+
+    pub fn timeframe(v: &Value) -> Result<Timeframe, FieldError> {
+        string("timeframe", v)?.parse().map_err(|m| FieldError::new("timeframe", m))
+    }
+
+    pub fn time(name: &str, v: &Value) -> Result<DateTime<Utc>, FieldError> {
+        let text = string(name, v)?;
+        parse_iso(text).ok_or_else(|| {
+            let text = quoted(text);
+            FieldError::new(
+                name,
+                format!("{text} is not an ISO 8601 UTC time YYYY-MM-DDTHH:MM:SS[.sss]Z like \"2025-01-01T00:00:00Z\""),
+            )
+        })
+    }
+
+    /// `end` after `start`, at most 5 years after it, and not in the future (each rule where
+    /// the times it needs are given).
+    pub fn window(
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), FieldError> {
+        if let (Some(start), Some(end)) = (start, end) {
+            if end <= start {
+                return Err(FieldError::new("end", "must be after start"));
+            }
+            if start.checked_add_months(Months::new(MAX_SPAN_MONTHS)).is_some_and(|limit| end > limit) {
+                return Err(FieldError::new("end", "the window from start to end may span at most 5 years"));
+            }
         }
-        out.push(s.to_string());
+        match end {
+            Some(end) if end > now => Err(FieldError::new(
+                "end",
+                format!("is in the future (server time is {})", iso(now.timestamp_millis())),
+            )),
+            _ => Ok(()),
+        }
     }
-    if out.len() < spec.min_symbols || out.len() > spec.max_symbols {
-        let want = if spec.min_symbols == spec.max_symbols {
-            format!("exactly {}", spec.min_symbols)
-        } else {
-            format!("{} to {}", spec.min_symbols, spec.max_symbols)
-        };
-        return Err(FieldError::new("symbols", format!("{} takes {want} symbol(s), got {}", spec.id, out.len())));
+
+    pub fn capital(v: &Value) -> Result<Decimal, FieldError> {
+        let capital = decimal("capital", v)?;
+        if capital <= Decimal::ZERO || capital > Decimal::from(1_000_000_000_000_i64) {
+            return Err(FieldError::new("capital", "must be greater than 0 and at most 1000000000000"));
+        }
+        Ok(capital)
     }
-    Ok(out)
+
+    pub fn leverage(v: &Value) -> Result<u32, FieldError> {
+        match v.as_u64() {
+            Some(n) if (1..=MAX_LEVERAGE as u64).contains(&n) => Ok(n as u32),
+            _ => Err(FieldError::new("leverage", format!("must be an integer from 1 to {MAX_LEVERAGE}"))),
+        }
+    }
+
+    pub fn fee_model(v: &Value) -> Result<FeeModel, FieldError> {
+        let names: Vec<&str> = FeeModel::ALL.iter().map(|m| m.as_str()).collect();
+        let bad = || FieldError::new("fee_model", format!("must be one of {}", names.join(", ")));
+        let s = v.as_str().ok_or_else(bad)?;
+        FeeModel::ALL.iter().find(|m| m.as_str() == s).copied().ok_or_else(bad)
+    }
+
+    /// `fee_bps` or `slippage_bps`: a decimal string from 0 to 1000.
+    pub fn bps(name: &str, v: &Value) -> Result<Decimal, FieldError> {
+        let d = decimal(name, v)?;
+        // "-0" too (the decimal drops the sign of zero): a signed basis-point amount is a mistake.
+        let signed = v.as_str().is_some_and(|t| t.starts_with('-'));
+        if signed || d < Decimal::ZERO || d > Decimal::from(1000) {
+            return Err(FieldError::new(name, "must be from 0 to 1000 basis points"));
+        }
+        Ok(d)
+    }
+
+    /// With `match_exchange`, every symbol needs a published venue schedule.
+    pub fn venue_schedules(fee_model: FeeModel, symbols: &[String]) -> Result<(), FieldError> {
+        if fee_model != FeeModel::MatchExchange {
+            return Ok(());
+        }
+        for (i, s) in symbols.iter().enumerate() {
+            if crate::fees::venue_rates(s).is_none() {
+                return Err(FieldError::new(
+                    format!("symbols[{i}]"),
+                    format!("{s} has no published venue schedule for fee_model match_exchange"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn decimal(name: &str, v: &Value) -> Result<Decimal, FieldError> {
+        match v {
+            Value::String(s) => {
+                parse_decimal(s).ok_or_else(|| FieldError::new(name, format!("{} is not a decimal number", quoted(s))))
+            }
+            Value::Number(n) => Err(FieldError::new(
+                name,
+                format!("must be a decimal string like \"{n}\", not a JSON number (money travels as strings to keep its precision)"),
+            )),
+            _ => Err(FieldError::new(name, "must be a decimal string")),
+        }
+    }
+
+    pub fn symbols(v: &Value, spec: &TemplateSpec) -> Result<Vec<String>, FieldError> {
+        let list = v.as_array().ok_or_else(|| FieldError::new("symbols", "must be an array of strings"))?;
+        if list.is_empty() {
+            return Err(FieldError::new("symbols", "must name at least one symbol"));
+        }
+        if list.len() > MAX_SYMBOLS {
+            return Err(FieldError::new("symbols", format!("may name at most {MAX_SYMBOLS} symbols")));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for (i, s) in list.iter().enumerate() {
+            let field = format!("symbols[{i}]");
+            let s = s.as_str().ok_or_else(|| FieldError::new(&field, "must be a string"))?;
+            let ok = (2..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !ok {
+                let symbol = quoted(s);
+                return Err(FieldError::new(
+                    field,
+                    format!("{symbol} is not an uppercase exchange symbol like \"BTCUSDT\""),
+                ));
+            }
+            if out.iter().any(|o| o == s) {
+                return Err(FieldError::new(field, format!("{s} is listed twice")));
+            }
+            out.push(s.to_string());
+        }
+        if out.len() < spec.min_symbols || out.len() > spec.max_symbols {
+            let want = if spec.min_symbols == spec.max_symbols {
+                format!("exactly {}", spec.min_symbols)
+            } else {
+                format!("{} to {}", spec.min_symbols, spec.max_symbols)
+            };
+            return Err(FieldError::new("symbols", format!("{} takes {want} symbol(s), got {}", spec.id, out.len())));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub mod result;
 pub mod rotation;
 pub mod signals;
 pub mod sim;
+pub mod strategy;
 pub mod templates;
 pub mod time;
 
@@ -36,6 +37,7 @@ pub use config::{FeeModel, FieldError, JobConfig};
 pub use input::{parse_json_object_strict, quoted};
 pub use result::BacktestResult;
 pub use sim::{Control, NoObserver, Observer};
+pub use strategy::StrategyConfig;
 
 use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;

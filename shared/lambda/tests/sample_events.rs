@@ -74,19 +74,30 @@ async fn http_events_reach_their_routes() {
         ("cancel-job.json", Route::CancelJob, 200),
     ];
     for (file, route, status) in cases {
-        let raw = event(file);
-        // As committed, the signature is stale: 401, never a 500.
-        let stale = lambda_http::request::from_str(&raw).unwrap();
-        let resp = http::handle(&api, route, stale).await.unwrap();
-        assert_eq!(resp.status(), 401, "{file} as committed");
-        // Re-signed, it is served.
-        let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
-        let resp = http::handle(&api, route, req).await.unwrap();
-        let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
-        assert_eq!(resp.status(), status, "{file}: {body}");
-        assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+        serve_event(&api, file, route, status).await;
     }
     assert_eq!(store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap().status, JobStatus::Cancelled);
+}
+
+/// The sample `file` as committed is refused (stale signature: 401, never a 500); re-signed, it
+/// is served with `status` and the weight header.
+async fn serve_event(
+    api: &Api<&'static MemoryStore, &'static MemoryStore, &'static MemoryStore>,
+    file: &str,
+    route: Route,
+    status: u16,
+) {
+    let raw = event(file);
+    let stale = lambda_http::request::from_str(&raw).unwrap();
+    assert_eq!(http::handle(api, route, stale).await.unwrap().status(), 401, "{file} as committed");
+    let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
+    let resp = http::handle(api, route, req).await.unwrap();
+    let body = String::from_utf8_lossy(resp.body().as_ref()).to_string();
+    assert_eq!(resp.status(), status, "{file}: {body}");
+    assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+    if status != 204 {
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{file}: not JSON ({e}): {body}"));
+    }
 }
 
 fn id(text: &str) -> JobId {
@@ -120,4 +131,36 @@ async fn sqs_events_run_and_dead_letter_jobs() {
     assert!(resp.batch_item_failures.is_empty());
     let job = store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap();
     assert_eq!((job.status, job.error.unwrap().code), (JobStatus::Failed, FailCode::Internal));
+}
+
+/// The strategy samples, in an order that leaves each one's strategy there for the next.
+#[tokio::test]
+async fn strategy_events_reach_their_routes() {
+    use pipai_service::ports::{StrategyCreateOutcome, StrategyStore};
+    let store = store_with_demo();
+    let api = api(store).await;
+    let config = serde_json::json!({"template_id": "tpl_grid", "params": {"grid_levels": 8, "upper_price": "72000",
+                                    "lower_price": "60000"}});
+    let strategy = pipai_service::model::StrategyRecord {
+        id: "st_3c91ef00".parse().unwrap(),
+        user_id: "demo".parse().unwrap(),
+        name: "demo".into(),
+        description: None,
+        version: 1,
+        config: pipai_engine::StrategyConfig::from_value(&config, chrono::Utc::now()).unwrap(),
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+    };
+    assert_eq!(store.create_strategy(&strategy).await.unwrap(), StrategyCreateOutcome::Created);
+    let cases = [
+        ("create-strategy.json", Route::CreateStrategy, 201),
+        ("get-strategy.json", Route::GetStrategy, 200),
+        ("list-strategies.json", Route::ListStrategies, 200),
+        ("update-strategy.json", Route::UpdateStrategy, 200),
+        ("delete-strategy.json", Route::DeleteStrategy, 204),
+    ];
+    for (file, route, status) in cases {
+        serve_event(&api, file, route, status).await;
+    }
+    assert_eq!(store.get_strategy(&"st_3c91ef00".parse().unwrap()).await.unwrap(), None);
 }

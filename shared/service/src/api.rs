@@ -6,7 +6,7 @@
 use pipai_engine::input::clipped;
 use pipai_engine::result::{Metrics, StructuredMetrics, Summary};
 use pipai_engine::time::{iso, parse_iso};
-use pipai_engine::{quoted, templates, JobConfig, Timeframe};
+use pipai_engine::{quoted, templates, Timeframe};
 use pipai_market_data::Coverage;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -33,11 +33,28 @@ pub enum Route {
     CancelJob,
     ListSymbols,
     ListTemplates,
+    // Stored strategies (`crate::strategies`).
+    CreateStrategy,
+    GetStrategy,
+    ListStrategies,
+    UpdateStrategy,
+    DeleteStrategy,
 }
 
 impl Route {
-    pub const ALL: [Route; 6] =
-        [Route::CreateJob, Route::GetJob, Route::ListJobs, Route::CancelJob, Route::ListSymbols, Route::ListTemplates];
+    pub const ALL: [Route; 11] = [
+        Route::CreateJob,
+        Route::GetJob,
+        Route::ListJobs,
+        Route::CancelJob,
+        Route::ListSymbols,
+        Route::ListTemplates,
+        Route::CreateStrategy,
+        Route::GetStrategy,
+        Route::ListStrategies,
+        Route::UpdateStrategy,
+        Route::DeleteStrategy,
+    ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
     pub fn weight(self) -> u32 {
@@ -48,6 +65,11 @@ impl Route {
             Route::CancelJob => 5,
             Route::ListSymbols => 5,
             Route::ListTemplates => 1,
+            Route::CreateStrategy => 10,
+            Route::GetStrategy => 2,
+            Route::ListStrategies => 5,
+            Route::UpdateStrategy => 10,
+            Route::DeleteStrategy => 5,
         }
     }
 
@@ -60,6 +82,11 @@ impl Route {
             Route::CancelJob => ("POST", "/v1/backtest/jobs/{id}/cancel"),
             Route::ListSymbols => ("GET", "/v1/backtest/symbols"),
             Route::ListTemplates => ("GET", "/v1/backtest/templates"),
+            Route::CreateStrategy => ("POST", "/v1/strategies"),
+            Route::GetStrategy => ("GET", "/v1/strategies/{id}"),
+            Route::ListStrategies => ("GET", "/v1/strategies"),
+            Route::UpdateStrategy => ("PATCH", "/v1/strategies/{id}"),
+            Route::DeleteStrategy => ("DELETE", "/v1/strategies/{id}"),
         }
     }
 
@@ -73,6 +100,11 @@ impl Route {
             ("POST", ["", "v1", "backtest", "jobs", _, "cancel"]) => Some(Route::CancelJob),
             ("GET", ["", "v1", "backtest", "symbols"]) => Some(Route::ListSymbols),
             ("GET", ["", "v1", "backtest", "templates"]) => Some(Route::ListTemplates),
+            ("POST", ["", "v1", "strategies"]) => Some(Route::CreateStrategy),
+            ("GET", ["", "v1", "strategies"]) => Some(Route::ListStrategies),
+            ("GET", ["", "v1", "strategies", _]) => Some(Route::GetStrategy),
+            ("PATCH", ["", "v1", "strategies", _]) => Some(Route::UpdateStrategy),
+            ("DELETE", ["", "v1", "strategies", _]) => Some(Route::DeleteStrategy),
             _ => None,
         }
     }
@@ -109,7 +141,7 @@ pub const MAX_ARRAY_PAGE: usize = 10_000;
 
 impl<S, R, M> Api<S, R, M>
 where
-    S: JobStore + KeyStore + RequestLog,
+    S: JobStore + KeyStore + RequestLog + StrategyStore,
     R: ResultStore,
     M: MarketData,
 {
@@ -145,24 +177,23 @@ where
             Route::CancelJob => self.cancel_job(req, &principal, now_ms).await,
             Route::ListSymbols => self.list_symbols(req).await,
             Route::ListTemplates => list_templates(req),
+            Route::CreateStrategy => self.create_strategy(req, &principal, now_ms).await,
+            Route::GetStrategy => self.get_strategy(req, &principal).await,
+            Route::ListStrategies => self.list_strategies(req, &principal).await,
+            Route::UpdateStrategy => self.update_strategy(req, &principal, now_ms).await,
+            Route::DeleteStrategy => self.delete_strategy(req, &principal).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }
 
     async fn create_job(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
-        let now = chrono::DateTime::from_timestamp_millis(now_ms).expect("a valid clock");
-        let config = JobConfig::from_json_bytes(&req.body, now)?;
-        if let Some(strategy) = &config.strategy_id {
-            return Err(ApiError::InvalidState(format!(
-                "strategy_id: strategy {} does not exist or is not usable (no stored strategies on this deployment)",
-                quoted(strategy)
-            )));
-        }
+        let (config, strategy_version) = self.job_config_of(&req.body, who, now_ms).await?;
         for (i, symbol) in config.symbols.iter().enumerate() {
             self.check_coverage(i, symbol, config.timeframe, config.start_ms(), config.end_ms()).await?;
         }
         let mut job = JobRecord::new_queued(JobId::random(), who.user_id.clone(), config, now_ms);
+        job.strategy_version = strategy_version;
         for _ in 0..5 {
             match self.store.create_job(&job, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {
@@ -652,7 +683,7 @@ fn path_id(req: &ApiRequest) -> Option<&str> {
 }
 
 /// A `limit` query parameter: canonical decimal digits (no sign, no leading zero) from 1 to `max`.
-fn parse_limit(text: &str, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(text: &str, max: usize) -> Result<usize, ApiError> {
     let canonical =
         !text.is_empty() && text.len() <= 6 && text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
     text.parse::<usize>().ok().filter(|n| canonical && (1..=max).contains(n)).ok_or_else(|| {
@@ -661,7 +692,7 @@ fn parse_limit(text: &str, max: usize) -> Result<usize, ApiError> {
 }
 
 /// The query parameters, all of them known, each at most once.
-fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let params = auth::decode_query(&req.raw_query).map_err(ApiError::InvalidParameter)?;
     for (i, (name, _)) in params.iter().enumerate() {
         if !allowed.contains(&name.as_str()) {
@@ -678,7 +709,7 @@ fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, Strin
     Ok(params)
 }
 
-fn reject_query(req: &ApiRequest, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn reject_query(req: &ApiRequest, allowed: &[&str]) -> Result<(), ApiError> {
     query_params(req, allowed).map(|_| ())
 }
 

@@ -18,6 +18,8 @@ pub enum CursorKind {
     /// `GET /v1/backtest/jobs/{id}?expand=...`: bound to the caller (the job and array are in
     /// the position and checked by the reader).
     ResultPage,
+    /// `GET /v1/strategies`: bound to the caller.
+    StrategyList,
 }
 
 impl CursorKind {
@@ -25,6 +27,7 @@ impl CursorKind {
         match self {
             CursorKind::JobList => "pipai-list-cursor-v1",
             CursorKind::ResultPage => "pipai-result-cursor-v1",
+            CursorKind::StrategyList => "pipai-strategy-cursor-v1",
         }
     }
 }

@@ -144,6 +144,21 @@ impl RunToken {
     }
 }
 
+string_id!(
+    /// A stored strategy: `st_` + 8 lowercase hex, unique across all users.
+    StrategyId,
+    "strategy id",
+    "st_0a1b2c3d",
+    |s| prefixed_hex(s, "st_", 8..=8)
+);
+
+impl StrategyId {
+    /// A fresh id from the OS's random source.
+    pub fn random() -> StrategyId {
+        StrategyId(format!("st_{}", random_hex(4)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +185,11 @@ mod tests {
         assert!("u1".parse::<UserId>().is_ok());
         assert!("a#b".parse::<UserId>().is_err());
         assert!("".parse::<UserId>().is_err());
+        assert!(StrategyId::random().as_str().parse::<StrategyId>().is_ok());
+        assert!("st_0a1b2c3d".parse::<StrategyId>().is_ok());
+        for bad in ["st_0a1b2c", "st_0A1B2C3D", "bt_0a1b2c3d", "st_0a1b2c3d4"] {
+            assert!(bad.parse::<StrategyId>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -16,9 +16,10 @@ pub mod pages;
 pub mod ports;
 pub mod secrets;
 pub mod settings;
+pub mod strategies;
 pub mod worker;
 
 pub use api::{Api, ApiSettings, Route};
 pub use error::ApiError;
 pub use http::{ApiRequest, ApiResponse};
-pub use ids::{JobId, KeyId, RunToken, UserId};
+pub use ids::{JobId, KeyId, RunToken, StrategyId, UserId};

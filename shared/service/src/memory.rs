@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
 
-use crate::ids::{JobId, KeyId, RunToken, UserId};
-use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
+use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
+use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
 use crate::ports::*;
 
 #[derive(Default)]
@@ -21,6 +21,7 @@ struct State {
     queue: Vec<JobId>,
     artifacts: HashMap<(JobId, String), Vec<u8>>,
     bars: HashMap<(String, Timeframe), (Bars, bool)>,
+    strategies: HashMap<StrategyId, StrategyRecord>,
 }
 
 /// Every port in one struct, behind a mutex.
@@ -326,5 +327,59 @@ impl MarketData for MemoryStore {
             Some((b, _)) => Ok(b.slice(b.window(start_ms, end_ms))),
             None => Err(DataError::Unavailable(format!("no {timeframe} bars for {symbol}"))),
         })
+    }
+}
+
+impl StrategyStore for MemoryStore {
+    async fn create_strategy(&self, strategy: &StrategyRecord) -> Result<StrategyCreateOutcome, StoreError> {
+        Ok(self.with(|s| {
+            if s.strategies.contains_key(&strategy.id) {
+                return StrategyCreateOutcome::IdTaken;
+            }
+            s.strategies.insert(strategy.id.clone(), strategy.clone());
+            StrategyCreateOutcome::Created
+        }))
+    }
+
+    async fn get_strategy(&self, id: &StrategyId) -> Result<Option<StrategyRecord>, StoreError> {
+        Ok(self.with(|s| s.strategies.get(id).cloned()))
+    }
+
+    async fn list_strategies(&self, q: &StrategyListQuery) -> Result<Vec<StrategyRecord>, StoreError> {
+        Ok(self.with(|s| {
+            let mut out: Vec<StrategyRecord> = s
+                .strategies
+                .values()
+                .filter(|st| st.user_id == q.user_id)
+                .filter(|st| q.after.as_ref().is_none_or(|a| (st.updated_at_ms, &st.id) < (a.updated_at_ms, &a.id)))
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| (b.updated_at_ms, &b.id).cmp(&(a.updated_at_ms, &a.id)));
+            out.truncate(q.limit);
+            out
+        }))
+    }
+
+    async fn update_strategy(&self, updated: &StrategyRecord) -> Result<StrategyUpdateOutcome, StoreError> {
+        Ok(self.with(|s| match s.strategies.get_mut(&updated.id) {
+            Some(st) if st.user_id == updated.user_id => {
+                if st.version + 1 != updated.version {
+                    return StrategyUpdateOutcome::VersionConflict;
+                }
+                *st = updated.clone();
+                StrategyUpdateOutcome::Updated
+            }
+            _ => StrategyUpdateOutcome::NotFound,
+        }))
+    }
+
+    async fn delete_strategy(&self, id: &StrategyId, user_id: &UserId) -> Result<StrategyDeleteOutcome, StoreError> {
+        Ok(self.with(|s| match s.strategies.get(id) {
+            Some(st) if &st.user_id == user_id => {
+                s.strategies.remove(id);
+                StrategyDeleteOutcome::Deleted
+            }
+            _ => StrategyDeleteOutcome::NotFound,
+        }))
     }
 }

@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use pipai_engine::result::{Metrics, StructuredMetrics, Summary};
 use pipai_engine::time::iso;
-use pipai_engine::{BacktestResult, JobConfig};
+use pipai_engine::{BacktestResult, JobConfig, StrategyConfig};
 
-use crate::ids::{JobId, KeyId, RunToken, UserId};
+use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
 
 /// A user may have at most this many jobs queued or running (seed 003: 429 on the 6th).
 pub const MAX_ACTIVE_JOBS: u32 = 5;
@@ -125,6 +125,9 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Set once the user's active-job slot has been given back (exactly once per job).
     pub slot_released: bool,
+    /// The version of the strategy the job was made from (`config.strategy_id`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_version: Option<u32>,
 }
 
 impl JobRecord {
@@ -144,6 +147,7 @@ impl JobRecord {
             lease_until_ms: None,
             attempts: 0,
             slot_released: false,
+            strategy_version: None,
         }
     }
 
@@ -163,6 +167,7 @@ impl JobRecord {
             progress: round_progress(self.progress),
             result,
             error: self.error.as_ref(),
+            strategy_version: self.strategy_version,
         }
     }
 
@@ -190,6 +195,9 @@ pub struct JobView<'a, R> {
     pub progress: f64,
     pub result: Option<R>,
     pub error: Option<&'a JobError>,
+    /// Only on jobs made from a strategy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy_version: Option<u32>,
 }
 
 /// The `result` of a job in the list's summary form.
@@ -256,4 +264,45 @@ impl QueueMessage {
     pub fn job_id_of(body: &str) -> Option<JobId> {
         serde_json::from_str::<QueueMessage>(body).ok().map(|m| m.job_id)
     }
+}
+
+/// A stored strategy (`/v1/strategies`). Times are UTC milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyRecord {
+    pub id: StrategyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    /// 1 when created, + 1 on every update.
+    pub version: u32,
+    pub config: StrategyConfig,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl StrategyRecord {
+    /// The strategy as the API shows it.
+    pub fn view(&self) -> StrategyView<'_> {
+        StrategyView {
+            id: &self.id,
+            name: &self.name,
+            description: self.description.as_deref(),
+            version: self.version,
+            config: &self.config,
+            created_at: iso(self.created_at_ms),
+            updated_at: iso(self.updated_at_ms),
+        }
+    }
+}
+
+/// A strategy as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct StrategyView<'a> {
+    pub id: &'a StrategyId,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub version: u32,
+    pub config: &'a StrategyConfig,
+    pub created_at: String,
+    pub updated_at: String,
 }

@@ -11,8 +11,8 @@ use std::ops::Range;
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
 
-use crate::ids::{JobId, KeyId, RunToken, UserId};
-use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, ResultSummary};
+use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
+use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, ResultSummary, StrategyRecord};
 
 /// The backend failed (network, throttling, a bug): retryable, never the user's fault.
 /// `context` says what was being done where; the backend's own error is kept as the source.
@@ -404,5 +404,102 @@ impl<T: MarketData> MarketData for &T {
         end_ms: i64,
     ) -> impl Future<Output = Result<Bars, DataError>> + Send {
         (**self).load_bars(symbol, timeframe, start_ms, end_ms)
+    }
+}
+
+// ---------------------------------------------------------------- strategies
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategyCreateOutcome {
+    Created,
+    /// Another strategy has this id (ids are random; the caller draws again).
+    IdTaken,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategyUpdateOutcome {
+    Updated,
+    /// The stored version is no longer the one the update was made from (another update won):
+    /// the caller re-reads and applies its change again.
+    VersionConflict,
+    /// No such strategy for this user (deleted meanwhile, or another user's).
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategyDeleteOutcome {
+    Deleted,
+    NotFound,
+}
+
+/// Where a strategy listing starts: after this strategy in newest-`updated_at`-first order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StrategyPageKey {
+    #[serde(rename = "u")]
+    pub updated_at_ms: i64,
+    #[serde(rename = "i")]
+    pub id: StrategyId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyListQuery {
+    pub user_id: UserId,
+    pub after: Option<StrategyPageKey>,
+    pub limit: usize,
+}
+
+/// Stored strategies. A deleted strategy is gone: every read answers as for one that never was.
+pub trait StrategyStore: Send + Sync {
+    fn create_strategy(
+        &self,
+        strategy: &StrategyRecord,
+    ) -> impl Future<Output = Result<StrategyCreateOutcome, StoreError>> + Send;
+    fn get_strategy(&self, id: &StrategyId) -> impl Future<Output = Result<Option<StrategyRecord>, StoreError>> + Send;
+    /// The user's strategies, newest `updated_at` first (ties by id, descending).
+    fn list_strategies(
+        &self,
+        query: &StrategyListQuery,
+    ) -> impl Future<Output = Result<Vec<StrategyRecord>, StoreError>> + Send;
+    /// Replaces the strategy with `updated` if it belongs to `updated.user_id` and its stored
+    /// version is still `updated.version - 1` (one conditional write).
+    fn update_strategy(
+        &self,
+        updated: &StrategyRecord,
+    ) -> impl Future<Output = Result<StrategyUpdateOutcome, StoreError>> + Send;
+    fn delete_strategy(
+        &self,
+        id: &StrategyId,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<StrategyDeleteOutcome, StoreError>> + Send;
+}
+
+impl<T: StrategyStore> StrategyStore for &T {
+    fn create_strategy(
+        &self,
+        strategy: &StrategyRecord,
+    ) -> impl Future<Output = Result<StrategyCreateOutcome, StoreError>> + Send {
+        (**self).create_strategy(strategy)
+    }
+    fn get_strategy(&self, id: &StrategyId) -> impl Future<Output = Result<Option<StrategyRecord>, StoreError>> + Send {
+        (**self).get_strategy(id)
+    }
+    fn list_strategies(
+        &self,
+        query: &StrategyListQuery,
+    ) -> impl Future<Output = Result<Vec<StrategyRecord>, StoreError>> + Send {
+        (**self).list_strategies(query)
+    }
+    fn update_strategy(
+        &self,
+        updated: &StrategyRecord,
+    ) -> impl Future<Output = Result<StrategyUpdateOutcome, StoreError>> + Send {
+        (**self).update_strategy(updated)
+    }
+    fn delete_strategy(
+        &self,
+        id: &StrategyId,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<StrategyDeleteOutcome, StoreError>> + Send {
+        (**self).delete_strategy(id, user_id)
     }
 }

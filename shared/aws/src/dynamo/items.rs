@@ -4,8 +4,8 @@
 //!
 //! [`JobItem`] <-> [`JobRecord`] is the one place that knows how a job is stored.
 
-use pipai_service::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
-use pipai_service::{JobId, KeyId, RunToken, UserId};
+use pipai_service::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
+use pipai_service::{JobId, KeyId, RunToken, StrategyId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
@@ -101,6 +101,9 @@ pub(super) struct JobItem {
     /// Epoch seconds (DynamoDB TTL), set once the job is terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) expires_at: Option<i64>,
+    /// The version of the strategy the job was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) strategy_version: Option<u32>,
 }
 
 impl JobItem {
@@ -126,6 +129,7 @@ impl JobItem {
             attempts: job.attempts,
             slot_released: job.slot_released,
             expires_at: job.finished_at_ms.filter(|_| job.status.is_terminal()).map(|t| retention.expires_at_s(t)),
+            strategy_version: job.strategy_version,
         })
     }
 }
@@ -149,6 +153,7 @@ impl TryFrom<JobItem> for JobRecord {
             lease_until_ms: item.lease_until,
             attempts: item.attempts,
             slot_released: item.slot_released,
+            strategy_version: item.strategy_version,
         })
     }
 }
@@ -262,6 +267,68 @@ impl WeightCounter {
     }
 }
 
+/// The strategies table's `by_user_updated` sort key: `{updated_at:013}#{strategy_id}`.
+pub(super) fn updated_key(updated_at_ms: i64, id: &str) -> String {
+    format!("{updated_at_ms:013}#{id}")
+}
+
+/// An item of the strategies table (key `strategy_id`; GSI `by_user_updated` on `user_id`,
+/// `updated_key`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct StrategyItem {
+    pub(super) strategy_id: StrategyId,
+    pub(super) user_id: UserId,
+    pub(super) name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) description: Option<String>,
+    pub(super) version: u32,
+    /// JSON text.
+    pub(super) config: String,
+    /// Epoch milliseconds.
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) updated_key: String,
+}
+
+impl StrategyItem {
+    pub(super) fn new(s: &StrategyRecord) -> Result<StrategyItem, String> {
+        Ok(StrategyItem {
+            strategy_id: s.id.clone(),
+            user_id: s.user_id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            version: s.version,
+            config: json_text("config", &s.config)?,
+            created_at: s.created_at_ms,
+            updated_at: s.updated_at_ms,
+            updated_key: updated_key(s.updated_at_ms.clamp(0, MAX_KEY_MS), s.id.as_str()),
+        })
+    }
+}
+
+impl TryFrom<StrategyItem> for StrategyRecord {
+    type Error = String;
+
+    fn try_from(item: StrategyItem) -> Result<Self, String> {
+        Ok(StrategyRecord {
+            config: from_json_text("config", &item.config)?,
+            id: item.strategy_id,
+            user_id: item.user_id,
+            name: item.name,
+            description: item.description,
+            version: item.version,
+            created_at_ms: item.created_at,
+            updated_at_ms: item.updated_at,
+        })
+    }
+}
+
+/// The attributes of a strategy item that a failed condition is classified by.
+#[derive(Clone, Debug, Deserialize)]
+pub(super) struct StrategyState {
+    pub(super) user_id: String,
+}
+
 /// A typed item as attributes.
 pub(super) fn to_item(value: &impl Serialize) -> Result<Item, String> {
     dynamo_serde::to_item(value).map_err(|e| e.to_string())
@@ -369,6 +436,31 @@ mod tests {
         let error = attrs["error"].as_m().unwrap();
         assert_eq!((&error["code"], &error["message"]), (&A::S("TIMEOUT".into()), &A::S("too slow".into())));
         assert_eq!(attrs["summary"], A::S(serde_json::to_string(job.summary.as_ref().unwrap()).unwrap()));
+    }
+
+    #[test]
+    fn strategy_items_round_trip() {
+        let config = pipai_engine::StrategyConfig::from_value(
+            &json!({"template_id": "tpl_ma_cross", "params": {"fast": 5, "slow": 20}, "capital": "100.00"}),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let s = StrategyRecord {
+            id: "st_0a1b2c3d".parse().unwrap(),
+            user_id: "u1".parse().unwrap(),
+            name: "ma".into(),
+            description: None,
+            version: 3,
+            config,
+            created_at_ms: 1_700_000_000_000,
+            updated_at_ms: 1_700_000_000_123,
+        };
+        let attrs = to_item(&StrategyItem::new(&s).unwrap()).unwrap();
+        assert_eq!(attrs["updated_key"].as_s().unwrap(), "1700000000123#st_0a1b2c3d");
+        assert_eq!(attrs["version"].as_n().unwrap(), "3");
+        assert!(!attrs.contains_key("description"));
+        let back: StrategyItem = from_item(&attrs).unwrap();
+        assert_eq!(StrategyRecord::try_from(back).unwrap(), s);
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! UsersTable (key `user_id`): `active_jobs`. ApiKeysTable (key `key_id`): `user_id`,
 //! `secret_ciphertext`, `status`, `created_at`, `label`. RequestsTable (key `pk`):
 //! `sig#{key_id}#{signature}` replay items and `weight#{key_id}#{window_start_ms}` counters, both
-//! with `expires_at` (seconds).
+//! with `expires_at` (seconds). StrategiesTable (key `strategy_id`): `user_id`, `name`,
+//! `description`?, `version`, `config` (JSON text), `created_at`, `updated_at` (ms) and
+//! `updated_key` = `{updated_at:013}#{strategy_id}`; GSI `by_user_updated` on `user_id` /
+//! `updated_key` (see `strategies`).
 //!
 //! # Writes
 //!
@@ -38,11 +41,13 @@
 //!
 //! `items` (the item structs and their keys), `transact` (conditional writes, owner-checked
 //! updates, transactions), `jobs` ([`JobStore`]), `list` (list planning and queries), `slots`
-//! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]).
+//! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]),
+//! `strategies` ([`StrategyStore`]).
 //!
 //! [`JobStore`]: pipai_service::ports::JobStore
 //! [`KeyStore`]: pipai_service::ports::KeyStore
 //! [`RequestLog`]: pipai_service::ports::RequestLog
+//! [`StrategyStore`]: pipai_service::ports::StrategyStore
 
 mod items;
 mod jobs;
@@ -50,6 +55,7 @@ mod keys;
 mod list;
 mod requests;
 mod slots;
+mod strategies;
 mod transact;
 
 use std::collections::HashMap;
@@ -80,13 +86,14 @@ pub struct DynamoStore {
     users_table: String,
     keys_table: String,
     requests_table: String,
+    strategies_table: String,
     retention: Retention,
     /// job id -> user id (a job's owner never changes; the conditions check it anyway).
     owners: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl DynamoStore {
-    /// From `JOBS_TABLE`, `USERS_TABLE`, `API_KEYS_TABLE`, `REQUESTS_TABLE` and the optional
+    /// From `JOBS_TABLE`, `USERS_TABLE`, `API_KEYS_TABLE`, `REQUESTS_TABLE`, `STRATEGIES_TABLE` and the optional
     /// `RESULT_RETENTION_DAYS` (default 90): how long a terminal job is kept (its TTL).
     pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
         Self::from_lookup(sdk, &env_lookup)
@@ -109,6 +116,7 @@ impl DynamoStore {
             users_table: required(lookup, "USERS_TABLE")?,
             keys_table: required(lookup, "API_KEYS_TABLE")?,
             requests_table: required(lookup, "REQUESTS_TABLE")?,
+            strategies_table: required(lookup, "STRATEGIES_TABLE")?,
             retention: Retention { days },
             owners: Arc::new(Mutex::new(HashMap::new())),
         })

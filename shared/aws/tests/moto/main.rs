@@ -6,4 +6,5 @@ mod market;
 mod misc;
 mod pipeline;
 mod private_moto;
+mod strategies;
 mod stream;
