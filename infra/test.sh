@@ -58,6 +58,10 @@ note "API document: docs/openapi.yaml is valid and has exactly the routes in cod
 "$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
 tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 
+note "artifact files as pandas/pyarrow read them, provenance recomputed (infra/tests/test_artifacts.py)"
+"$REPO/infra/pytest.sh" -q infra/tests/test_artifacts.py 2>&1 | tee "$LOG/artifacts.txt"
+tally "$LOG/artifacts.txt" "${PIPESTATUS[0]}" "infra/tests/test_artifacts.py"
+
 note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_*.rs, the fuzzer"
 (
   export PIPAI_LOCAL_DIR="$REPO/.local-test" PIPAI_LOCAL_PORT="${E2E_API_PORT:-3190}" MOTO_PORT="${E2E_MOTO_PORT:-4590}"
