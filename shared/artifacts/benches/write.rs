@@ -20,8 +20,26 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Wall time since `t`, and this thread's CPU time since `cpu` (what the figure would be on an
+/// idle core), in ms.
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
+}
+
+/// This thread's user + system CPU time in ms (`/proc/thread-self/stat`, 10 ms ticks); 0 where
+/// there is no such file.
+fn cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0.0 };
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) * 10.0
+}
+
+/// Times `f`: (its value, wall ms, CPU ms).
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (t, c) = (Instant::now(), cpu_ms());
+    let v = f();
+    (v, ms(t), cpu_ms() - c)
 }
 
 fn mb(bytes: usize) -> f64 {
@@ -48,42 +66,36 @@ fn case(title: &str, symbols: usize, days: i64, template: &str, params: serde_js
         mb(bars * 48),
         backtest.result.trades.len()
     );
-    let t = Instant::now();
-    let p = Provenance::of(&config, &data, &backtest.windows);
-    let hashed = ms(t);
+    let (p, hashed, hashed_cpu) = timed(|| Provenance::of(&config, &data, &backtest.windows));
     println!(
-        "  provenance (sha256 of {:.0} MB of bars, inside the run): {hashed:.0} ms = {:.2} GB/s",
+        "  provenance (sha256 of {:.0} MB of bars, inside the run): {hashed:.0} ms wall, {hashed_cpu:.0} ms CPU = {:.2} GB/s of CPU",
         mb(bars * 48),
-        (bars * 48) as f64 / hashed / 1e6
+        (bars * 48) as f64 / hashed_cpu.max(1.0) / 1e6
     );
     assert_eq!(p, backtest.result.provenance);
 
-    let mut total = (0usize, 0.0f64);
-    let mut row = |name: &str, bytes: usize, took: f64| {
-        println!("  {name:<22} {:>9.2} MB {took:>8.1} ms", mb(bytes));
-        total = (total.0 + bytes, total.1 + took);
+    println!("  {:<22} {:>9} {:>11} {:>11}", "file", "size", "wall", "CPU");
+    let mut total = (0usize, 0.0f64, 0.0f64);
+    let mut row = |name: &str, bytes: usize, wall: f64, cpu: f64| {
+        println!("  {name:<22} {:>6.2} MB {wall:>8.1} ms {cpu:>8.0} ms", mb(bytes));
+        total = (total.0 + bytes, total.1 + wall, total.2 + cpu);
     };
-    let t = Instant::now();
-    let rows = EquityRows::of(&backtest, &config, &data).unwrap();
-    let drawdown = ms(t);
-    let t = Instant::now();
-    let bytes = rows.to_parquet().unwrap().len();
-    row("equity.parquet", bytes, ms(t) + drawdown);
-    let t = Instant::now();
-    row("equity.csv", rows.to_csv().len(), ms(t));
-    let t = Instant::now();
-    row("trades.parquet", trades::to_parquet(&backtest.result.trades).unwrap().len(), ms(t));
-    let t = Instant::now();
-    row("trades.csv", trades::to_csv(&backtest.result.trades).len(), ms(t));
-    let t = Instant::now();
-    let files = bars_files(&backtest, &config, &data).unwrap();
+    let (rows, w0, c0) = timed(|| EquityRows::of(&backtest, &config, &data).unwrap());
+    let (bytes, w, c) = timed(|| rows.to_parquet().unwrap().len());
+    row("equity.parquet", bytes, w + w0, c + c0);
+    let (bytes, w, c) = timed(|| rows.to_csv().len());
+    row("equity.csv", bytes, w, c);
+    let (bytes, w, c) = timed(|| trades::to_parquet(&backtest.result.trades).unwrap().len());
+    row("trades.parquet", bytes, w, c);
+    let (bytes, w, c) = timed(|| trades::to_csv(&backtest.result.trades).len());
+    row("trades.csv", bytes, w, c);
+    let (bytes, w, c) = timed(|| bars_files(&backtest, &config, &data).unwrap().iter().map(|f| f.data.len()).sum());
     let name = if symbols == 1 { "bars.parquet".to_string() } else { format!("bars-*.parquet ({symbols})") };
-    row(&name, files.iter().map(|f| f.data.len()).sum(), ms(t));
-    drop(files);
-    println!("  {:<22} {:>9.2} MB {:>8.1} ms (one file after another, one thread)", "all", mb(total.0), total.1);
-    let t = Instant::now();
-    let all = write_all(&backtest, &config, &data).unwrap();
-    println!("  write_all              {:>9.2} MB {:>8.1} ms", mb(all.iter().map(|f| f.data.len()).sum()), ms(t));
+    row(&name, bytes, w, c);
+    println!("  {:<22} {:>6.2} MB {:>8.1} ms {:>8.0} ms", "all (one thread)", mb(total.0), total.1, total.2);
+    let (bytes, w, c) =
+        timed(|| write_all(&backtest, &config, &data).unwrap().iter().map(|f| f.data.len()).sum::<usize>());
+    println!("  {:<22} {:>6.2} MB {w:>8.1} ms {c:>8.0} ms", "write_all", mb(bytes));
 }
 
 fn main() {

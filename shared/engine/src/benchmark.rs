@@ -10,7 +10,7 @@ use crate::result::{money, ratio, EquityPoint};
 use crate::sim::{curve_for, BarsView, Execution, RawRun, BLOCK};
 
 /// Buy-and-hold's metrics (the flat metrics' formulas and rounding) and daily equity curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Benchmark {
     pub total_return: Option<Decimal>,
     pub cagr: Option<Decimal>,

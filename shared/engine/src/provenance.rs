@@ -18,7 +18,7 @@ pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const NOT_HASHED: [&str; 2] = ["strategy_id", "notify_url"];
 
 /// `result.provenance`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provenance {
     pub engine_version: String,
     /// Lowercase hex SHA-256 of [`canonical_config`].
