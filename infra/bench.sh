@@ -13,6 +13,9 @@
 #                           ingest of that year without the store (rows/s), and `pipai run` on that year
 #                           (plain CSV, then one Parquet file; SMA 10/50, result written): its phases and
 #                           peak RSS, and the whole process's wall time, median of 5, with the machine's load
+#   infra/bench.sh artifacts  artifact files (equity/trades Parquet + CSV, bars.parquet): writing time and
+#                           size of a one-year 1m job and of the largest accepted job (20 symbols x 5 years
+#                           of 1m; BENCH_ARTIFACT_SYMBOLS / BENCH_ARTIFACT_YEARS shrink it), and the provenance hash
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -107,12 +110,19 @@ JOB
   echo "    load: $(uptime)"
 }
 
+artifacts() {
+  echo "==> artifact files (cargo bench -p pipai-artifacts --bench write)"
+  cargo bench -q -p pipai-artifacts --bench write
+  echo "    load: $(uptime)"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
   results) results ;;
   run) run ;;
-  all) engine; data; run; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|api|results|all]" >&2; exit 2 ;;
+  artifacts) artifacts ;;
+  all) engine; data; run; artifacts; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|artifacts|api|results|all]" >&2; exit 2 ;;
 esac

@@ -61,6 +61,9 @@ tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 note "report.html in a real browser: Debian's chromium (infra/browser.sh), infra/tests/test_report_browser.py"
 { "$REPO/infra/browser.sh" && "$REPO/infra/pytest.sh" -q infra/tests/test_report_browser.py; } 2>&1 | tee "$LOG/browser.txt"
 tally "$LOG/browser.txt" "${PIPESTATUS[0]}" "infra/tests/test_report_browser.py"
+note "artifact files as pandas/pyarrow read them, provenance recomputed (infra/tests/test_artifacts.py)"
+"$REPO/infra/pytest.sh" -q infra/tests/test_artifacts.py 2>&1 | tee "$LOG/artifacts.txt"
+tally "$LOG/artifacts.txt" "${PIPESTATUS[0]}" "infra/tests/test_artifacts.py"
 
 note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_*.rs, the fuzzer"
 (

@@ -36,7 +36,10 @@ use crate::table;
 /// warning); a time missing for one symbol inside that part is an error (exit 3).
 ///
 /// Prints the metrics as a table; `--out` writes the full result (metrics, structured_metrics,
-/// daily equity_curve, trades, summary) as JSON, the same shape the API returns.
+/// daily equity_curve, trades, summary, benchmark, provenance) as JSON, the same shape the API
+/// returns. `--artifacts DIR` writes the files a done job offers for download (equity.parquet,
+/// equity.csv, trades.parquet, trades.csv, bars.parquet; see docs/api.md, "Artifacts"): running
+/// the same job on DIR/bars.parquet reproduces the result exactly.
 ///
 /// Exit codes: 0 done, 1 a file could not be read or written, 2 the job config is invalid,
 /// 3 the bars cannot be used (unsorted, duplicate, malformed, wrong timeframe, outside the window).
@@ -55,6 +58,9 @@ pub struct RunArgs {
     /// Also write the equity at every bar's close as CSV (open_time,equity).
     #[arg(long, value_name = "EQUITY.csv")]
     bar_equity: Option<PathBuf>,
+    /// Also write the artifact files of the run (as a done job offers them) into this directory.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
     /// Fail (exit 3) when the bars do not cover the whole window without gaps, as the API does;
     /// without it, gaps and a partly covered window are reported as warnings.
     #[arg(long)]
@@ -143,10 +149,37 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         println!("per-bar equity written to {}", path.display());
         phases.end("write");
     }
+    if let Some(dir) = &args.artifacts {
+        write_artifacts(&backtest, &config, &data, dir)?;
+        phases.end("artifacts");
+    }
     if args.timings {
         eprintln!("{phases}");
     }
     Ok(())
+}
+
+/// `--artifacts DIR`: the files of `pipai_artifacts::write_all`, into `dir`.
+fn write_artifacts(
+    backtest: &pipai_engine::Backtest,
+    config: &JobConfig,
+    data: &[Bars],
+    dir: &std::path::Path,
+) -> Result<(), CliError> {
+    use pipai_artifacts::ArtifactError;
+    let files = pipai_artifacts::write_all(backtest, config, data).and_then(|files| {
+        pipai_artifacts::write_dir(&files, dir)?;
+        Ok(files)
+    });
+    match files {
+        Ok(files) => {
+            let bytes: u64 = files.iter().map(|f| f.bytes()).sum();
+            println!("{} artifact files ({bytes} bytes) written to {}", files.len(), dir.display());
+            Ok(())
+        }
+        Err(ArtifactError::Io { path, source }) => Err(CliError::Io { path, source }),
+        Err(e) => Err(CliError::Data(format!("artifacts: {e}"))),
+    }
 }
 
 /// Wall time spent in each phase of a run, in the order the phases first ended.

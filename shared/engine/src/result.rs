@@ -5,7 +5,7 @@
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::ser::SerializeTuple;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::metrics::MetricValues;
 use crate::sim::RawTrade;
@@ -144,6 +144,11 @@ pub struct Trade {
     pub id: u64,
     pub side: &'static str,
     pub symbol: String,
+    /// `entry_time` and `exit_time` in UTC milliseconds (for the artifact files).
+    #[serde(skip)]
+    pub entry_time_ms: i64,
+    #[serde(skip)]
+    pub exit_time_ms: i64,
     pub entry_time: String,
     pub entry_price: Decimal,
     pub exit_time: String,
@@ -170,6 +175,15 @@ impl Serialize for EquityPoint {
     }
 }
 
+impl<'de> Deserialize<'de> for EquityPoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (time, equity) = <(String, Decimal)>::deserialize(d)?;
+        let time_ms = crate::time::parse_iso_ms(&time)
+            .ok_or_else(|| serde::de::Error::custom(format!("{time:?} is not an ISO 8601 UTC time")))?;
+        Ok(EquityPoint { time_ms, equity })
+    }
+}
+
 /// Facts about the run itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -184,7 +198,8 @@ pub struct Summary {
     pub bankruptcy_shortfall: Option<Decimal>,
 }
 
-/// The seed's `result` object plus `structured_metrics` and `summary`.
+/// The seed's `result` object plus `structured_metrics`, `summary`, and (API.md, "Artifacts and
+/// provenance of a done job") `benchmark` and `provenance`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestResult {
     pub metrics: Metrics,
@@ -192,6 +207,8 @@ pub struct BacktestResult {
     pub equity_curve: Vec<EquityPoint>,
     pub trades: Vec<Trade>,
     pub summary: Summary,
+    pub benchmark: crate::benchmark::Benchmark,
+    pub provenance: crate::provenance::Provenance,
 }
 
 impl Metrics {
@@ -252,6 +269,8 @@ pub fn trades(raw: &[RawTrade], symbols: &[String]) -> Vec<Trade> {
             id: i as u64 + 1,
             side: if t.long { "buy" } else { "sell" },
             symbol: symbols[t.symbol].clone(),
+            entry_time_ms: t.entry_time,
+            exit_time_ms: t.exit_time,
             entry_time: iso(t.entry_time),
             entry_price: money(t.entry_price),
             exit_time: iso(t.exit_time),
@@ -327,5 +346,7 @@ mod tests {
     fn equity_point_serializes_as_a_pair() {
         let p = EquityPoint { time_ms: 1_735_689_600_000, equity: money(10000.0) };
         assert_eq!(serde_json::to_string(&p).unwrap(), r#"["2025-01-01T00:00:00Z","10000.00"]"#);
+        assert_eq!(serde_json::from_str::<EquityPoint>(r#"["2025-01-01T00:00:00Z","10000.00"]"#).unwrap(), p);
+        assert!(serde_json::from_str::<EquityPoint>(r#"["2025-01-01","10000.00"]"#).is_err());
     }
 }

@@ -284,9 +284,20 @@ where
 
     /// How a done job's arrays are stored (`result.json` says).
     async fn stored_arrays(&self, job_id: &JobId) -> Result<StoredArrays, ApiError> {
+        Ok(self.stored_result(job_id).await?.0)
+    }
+
+    /// [`Self::stored_arrays`], and the `benchmark` and `provenance` stored beside them (as
+    /// stored, never parsed; absent from results stored before they existed).
+    async fn stored_result(&self, job_id: &JobId) -> Result<(StoredArrays, ResultExtras), ApiError> {
         #[derive(serde::Deserialize)]
         struct Paged {
             pages: Option<ResultPages>,
+            // Not flattened: a RawValue cannot be read through serde's flatten buffer.
+            #[serde(default)]
+            benchmark: Option<Box<RawValue>>,
+            #[serde(default)]
+            provenance: Option<Box<RawValue>>,
         }
         #[derive(serde::Deserialize)]
         struct Whole<'a> {
@@ -300,12 +311,14 @@ where
                 ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT} missing from the result store"))
             })?;
         let damaged = |e: serde_json::Error| ApiError::Internal(format!("{job_id}: {RESULT_ARTIFACT}: {e}"));
-        if let Some(pages) = serde_json::from_slice::<Paged>(&bytes).map_err(damaged)?.pages {
-            return Ok(StoredArrays::Paged(pages));
+        let paged: Paged = serde_json::from_slice(&bytes).map_err(damaged)?;
+        let extras = ResultExtras { benchmark: paged.benchmark, provenance: paged.provenance };
+        if let Some(pages) = paged.pages {
+            return Ok((StoredArrays::Paged(pages), extras));
         }
         let whole: Whole = serde_json::from_slice(&bytes).map_err(damaged)?;
         let owned = |all: Vec<&RawValue>| all.into_iter().map(|e| e.get().to_owned()).collect();
-        Ok(StoredArrays::Whole { equity_curve: owned(whole.equity_curve), trades: owned(whole.trades) })
+        Ok((StoredArrays::Whole { equity_curve: owned(whole.equity_curve), trades: owned(whole.trades) }, extras))
     }
 
     /// The elements `range` (clamped to the array) of a stored array, as compact JSON: one
@@ -345,11 +358,13 @@ where
         who: &Principal,
         summary: &'a ResultSummary,
     ) -> Result<FullResult<'a>, ApiError> {
-        let stored = self.stored_arrays(&job.id).await?;
+        let (stored, extras) = self.stored_result(&job.id).await?;
         let mut result = FullResult {
             metrics: &summary.metrics,
             structured_metrics: &summary.structured_metrics,
             summary: &summary.summary,
+            benchmark: extras.benchmark,
+            provenance: extras.provenance,
             equity_curve: raw_array(&[])?,
             trades: raw_array(&[])?,
             pagination: None,
@@ -628,6 +643,10 @@ struct FullResult<'a> {
     metrics: &'a Metrics,
     structured_metrics: &'a StructuredMetrics,
     summary: &'a Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    benchmark: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<Box<RawValue>>,
     equity_curve: Box<RawValue>,
     trades: Box<RawValue>,
     pagination: Option<BTreeMap<&'static str, ArrayPagination>>,
@@ -638,6 +657,12 @@ struct ArrayPagination {
     total: usize,
     returned: usize,
     next_cursor: Option<String>,
+}
+
+/// What `result.json` holds of a result beside its metrics and arrays, as stored.
+struct ResultExtras {
+    benchmark: Option<Box<RawValue>>,
+    provenance: Option<Box<RawValue>>,
 }
 
 /// One `expand` page.

@@ -82,6 +82,12 @@ pub struct StoredResult {
     #[serde(flatten)]
     pub summary: crate::model::ResultSummary,
     pub pages: ResultPages,
+    /// `result.benchmark` and `result.provenance` (API.md part 2); absent from results stored
+    /// before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<pipai_engine::benchmark::Benchmark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<pipai_engine::provenance::Provenance>,
 }
 
 impl ResultPages {

@@ -243,7 +243,12 @@ where
         let (equity, equity_index) = equity.finish();
         let (trades, trades_index) = trades.finish();
         let pages = ResultPages { equity_curve: equity_index, trades: trades_index };
-        let stored = StoredResult { summary: ResultSummary::of(result), pages };
+        let stored = StoredResult {
+            summary: ResultSummary::of(result),
+            pages,
+            benchmark: Some(result.benchmark.clone()),
+            provenance: Some(result.provenance.clone()),
+        };
         let total = (equity.len() + trades.len()) as f64;
         let uploads = [
             (ResultArray::EquityCurve.artifact(), equity),

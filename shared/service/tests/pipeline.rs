@@ -59,7 +59,7 @@ async fn a_job_runs_to_done_and_reads_back_like_the_offline_run() {
     let bars = kit.store.load_bars("BTCUSDT", Timeframe::H1, config.start_ms(), config.end_ms()).await.unwrap();
     let offline = pipai_engine::run(&config, &[bars], &mut pipai_engine::NoObserver).unwrap();
     let offline = serde_json::to_value(&offline.result).unwrap();
-    for key in ["metrics", "structured_metrics", "equity_curve", "trades", "summary"] {
+    for key in ["metrics", "structured_metrics", "equity_curve", "trades", "summary", "benchmark", "provenance"] {
         assert_eq!(result[key], offline[key], "{key}");
     }
     assert!(result["pagination"].is_null());

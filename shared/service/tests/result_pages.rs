@@ -138,7 +138,7 @@ async fn a_large_result_is_paged_within_the_budget_and_every_trade_comes_back_on
     assert!(size <= ApiSettings::default().response_budget_bytes, "{size} bytes");
     assert!(read < l.trades_bytes / 10, "the default GET read {read} of {} bytes", l.trades_bytes);
     let result = &job["result"];
-    for key in ["metrics", "structured_metrics", "summary", "equity_curve"] {
+    for key in ["metrics", "structured_metrics", "summary", "equity_curve", "benchmark", "provenance"] {
         assert_eq!(result[key], l.offline[key], "{key}");
     }
     assert_eq!(result["trades"], json!(l.trades()[..TRADES_PAGE]));

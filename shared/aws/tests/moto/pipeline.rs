@@ -201,7 +201,7 @@ impl Stack {
         let got = got.body_json();
         assert_eq!((&got["status"], &got["progress"]), (&json!("done"), &json!(1.0)));
         assert!(got["error"].is_null());
-        for key in ["metrics", "structured_metrics", "summary"] {
+        for key in ["metrics", "structured_metrics", "summary", "benchmark", "provenance"] {
             assert_eq!(got["result"][key], offline[key], "{key}");
         }
         let keys: Vec<String> = self.artifacts(id).await.into_iter().map(|(k, _, _)| k).collect();
@@ -215,7 +215,7 @@ impl Stack {
         // result.json: the rest of the result and the arrays' page index, not the arrays again.
         let bytes = self.api.results.get_artifact(id, "result.json").await.unwrap().unwrap();
         let stored = serde_json::from_slice::<Value>(&bytes).unwrap();
-        for key in ["metrics", "structured_metrics", "summary"] {
+        for key in ["metrics", "structured_metrics", "summary", "benchmark", "provenance"] {
             assert_eq!(stored[key], offline[key], "result.json {key}");
         }
         assert!(stored["pages"]["trades"].is_object() && stored.get("trades").is_none(), "{stored}");
