@@ -33,11 +33,22 @@ pub enum Route {
     CancelJob,
     ListSymbols,
     ListTemplates,
+    // Deleting and comparing jobs (handlers in compare.rs).
+    DeleteJob,
+    CompareJobs,
 }
 
 impl Route {
-    pub const ALL: [Route; 6] =
-        [Route::CreateJob, Route::GetJob, Route::ListJobs, Route::CancelJob, Route::ListSymbols, Route::ListTemplates];
+    pub const ALL: [Route; 8] = [
+        Route::CreateJob,
+        Route::GetJob,
+        Route::ListJobs,
+        Route::CancelJob,
+        Route::ListSymbols,
+        Route::ListTemplates,
+        Route::DeleteJob,
+        Route::CompareJobs,
+    ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
     pub fn weight(self) -> u32 {
@@ -48,6 +59,8 @@ impl Route {
             Route::CancelJob => 5,
             Route::ListSymbols => 5,
             Route::ListTemplates => 1,
+            Route::DeleteJob => 5,
+            Route::CompareJobs => 10,
         }
     }
 
@@ -60,6 +73,8 @@ impl Route {
             Route::CancelJob => ("POST", "/v1/backtest/jobs/{id}/cancel"),
             Route::ListSymbols => ("GET", "/v1/backtest/symbols"),
             Route::ListTemplates => ("GET", "/v1/backtest/templates"),
+            Route::DeleteJob => ("DELETE", "/v1/backtest/jobs/{id}"),
+            Route::CompareJobs => ("POST", "/v1/backtest/compare"),
         }
     }
 
@@ -73,6 +88,8 @@ impl Route {
             ("POST", ["", "v1", "backtest", "jobs", _, "cancel"]) => Some(Route::CancelJob),
             ("GET", ["", "v1", "backtest", "symbols"]) => Some(Route::ListSymbols),
             ("GET", ["", "v1", "backtest", "templates"]) => Some(Route::ListTemplates),
+            ("DELETE", ["", "v1", "backtest", "jobs", _]) => Some(Route::DeleteJob),
+            ("POST", ["", "v1", "backtest", "compare"]) => Some(Route::CompareJobs),
             _ => None,
         }
     }
@@ -145,6 +162,8 @@ where
             Route::CancelJob => self.cancel_job(req, &principal, now_ms).await,
             Route::ListSymbols => self.list_symbols(req).await,
             Route::ListTemplates => list_templates(req),
+            Route::DeleteJob => self.delete_job(req, &principal).await,
+            Route::CompareJobs => self.compare_jobs(req, &principal).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }
@@ -220,7 +239,7 @@ where
         }))
     }
 
-    async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
+    pub(crate) async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
         let id: JobId = path_id(req)
             .unwrap_or_default()
             .parse()
@@ -678,7 +697,7 @@ fn query_params(req: &ApiRequest, allowed: &[&str]) -> Result<Vec<(String, Strin
     Ok(params)
 }
 
-fn reject_query(req: &ApiRequest, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn reject_query(req: &ApiRequest, allowed: &[&str]) -> Result<(), ApiError> {
     query_params(req, allowed).map(|_| ())
 }
 
@@ -692,7 +711,8 @@ mod tests {
         assert_eq!(Route::of("GET", "/v1/backtest/jobs/"), Some(Route::ListJobs));
         assert_eq!(Route::of("GET", "/v1/backtest/jobs/bt_123456"), Some(Route::GetJob));
         assert_eq!(Route::of("POST", "/v1/backtest/jobs/bt_123456/cancel"), Some(Route::CancelJob));
-        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs/bt_123456"), None);
+        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs/bt_123456"), Some(Route::DeleteJob));
+        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs"), None);
         for r in Route::ALL {
             let (m, p) = r.method_and_path();
             assert_eq!(Route::of(m, &p.replace("{id}", "bt_abcdef")), Some(r));

@@ -38,12 +38,14 @@
 //!
 //! `items` (the item structs and their keys), `transact` (conditional writes, owner-checked
 //! updates, transactions), `jobs` ([`JobStore`]), `list` (list planning and queries), `slots`
-//! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]).
+//! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]),
+//! `delete` (the conditional delete of a terminal job, and the batched read compare uses).
 //!
 //! [`JobStore`]: pipai_service::ports::JobStore
 //! [`KeyStore`]: pipai_service::ports::KeyStore
 //! [`RequestLog`]: pipai_service::ports::RequestLog
 
+mod delete;
 mod items;
 mod jobs;
 mod keys;
