@@ -43,6 +43,9 @@ FUNCTIONS = {
     "ListTemplatesFunction": ("list-templates", "GET", "/v1/backtest/templates"),
     "JobWorkerFunction": ("job-worker", None, None),
     "JobEventsFunction": ("job-events", None, None),
+    # Deleting and comparing jobs.
+    "DeleteJobFunction": ("delete-job", "DELETE", "/v1/backtest/jobs/{id}"),
+    "CompareJobsFunction": ("compare-jobs", "POST", "/v1/backtest/compare"),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",

@@ -2,10 +2,8 @@
 //! habits, a fresh user per test, job bodies, the paused worker, the jobs queue.
 #![allow(dead_code)] // each test file uses its own part of this
 
-
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipai_client::{ApiClient, ClientSettings, Method, Response};
@@ -227,7 +225,7 @@ impl WorkerPaused {
 }
 
 impl Drop for WorkerPaused {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }

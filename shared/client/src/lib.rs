@@ -23,6 +23,7 @@ pub use settings::{BaseUrl, ClientSettings, KeyId, Secret, SettingsError};
 pub enum Method {
     Get,
     Post,
+    Delete,
 }
 
 impl Method {
@@ -30,6 +31,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -181,6 +183,13 @@ impl ApiClient {
                     request = request.header(name.as_str(), value.as_str());
                 }
                 request.send(body).map_err(transport)?
+            }
+            Method::Delete => {
+                let mut request = self.agent.delete(&url);
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                request.call().map_err(transport)?
             }
         };
         let mut response_headers = HashMap::new();

@@ -91,7 +91,10 @@ where
 pub fn compare_request(body: &[u8]) -> Result<Vec<JobId>, ApiError> {
     let mut object = parse_json_object_strict(body)?;
     if let Some(unknown) = object.keys().find(|k| k.as_str() != "job_ids") {
-        return Err(ApiError::InvalidParameter(format!("{}: unknown field; the body takes only job_ids", clipped(unknown))));
+        return Err(ApiError::InvalidParameter(format!(
+            "{}: unknown field; the body takes only job_ids",
+            clipped(unknown)
+        )));
     }
     let listed = match object.remove("job_ids") {
         Some(Value::Array(listed)) => listed,
@@ -171,7 +174,14 @@ impl<'a> Comparison<'a> {
                     .collect();
                 let best_id = metric_catalog::best(&values, better).map(|i| &jobs[i].id);
                 let shown = jobs.iter().zip(&values).map(|(j, v)| (&j.id, v.map(|d| d.to_string()))).collect();
-                (name, MetricDiff { values: RunValues(shown), best_id, higher_is_better: Better::higher_is_better(better) })
+                (
+                    name,
+                    MetricDiff {
+                        values: RunValues(shown),
+                        best_id,
+                        higher_is_better: Better::higher_is_better(better),
+                    },
+                )
             })
             .collect();
         Comparison { runs, metric_diff: MetricDiffs(diffs) }

@@ -122,13 +122,10 @@ async fn compare_picks_the_best_per_direction_never_a_null_and_keeps_request_ord
 
     let runs = got["runs"].as_array().unwrap();
     assert_eq!(runs.iter().map(|r| r["id"].as_str().unwrap()).collect::<Vec<_>>(), order);
-    assert_eq!(runs.iter().map(|r| r["status"].as_str().unwrap()).collect::<Vec<_>>(), [
-        "failed",
-        "cancelled",
-        "done",
-        "done",
-        "done"
-    ]);
+    assert_eq!(
+        runs.iter().map(|r| r["status"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["failed", "cancelled", "done", "done", "done"]
+    );
     for run in runs {
         assert_eq!(run.as_object().unwrap().len(), 4, "{run}");
         assert_eq!(run["config"]["template_id"], "tpl_grid");
@@ -306,7 +303,12 @@ async fn only_terminal_jobs_can_be_deleted() {
     assert_eq!(kit.call(&alice, "DELETE", &path, b"", at()).await.status, 204);
     let failed = stored(&kit, "alice", "bt_0000000f", JobStatus::Failed, |_| {});
     assert_eq!(kit.call(&alice, "DELETE", &format!("/v1/backtest/jobs/{failed}"), b"", at()).await.status, 204);
-    assert_error(&kit.call(&alice, "DELETE", "/v1/backtest/jobs/nope", b"", at()).await, 400, "INVALID_PARAMETER", "id:");
+    assert_error(
+        &kit.call(&alice, "DELETE", "/v1/backtest/jobs/nope", b"", at()).await,
+        400,
+        "INVALID_PARAMETER",
+        "id:",
+    );
     let query = kit.call(&alice, "DELETE", "/v1/backtest/jobs/bt_0000000f?force=1", b"", at()).await;
     assert_error(&query, 400, "INVALID_PARAMETER", "force:");
     assert_eq!(kit.store.active_jobs(&user("alice")), 0);
@@ -373,8 +375,13 @@ async fn a_remove_record_never_releases_a_slot() {
     job.status = JobStatus::Done;
     store.put_job_raw(job.clone());
     for (status, slot_released) in [(None, false), (Some(JobStatus::Done), false), (Some(JobStatus::Done), true)] {
-        let change =
-            JobChange { kind: ChangeKind::Remove, job_id: job.id.clone(), user_id: Some(user("u")), status, slot_released };
+        let change = JobChange {
+            kind: ChangeKind::Remove,
+            job_id: job.id.clone(),
+            user_id: Some(user("u")),
+            status,
+            slot_released,
+        };
         apply_change(&store, &store, &change).await.unwrap();
     }
     assert_eq!(store.active_jobs(&user("u")), 1);

@@ -96,10 +96,8 @@ impl DynamoStore {
                 if let Some(mut found) = out.responses {
                     items.extend(found.remove(&self.jobs_table).unwrap_or_default());
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.jobs_table))
-                    .filter(|k| !k.keys().is_empty());
+                pending =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.jobs_table)).filter(|k| !k.keys().is_empty());
             }
         }
         items.iter().map(|item| self.parse_job(item)).collect()

@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use pipai_service::model::{JobError, JobRecord, JobStatus};
 use pipai_service::ports::{
-    AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, DeleteOutcome, JobStore, ListQuery, StoreError,
+    AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, DeleteOutcome, JobStore, ListQuery,
+    StoreError,
 };
 use pipai_service::{JobId, RunToken, UserId};
 
