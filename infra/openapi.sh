@@ -83,6 +83,8 @@ fuzz() {
     . "$keyfile"
   fi
   export PIPAI_API_KEY PIPAI_API_SECRET
+  # The hooks make real jobs to compare (infra/fuzz/hooks.py) at this URL.
+  export PIPAI_FUZZ_URL="$url"
   local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-200}" workers="${FUZZ_WORKERS:-1}"
   local reports="${PIPAI_LOCAL_DIR:-$REPO/.local}/fuzz"
   mkdir -p "$reports"
