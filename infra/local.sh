@@ -42,6 +42,7 @@ mkdir -p "$LOCAL"
 cd "$REPO"
 
 FUNCTIONS="create-job get-job list-jobs cancel-job list-symbols list-templates job-worker job-events"
+FUNCTIONS+=" delete-job compare-jobs"  # deleting and comparing jobs
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

@@ -143,8 +143,7 @@ pub struct Run<'a> {
 }
 
 /// Every metric of the catalog, in its order: `{name: MetricDiff}`.
-#[derive(Debug)]
-pub struct MetricDiffs<'a>(pub Vec<(&'static str, MetricDiff<'a>)>);
+pub type MetricDiffs<'a> = OrderedMap<&'static str, MetricDiff<'a>>;
 
 /// One metric across the runs.
 #[derive(Debug, Serialize)]
@@ -155,8 +154,11 @@ pub struct MetricDiff<'a> {
 }
 
 /// `{job id: decimal string or null}`, in request order.
+pub type RunValues<'a> = OrderedMap<&'a JobId, Option<String>>;
+
+/// A JSON object whose members keep the order they are listed in.
 #[derive(Debug)]
-pub struct RunValues<'a>(pub Vec<(&'a JobId, Option<String>)>);
+pub struct OrderedMap<K, V>(pub Vec<(K, V)>);
 
 impl<'a> Comparison<'a> {
     pub fn of(jobs: &[&'a JobRecord]) -> Self {
@@ -177,32 +179,22 @@ impl<'a> Comparison<'a> {
                 (
                     name,
                     MetricDiff {
-                        values: RunValues(shown),
+                        values: OrderedMap(shown),
                         best_id,
                         higher_is_better: Better::higher_is_better(better),
                     },
                 )
             })
             .collect();
-        Comparison { runs, metric_diff: MetricDiffs(diffs) }
+        Comparison { runs, metric_diff: OrderedMap(diffs) }
     }
 }
 
-impl Serialize for MetricDiffs<'_> {
+impl<K: Serialize, V: Serialize> Serialize for OrderedMap<K, V> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, diff) in &self.0 {
-            map.serialize_entry(name, diff)?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for RunValues<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (id, value) in &self.0 {
-            map.serialize_entry(id, value)?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
         }
         map.end()
     }

@@ -89,26 +89,20 @@ async fn settle(kit: &Kit, id: &JobId) {
 async fn compare_picks_the_best_per_direction_never_a_null_and_keeps_request_order() {
     let kit = kit();
     let alice = kit.client("alice").await;
-    let a = stored(&kit, "alice", "bt_0000000a", JobStatus::Done, |s| {
-        s.metrics.sharpe = d("1.2");
-        s.metrics.max_drawdown = d("-0.35");
-        s.metrics.total_trades = 40;
-        s.structured_metrics.risk.var_95 = d("-0.020");
-        s.structured_metrics.risk.volatility_annualised = d("0.5");
-    });
-    let b = stored(&kit, "alice", "bt_0000000b", JobStatus::Done, |s| {
-        s.metrics.sharpe = d("1.50");
-        s.metrics.max_drawdown = d("-0.10");
-        s.metrics.total_trades = 12;
-        s.structured_metrics.risk.var_95 = d("-0.030");
-        s.structured_metrics.risk.volatility_annualised = d("0.3");
-    });
-    let c = stored(&kit, "alice", "bt_0000000c", JobStatus::Done, |s| {
-        s.metrics.sharpe = d("1.5");
-        s.metrics.max_drawdown = d("-0.2");
-        s.metrics.total_trades = 99;
-        s.structured_metrics.risk.var_95 = None;
-        s.structured_metrics.risk.volatility_annualised = d("0.4");
+    // id, sharpe, max_drawdown, total_trades, var_95, volatility_annualised
+    let [a, b, c] = [
+        ("bt_0000000a", "1.2", "-0.35", 40, d("-0.020"), "0.5"),
+        ("bt_0000000b", "1.50", "-0.10", 12, d("-0.030"), "0.3"),
+        ("bt_0000000c", "1.5", "-0.2", 99, None, "0.4"),
+    ]
+    .map(|(id, sharpe, drawdown, trades, var_95, volatility)| {
+        stored(&kit, "alice", id, JobStatus::Done, |s| {
+            s.metrics.sharpe = d(sharpe);
+            s.metrics.max_drawdown = d(drawdown);
+            s.metrics.total_trades = trades;
+            s.structured_metrics.risk.var_95 = var_95;
+            s.structured_metrics.risk.volatility_annualised = d(volatility);
+        })
     });
     let failed = stored(&kit, "alice", "bt_0000000f", JobStatus::Failed, |_| {});
     let cancelled = stored(&kit, "alice", "bt_00000ccc", JobStatus::Cancelled, |_| {});
