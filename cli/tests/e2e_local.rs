@@ -16,7 +16,9 @@
 mod support;
 use support::*;
 
+use pipai_client::Method;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[test]
