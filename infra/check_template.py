@@ -49,6 +49,9 @@ FUNCTIONS = {
     "ListStrategiesFunction": ("list-strategies", "GET", "/v1/strategies"),
     "UpdateStrategyFunction": ("update-strategy", "PATCH", "/v1/strategies/{id}"),
     "DeleteStrategyFunction": ("delete-strategy", "DELETE", "/v1/strategies/{id}"),
+    # Deleting and comparing jobs.
+    "DeleteJobFunction": ("delete-job", "DELETE", "/v1/backtest/jobs/{id}"),
+    "CompareJobsFunction": ("compare-jobs", "POST", "/v1/backtest/compare"),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",

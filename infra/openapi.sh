@@ -83,7 +83,7 @@ fuzz() {
     . "$keyfile"
   fi
   export PIPAI_API_KEY PIPAI_API_SECRET
-  # The hooks make their own fixtures (a stored strategy) at this URL.
+  # The hooks make their own fixtures (a stored strategy, real jobs to compare) at this URL.
   export PIPAI_FUZZ_URL="$url"
   local seed="${FUZZ_SEED:-20261125}" examples="${FUZZ_MAX_EXAMPLES:-200}" workers="${FUZZ_WORKERS:-1}"
   local reports="${PIPAI_LOCAL_DIR:-$REPO/.local}/fuzz"

@@ -24,6 +24,8 @@ use crate::table;
 ///   pipai jobs submit --strategy st_3c91ef00 --params '{"grid_levels": 10, "upper_price": "72000", "lower_price": "60000"}'
 ///   pipai jobs list --status done --limit 10
 ///   pipai jobs get bt_3c91ef00 --out result.json
+///   pipai jobs compare bt_3c91ef00 bt_88a21000
+///   pipai jobs delete bt_3c91ef00
 ///
 /// Exit codes: 0 success, 1 network or server error, 2 the API refused the request (4xx),
 /// 3 the job ended failed, 4 the job was cancelled.
@@ -88,6 +90,26 @@ enum JobsCommand {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// Compare 2 to 10 jobs metric by metric: one row per metric, one column per job, the best
+    /// of each row marked `*` (a null value is never best; ties go to the earlier job).
+    ///
+    ///   pipai jobs compare bt_3c91ef00 bt_88a21000 bt_5d7e1200
+    ///   pipai jobs compare bt_3c91ef00 bt_88a21000 --json
+    #[command(verbatim_doc_comment)]
+    Compare {
+        /// The jobs, in the order of the columns.
+        #[arg(required = true, num_args = 2..=10)]
+        ids: Vec<String>,
+        /// Print the API's raw answer instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a done, failed or cancelled job with its stored results (cancel a queued or
+    /// running one first).
+    ///
+    ///   pipai jobs cancel bt_3c91ef00 && pipai jobs delete bt_3c91ef00
+    #[command(verbatim_doc_comment)]
+    Delete { id: String },
     /// The symbols, timeframes and date ranges with market data.
     Symbols,
     /// The strategy template catalog.
@@ -413,6 +435,21 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
         JobsCommand::Cancel { id } => {
             let job = client.ok(Method::Post, &format!("/v1/backtest/jobs/{id}/cancel"), &[], b"")?;
             print_job_line(&job);
+            Ok(())
+        }
+        JobsCommand::Compare { ids, json } => {
+            let body = serde_json::to_vec(&serde_json::json!({ "job_ids": ids })).expect("JSON");
+            let answer = client.ok(Method::Post, "/v1/backtest/compare", &[], &body)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&answer).expect("JSON"));
+            } else {
+                print!("{}", table::comparison(&answer));
+            }
+            Ok(())
+        }
+        JobsCommand::Delete { id } => {
+            client.ok(Method::Delete, &format!("/v1/backtest/jobs/{id}"), &[], b"")?;
+            println!("deleted {id}");
             Ok(())
         }
         JobsCommand::Wait { id, timeout } => {

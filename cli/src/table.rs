@@ -60,3 +60,88 @@ pub fn render(config: &Value, result: &Value) -> String {
     }
     out
 }
+
+/// `pipai jobs compare`'s table, from the compare answer: one row per metric (the catalog's
+/// order), one column per job (request order), the best of a row marked `*`, and which way is
+/// better.
+pub fn comparison(answer: &Value) -> String {
+    let runs: Vec<&Value> = answer["runs"].as_array().map(|r| r.iter().collect()).unwrap_or_default();
+    let ids: Vec<String> = runs.iter().map(|r| text(&r["id"])).collect();
+    let diff = &answer["metric_diff"];
+    let mut names: Vec<&str> = pipai_engine::metric_catalog::METRICS.iter().map(|(n, _)| *n).collect();
+    if let Some(all) = diff.as_object() {
+        names.retain(|n| all.contains_key(*n));
+        names.extend(all.keys().map(String::as_str).filter(|k| !names.contains(k)).collect::<Vec<_>>());
+    }
+    let mut rows: Vec<Vec<String>> = vec![];
+    let mut header = vec!["metric".to_string()];
+    header.extend(ids.iter().cloned());
+    header.push("better".into());
+    rows.push(header);
+    let mut status = vec!["status".to_string()];
+    status.extend(runs.iter().map(|r| text(&r["status"])));
+    status.push(String::new());
+    rows.push(status);
+    for name in names {
+        let entry = &diff[name];
+        let mut row = vec![name.to_string()];
+        for id in &ids {
+            let value = &entry["values"][id.as_str()];
+            let shown = if value.is_null() { "-".to_string() } else { text(value) };
+            let best = entry["best_id"].as_str() == Some(id.as_str());
+            row.push(if best { format!("{shown} *") } else { format!("{shown}  ") });
+        }
+        row.push(match entry["higher_is_better"].as_bool() {
+            Some(true) => "higher".into(),
+            Some(false) => "lower".into(),
+            None => String::new(),
+        });
+        rows.push(row);
+    }
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths[c];
+            if c == 0 || c + 1 == columns {
+                let _ = write!(line, "{cell:<w$}  ");
+            } else {
+                let _ = write!(line, "{cell:>w$}  ");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out.push_str("* best of the row (a null is never best; ties go to the earlier job)\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn comparisons_mark_the_best_of_each_row() {
+        let answer = json!({
+            "runs": [{"id": "bt_000001", "status": "done"}, {"id": "bt_000002", "status": "failed"}],
+            "metric_diff": {
+                "sharpe": {"values": {"bt_000001": "1.2", "bt_000002": null}, "best_id": "bt_000001", "higher_is_better": true},
+                "total_trades": {"values": {"bt_000001": "7", "bt_000002": null}, "best_id": null, "higher_is_better": null}
+            }
+        });
+        let table = comparison(&answer);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("metric") && lines[0].contains("bt_000001") && lines[0].ends_with("better"));
+        assert!(lines[1].contains("done") && lines[1].contains("failed"));
+        assert!(
+            lines[2].starts_with("sharpe") && lines[2].contains("1.2 *") && lines[2].ends_with("higher"),
+            "{table}"
+        );
+        assert!(lines[3].starts_with("total_trades") && !lines[3].contains('*'), "{table}");
+        assert_eq!(lines.len(), 5);
+    }
+}

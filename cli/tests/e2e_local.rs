@@ -16,6 +16,7 @@
 mod support;
 use support::*;
 
+use pipai_client::Method;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -135,3 +135,74 @@ def after_call(context, case, response):
     if case.operation.method.upper() == "DELETE" and case.operation.path == "/v1/strategies/{id}":
         STRATEGY.deleted(case, response.status_code)
 
+
+
+# ---- Compare and delete: real jobs to compare, so the 200 answers are reached too.
+#
+# Random job ids are never the caller's (404). Before the run, the caller gets two done jobs and a
+# cancelled one (PIPAI_FUZZ_URL, set by `infra/openapi.sh fuzz`); a generated compare body that is
+# valid (2-10 distinct ids) is given those ids instead, so it stays valid and answers 200. Deletes
+# reach 204 through the document's links (create -> cancel -> delete), and then `use_after_free`
+# checks the job is gone. The fuzzer reuses ids it saw in answers: a delete of a fixture job is
+# sent for an unknown id instead (404), so the fixtures live through the run.
+
+COMPARE_PATH = "/v1/backtest/compare"
+JOB_ID = __import__("re").compile(r"^bt_[0-9a-f]{6,8}$")
+
+
+def _fixture_jobs(base_url: str) -> list[str]:
+    """Two done jobs and a cancelled one of the fuzzing key's user (best effort, about 10 s)."""
+    import json
+    import time
+
+    def call(method: str, path: str, body: dict | None = None) -> requests.Response:
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"x-pipai-api-key": "", "x-pipai-timestamp": "", "x-pipai-signature": ""}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        return requests.request(method, base_url + path, data=data, headers=headers, auth=SIGNER, timeout=30)
+
+    small = {"template_id": "tpl_ma_cross", "params": {"fast": 5, "slow": 20}, "symbols": ["BTCUSDT"],
+             "timeframe": "1h", "start": "2024-01-01T00:00:00Z", "end": "2024-03-01T00:00:00Z", "capital": "10000.00"}
+    ids = []
+    try:
+        for fast in (5, 10):
+            created = call("POST", "/v1/backtest/jobs", {**small, "params": {"fast": fast, "slow": 20}})
+            if created.status_code == 201:
+                ids.append(created.json()["id"])
+        cancelled = call("POST", "/v1/backtest/jobs", {**small, "timeframe": "1m", "end": "2025-12-31T23:59:00Z"})
+        if cancelled.status_code == 201:
+            ids.append(cancelled.json()["id"])
+            call("POST", f"/v1/backtest/jobs/{ids[-1]}/cancel")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            statuses = [call("GET", f"/v1/backtest/jobs/{i}").json().get("status") for i in ids]
+            if all(s in ("done", "failed", "cancelled") for s in statuses):
+                break
+            time.sleep(0.5)
+    except (requests.RequestException, ValueError, KeyError) as e:
+        print(f"fuzz hooks: could not make the compare fixture jobs: {e}", file=sys.stderr)
+    print(f"fuzz hooks: compare fixture jobs {ids}", file=sys.stderr)
+    return ids
+
+
+FIXTURE_JOBS = _fixture_jobs(os.environ["PIPAI_FUZZ_URL"].rstrip("/")) if os.environ.get("PIPAI_FUZZ_URL") else []
+
+
+@schemathesis.hook
+def map_body(context, body):
+    operation = context.operation
+    if operation is None or operation.path != COMPARE_PATH or len(FIXTURE_JOBS) < 2:
+        return body
+    ids = body.get("job_ids") if isinstance(body, dict) and set(body) == {"job_ids"} else None
+    valid = (isinstance(ids, list) and 2 <= len(ids) <= 10 and len(set(map(str, ids))) == len(ids)
+             and all(isinstance(i, str) and JOB_ID.match(i) for i in ids))
+    if not valid:
+        return body
+    return {"job_ids": FIXTURE_JOBS[:max(2, min(len(ids), len(FIXTURE_JOBS)))]}
+
+
+@schemathesis.hook("before_call")
+def spare_fixture_jobs(context, case, kwargs):
+    if case.method.upper() == "DELETE" and (case.path_parameters or {}).get("id") in FIXTURE_JOBS:
+        case.path_parameters["id"] = "bt_00000000"

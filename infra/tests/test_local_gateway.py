@@ -24,7 +24,7 @@ from infra.fuzz.signing import CLOCK, signed_headers  # noqa: E402 (the repo on 
 API = urlsplit(os.environ.get("PIPAI_API_URL") or "http://127.0.0.1:3000")
 LOCAL_DIR = Path(os.environ.get("PIPAI_LOCAL_DIR") or REPO / ".local")
 FUNCTIONS = ("create-job", "get-job", "list-jobs", "cancel-job", "list-symbols", "list-templates",
-             "job-worker", "job-events")
+             "job-worker", "job-events", "delete-job", "compare-jobs")
 
 
 @pytest.fixture(scope="module")

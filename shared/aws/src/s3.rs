@@ -5,6 +5,7 @@ use std::ops::Range;
 use aws_config::SdkConfig;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use pipai_service::ports::{ResultStore, StoreError};
 use pipai_service::JobId;
 
@@ -17,6 +18,11 @@ pub(crate) fn s3_client(sdk: &SdkConfig, lookup: &dyn Fn(&str) -> Option<String>
     let overridden = sdk.endpoint_url().is_some() || lookup("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
     let conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(overridden).build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// One segment of an artifact path: not empty, no `/`, not `.` or `..`.
+fn path_part(p: &str) -> bool {
+    !p.is_empty() && p != "." && p != ".." && !p.contains('/')
 }
 
 /// Result artifacts at `s3://{RESULTS_BUCKET}/results/{job_id}/{name}`.
@@ -43,11 +49,18 @@ impl S3Results {
 
     /// `results/{job_id}/{name}`; neither part may be empty, contain `/` or be `..`.
     pub fn key(job_id: &str, name: &str) -> Result<String, StoreError> {
-        let ok = |p: &str| !p.is_empty() && p != "." && p != ".." && !p.contains('/');
-        if ok(job_id) && ok(name) {
-            Ok(format!("results/{job_id}/{name}"))
+        match Self::prefix(job_id) {
+            Ok(prefix) if path_part(name) => Ok(prefix + name),
+            _ => Err(StoreError::new(format!("invalid artifact path {job_id:?}/{name:?}"))),
+        }
+    }
+
+    /// `results/{job_id}/`, under which every artifact of the job is.
+    pub fn prefix(job_id: &str) -> Result<String, StoreError> {
+        if path_part(job_id) {
+            Ok(format!("results/{job_id}/"))
         } else {
-            Err(StoreError::new(format!("invalid artifact path {job_id:?}/{name:?}")))
+            Err(StoreError::new(format!("invalid job id for an artifact path {job_id:?}")))
         }
     }
 }
@@ -95,6 +108,52 @@ impl ResultStore for S3Results {
             ))),
             got => Ok(got),
         }
+    }
+
+    async fn delete_artifacts(&self, job_id: &JobId) -> Result<usize, StoreError> {
+        let prefix = Self::prefix(job_id.as_str())?;
+        let resource = || format!("s3://{}/{prefix}", self.bucket);
+        let mut removed = 0;
+        // Listed and deleted a page (at most 1000 keys, DeleteObjects' limit) at a time.
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_err("s3", "ListObjectsV2", &resource(), e))?;
+            let objects = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::caused_by(format!("s3 DeleteObjects on {}: a key", resource()), e))?;
+            if objects.is_empty() {
+                continue;
+            }
+            let count = objects.len();
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::caused_by(format!("s3 DeleteObjects on {}", resource()), e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| store_err("s3", "DeleteObjects", &resource(), e))?;
+            if let Some(failed) = out.errors().first() {
+                return Err(StoreError::new(format!(
+                    "s3 DeleteObjects on {}: {} of {count} keys not deleted, first {:?}: {:?}",
+                    resource(),
+                    out.errors().len(),
+                    failed.key().unwrap_or("?"),
+                    failed.code().unwrap_or("?")
+                )));
+            }
+            removed += count;
+        }
+        Ok(removed)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use pipai_service::api::Api;
-use pipai_service::ports::{JobStore, KeyStore, MarketData, RequestLog, ResultStore, StrategyStore};
+use pipai_service::ports::{ApiStore, MarketData, ResultStore};
 use pipai_service::{ApiRequest, ApiResponse, Route};
 
 /// The request as the service sees it: the path from `/v1/` (stage removed), the raw query
@@ -37,7 +37,7 @@ pub async fn handle<S, R, M>(
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error>
 where
-    S: JobStore + KeyStore + RequestLog + StrategyStore,
+    S: ApiStore,
     R: ResultStore,
     M: MarketData,
 {

@@ -164,3 +164,28 @@ async fn strategy_events_reach_their_routes() {
     }
     assert_eq!(store.get_strategy(&"st_3c91ef00".parse().unwrap()).await.unwrap(), None);
 }
+
+// ---- Deleting and comparing jobs.
+
+#[tokio::test]
+async fn delete_and_compare_events_reach_their_routes() {
+    let store = store_with_demo();
+    let api = api(store).await;
+    for (job, status) in [("bt_3c91ef00", JobStatus::Failed), ("bt_88a21000", JobStatus::Cancelled)] {
+        let mut record = JobRecord::new_queued(id(job), "demo".parse().unwrap(), sample_config(), now_ms());
+        (record.status, record.finished_at_ms, record.slot_released) = (status, Some(now_ms()), true);
+        store.put_job_raw(record);
+    }
+    for (file, route, status) in
+        [("compare-jobs.json", Route::CompareJobs, 200), ("delete-job.json", Route::DeleteJob, 204)]
+    {
+        let raw = event(file);
+        let stale = lambda_http::request::from_str(&raw).unwrap();
+        assert_eq!(http::handle(&api, route, stale).await.unwrap().status(), 401, "{file} as committed");
+        let req = lambda_http::request::from_str(&resign(&raw)).unwrap();
+        let resp = http::handle(&api, route, req).await.unwrap();
+        assert_eq!(resp.status(), status, "{file}: {:?}", String::from_utf8_lossy(resp.body().as_ref()));
+        assert!(resp.headers().get("x-pipai-used-weight-1m").is_some(), "{file}");
+    }
+    assert!(store.get_job(&id("bt_88a21000")).await.unwrap().is_none());
+}

@@ -39,10 +39,13 @@ pub enum Route {
     ListStrategies,
     UpdateStrategy,
     DeleteStrategy,
+    // Deleting and comparing jobs (handlers in compare.rs).
+    DeleteJob,
+    CompareJobs,
 }
 
 impl Route {
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 13] = [
         Route::CreateJob,
         Route::GetJob,
         Route::ListJobs,
@@ -54,6 +57,8 @@ impl Route {
         Route::ListStrategies,
         Route::UpdateStrategy,
         Route::DeleteStrategy,
+        Route::DeleteJob,
+        Route::CompareJobs,
     ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
@@ -70,6 +75,8 @@ impl Route {
             Route::ListStrategies => 5,
             Route::UpdateStrategy => 10,
             Route::DeleteStrategy => 5,
+            Route::DeleteJob => 5,
+            Route::CompareJobs => 10,
         }
     }
 
@@ -87,6 +94,8 @@ impl Route {
             Route::ListStrategies => ("GET", "/v1/strategies"),
             Route::UpdateStrategy => ("PATCH", "/v1/strategies/{id}"),
             Route::DeleteStrategy => ("DELETE", "/v1/strategies/{id}"),
+            Route::DeleteJob => ("DELETE", "/v1/backtest/jobs/{id}"),
+            Route::CompareJobs => ("POST", "/v1/backtest/compare"),
         }
     }
 
@@ -105,6 +114,8 @@ impl Route {
             ("GET", ["", "v1", "strategies", _]) => Some(Route::GetStrategy),
             ("PATCH", ["", "v1", "strategies", _]) => Some(Route::UpdateStrategy),
             ("DELETE", ["", "v1", "strategies", _]) => Some(Route::DeleteStrategy),
+            ("DELETE", ["", "v1", "backtest", "jobs", _]) => Some(Route::DeleteJob),
+            ("POST", ["", "v1", "backtest", "compare"]) => Some(Route::CompareJobs),
             _ => None,
         }
     }
@@ -141,7 +152,7 @@ pub const MAX_ARRAY_PAGE: usize = 10_000;
 
 impl<S, R, M> Api<S, R, M>
 where
-    S: JobStore + KeyStore + RequestLog + StrategyStore,
+    S: ApiStore,
     R: ResultStore,
     M: MarketData,
 {
@@ -182,6 +193,8 @@ where
             Route::ListStrategies => self.list_strategies(req, &principal).await,
             Route::UpdateStrategy => self.update_strategy(req, &principal, now_ms).await,
             Route::DeleteStrategy => self.delete_strategy(req, &principal).await,
+            Route::DeleteJob => self.delete_job(req, &principal).await,
+            Route::CompareJobs => self.compare_jobs(req, &principal).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }
@@ -251,7 +264,7 @@ where
         }))
     }
 
-    async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
+    pub(crate) async fn owned_job(&self, req: &ApiRequest, who: &Principal) -> Result<JobRecord, ApiError> {
         let id: JobId = path_id(req)
             .unwrap_or_default()
             .parse()
@@ -748,7 +761,8 @@ mod tests {
         assert_eq!(Route::of("GET", "/v1/backtest/jobs/"), Some(Route::ListJobs));
         assert_eq!(Route::of("GET", "/v1/backtest/jobs/bt_123456"), Some(Route::GetJob));
         assert_eq!(Route::of("POST", "/v1/backtest/jobs/bt_123456/cancel"), Some(Route::CancelJob));
-        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs/bt_123456"), None);
+        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs/bt_123456"), Some(Route::DeleteJob));
+        assert_eq!(Route::of("DELETE", "/v1/backtest/jobs"), None);
         for r in Route::ALL {
             let (m, p) = r.method_and_path();
             assert_eq!(Route::of(m, &p.replace("{id}", "bt_abcdef")), Some(r));

@@ -5,6 +5,9 @@
 //!   succeeds); a duplicate send is harmless because the worker's claim is conditional.
 //! - Slot release: a job seen in a terminal state gives its user's active slot back, exactly
 //!   once (a conditional flag on the job), so duplicate and reordered records change nothing.
+//! - A removal (`DELETE /v1/backtest/jobs/{id}`, or the TTL) is never a slot release: a job is
+//!   deleted only once its slot was given back (`DeleteOutcome::SlotHeld` in `ports`), and a late
+//!   terminal record of a deleted job finds no job to flag.
 
 use crate::ids::{JobId, UserId};
 use crate::model::JobStatus;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod compare;
 pub mod cursor;
 pub mod error;
 pub mod events;

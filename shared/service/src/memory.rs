@@ -55,6 +55,11 @@ impl MemoryStore {
     pub fn put_job_raw(&self, job: JobRecord) {
         self.with(|s| s.jobs.insert(job.id.clone(), job));
     }
+
+    /// How many artifacts the job has stored.
+    pub fn artifact_count(&self, job_id: &JobId) -> usize {
+        self.with(|s| s.artifacts.keys().filter(|(id, _)| id == job_id).count())
+    }
 }
 
 fn lease_live(job: &JobRecord, now_ms: i64) -> Option<i64> {
@@ -214,6 +219,26 @@ impl JobStore for MemoryStore {
             true
         }))
     }
+
+    async fn delete_job(&self, id: &JobId, user_id: &UserId) -> Result<DeleteOutcome, StoreError> {
+        Ok(self.with(|s| match s.jobs.get(id) {
+            Some(j) if &j.user_id == user_id => {
+                if !j.status.is_terminal() {
+                    DeleteOutcome::NotTerminal(j.status)
+                } else if !j.slot_released {
+                    DeleteOutcome::SlotHeld
+                } else {
+                    s.jobs.remove(id);
+                    DeleteOutcome::Deleted
+                }
+            }
+            _ => DeleteOutcome::NotFound,
+        }))
+    }
+
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.with(|s| ids.iter().filter_map(|id| s.jobs.get(id).cloned()).collect()))
+    }
 }
 
 impl KeyStore for MemoryStore {
@@ -290,6 +315,14 @@ impl ResultStore for MemoryStore {
             }
             Some(bytes) => Err(StoreError::new(format!("{job_id}/{name}: range {range:?} of {} bytes", bytes.len()))),
         })
+    }
+
+    async fn delete_artifacts(&self, job_id: &JobId) -> Result<usize, StoreError> {
+        Ok(self.with(|s| {
+            let before = s.artifacts.len();
+            s.artifacts.retain(|(id, _), _| id != job_id);
+            before - s.artifacts.len()
+        }))
     }
 }
 

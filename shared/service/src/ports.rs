@@ -82,6 +82,24 @@ pub enum AbandonOutcome {
     NotFound,
 }
 
+// ---- Deleting and comparing jobs (DELETE /v1/backtest/jobs/{id}, POST /v1/backtest/compare).
+
+/// What a conditional delete of a job found. The condition is "terminal, the caller's, and its
+/// active slot already given back", so a delete racing a claim or a cancel can never remove a
+/// queued or running job, and a job leaves the table only once its slot accounting is settled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteOutcome {
+    /// The job's item is gone (from the table and every index).
+    Deleted,
+    /// Queued or running: it must be cancelled first.
+    NotTerminal(JobStatus),
+    /// Terminal, but the stream has not given its slot back yet: give it back
+    /// ([`JobStore::release_slot`], exactly once whoever does it), then delete.
+    SlotHeld,
+    /// No such job, or another user's.
+    NotFound,
+}
+
 /// Where the list endpoint starts: after this job in newest-first order (a list cursor's payload).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageKey {
@@ -158,6 +176,14 @@ pub trait JobStore: Send + Sync {
     ) -> impl Future<Output = Result<AbandonOutcome, StoreError>> + Send;
     /// Gives the user's active slot back for a terminal job, once: `false` if already given back.
     fn release_slot(&self, id: &JobId, user_id: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the owner's terminal job whose slot was given back (one conditional delete).
+    fn delete_job(
+        &self,
+        id: &JobId,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send;
+    /// The jobs among `ids` that exist, in no particular order (one batched read; `ids` distinct).
+    fn get_jobs(&self, ids: &[JobId]) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
 }
 
 pub trait KeyStore: Send + Sync {
@@ -218,6 +244,8 @@ pub trait ResultStore: Send + Sync {
         name: &str,
         range: Range<u64>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Deletes every artifact of the job (everything under its result prefix); how many there were.
+    fn delete_artifacts(&self, job_id: &JobId) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// Why bars could not be loaded.
@@ -312,6 +340,16 @@ impl<T: JobStore> JobStore for &T {
     fn release_slot(&self, id: &JobId, user_id: &UserId) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).release_slot(id, user_id)
     }
+    fn delete_job(
+        &self,
+        id: &JobId,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send {
+        (**self).delete_job(id, user_id)
+    }
+    fn get_jobs(&self, ids: &[JobId]) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send {
+        (**self).get_jobs(ids)
+    }
 }
 
 impl<T: KeyStore> KeyStore for &T {
@@ -382,6 +420,9 @@ impl<T: ResultStore> ResultStore for &T {
         range: Range<u64>,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
         (**self).get_artifact_range(job_id, name, range)
+    }
+    fn delete_artifacts(&self, job_id: &JobId) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).delete_artifacts(job_id)
     }
 }
 
@@ -503,3 +544,9 @@ impl<T: StrategyStore> StrategyStore for &T {
         (**self).delete_strategy(id, user_id)
     }
 }
+
+/// Everything the public API reads and writes besides results and market data: one name for
+/// the bound every `impl Api` block and the Lambda glue share.
+pub trait ApiStore: JobStore + KeyStore + RequestLog + StrategyStore {}
+
+impl<T: JobStore + KeyStore + RequestLog + StrategyStore> ApiStore for T {}

@@ -103,7 +103,7 @@ fn body_object(req: &ApiRequest) -> Result<Map<String, Value>, ApiError> {
 
 impl<S, R, M> Api<S, R, M>
 where
-    S: JobStore + KeyStore + RequestLog + StrategyStore,
+    S: ApiStore,
     R: ResultStore,
     M: MarketData,
 {

@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use pipai_service::model::{JobError, JobRecord, JobStatus};
 use pipai_service::ports::{
-    AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, JobStore, ListQuery, StoreError,
+    AbandonOutcome, CancelOutcome, ClaimOutcome, Completion, CreateOutcome, DeleteOutcome, JobStore, ListQuery,
+    StoreError,
 };
 use pipai_service::{JobId, RunToken, UserId};
 
@@ -260,5 +261,12 @@ impl JobStore for DynamoStore {
     async fn release_slot(&self, id: &JobId, user_id: &UserId) -> Result<bool, StoreError> {
         let (id, user_id) = (id.as_str(), user_id.as_str());
         self.give_slot_back(id, user_id).await
+    }
+    async fn delete_job(&self, id: &JobId, user_id: &UserId) -> Result<DeleteOutcome, StoreError> {
+        self.delete_terminal(id.as_str(), user_id.as_str()).await
+    }
+
+    async fn get_jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>, StoreError> {
+        self.batch_get_jobs(ids).await
     }
 }

@@ -43,12 +43,14 @@
 //! updates, transactions), `jobs` ([`JobStore`]), `list` (list planning and queries), `slots`
 //! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]),
 //! `strategies` ([`StrategyStore`]).
+//! `delete` (the conditional delete of a terminal job, and the batched read compare uses).
 //!
 //! [`JobStore`]: pipai_service::ports::JobStore
 //! [`KeyStore`]: pipai_service::ports::KeyStore
 //! [`RequestLog`]: pipai_service::ports::RequestLog
 //! [`StrategyStore`]: pipai_service::ports::StrategyStore
 
+mod delete;
 mod items;
 mod jobs;
 mod keys;

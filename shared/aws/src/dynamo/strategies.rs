@@ -5,7 +5,6 @@
 //! comes back with the failed condition, which tells a conflict from a missing strategy).
 //! The list is a Query of the `by_user_updated` GSI, newest `updated_key` first: never a Scan.
 
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use pipai_service::model::StrategyRecord;
 use pipai_service::ports::{
@@ -14,22 +13,13 @@ use pipai_service::ports::{
 use pipai_service::{StrategyId, UserId};
 
 use super::items::{from_item, to_item, updated_key, StrategyItem, StrategyState, MAX_KEY_MS};
-use super::transact::{conditional, ConditionError, Conditional};
+use super::transact::{conditional, Conditional};
 use super::DynamoStore;
 use crate::error::{bad_item, store_err};
 use crate::item::{n, s, Item};
 
 /// The GSI the list reads.
 const BY_USER_UPDATED: &str = "by_user_updated";
-
-impl ConditionError for DeleteItemError {
-    fn refused(&self) -> Option<Option<&Item>> {
-        match self {
-            DeleteItemError::ConditionalCheckFailedException(c) => Some(c.item()),
-            _ => None,
-        }
-    }
-}
 
 impl DynamoStore {
     fn parse_strategy(&self, item: &Item) -> Result<StrategyRecord, StoreError> {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -47,6 +48,15 @@ impl ConditionError for PutItemError {
     fn refused(&self) -> Option<Option<&Item>> {
         match self {
             PutItemError::ConditionalCheckFailedException(c) => Some(c.item()),
+            _ => None,
+        }
+    }
+}
+
+impl ConditionError for DeleteItemError {
+    fn refused(&self) -> Option<Option<&Item>> {
+        match self {
+            DeleteItemError::ConditionalCheckFailedException(c) => Some(c.item()),
             _ => None,
         }
     }

@@ -612,6 +612,9 @@ impl ResultStore for NeverStores {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get_artifact_range(job_id, name, range).await
     }
+    async fn delete_artifacts(&self, job_id: &JobId) -> Result<usize, StoreError> {
+        self.inner.delete_artifacts(job_id).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
