@@ -89,7 +89,8 @@ fn from_iso<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> 
     parse_iso(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 UTC time")))
 }
 
-const FIELDS: [&str; 12] = [
+/// Every field of a create-job body (a sweep's `space` may vary any of them but `strategy_id`).
+pub const FIELDS: [&str; 12] = [
     "template_id",
     "params",
     "symbols",

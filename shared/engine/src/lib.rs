@@ -28,6 +28,7 @@ pub mod result;
 pub mod rotation;
 pub mod signals;
 pub mod sim;
+pub mod sweep;
 pub mod templates;
 pub mod time;
 
