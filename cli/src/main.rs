@@ -12,6 +12,7 @@ mod error;
 mod jobs;
 mod keys;
 mod run;
+mod sweep;
 mod table;
 mod templates;
 
@@ -32,6 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Sweep(sweep::SweepArgs),
     Jobs(jobs::JobsArgs),
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),

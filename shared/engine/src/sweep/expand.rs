@@ -14,7 +14,7 @@ use crate::bars::Timeframe;
 use crate::config::{FieldError, JobConfig};
 use crate::input::clipped;
 
-use super::spec::{grid_size, Axes, AxisKey, Search, SweepSpec};
+use super::spec::{grid_size, Axes, Search, SweepSpec};
 
 /// The bars and the engine pass a group of configs share: `batch::evaluate` takes the configs of
 /// one group at a time.

@@ -18,3 +18,80 @@ pub use estimate::{chunk_configs, plan_chunks, Estimate};
 pub use expand::{group, GroupKey};
 pub use rank::{degradation, Candidate, DegradationReport, LeaderboardEntry, OosMetrics, Ranking};
 pub use spec::{Axes, Constraint, RankMetric, Search, SweepSpec, ValidationSpec, MAX_CONFIGS};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::evaluate;
+    use crate::time::{iso, parse_iso};
+    use crate::{run, Bar, Bars, NoObserver};
+    use serde_json::json;
+
+    const START: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
+    const HOUR: i64 = 3_600_000;
+
+    /// Hourly bars of two overlapping waves: enough crossings for every SMA pair to trade.
+    fn waves(n: usize) -> Bars {
+        let mut bars = Bars::with_capacity(n);
+        let mut close = 100.0;
+        for i in 0..n {
+            let open = close;
+            let x = i as f64;
+            close = 100.0 + 8.0 * (x / 37.0).sin() + 3.0 * (x / 5.3).cos() + x * 0.01;
+            bars.push(Bar {
+                open_time: START + i as i64 * HOUR,
+                open,
+                high: open.max(close) + 0.4,
+                low: open.min(close) - 0.4,
+                close,
+                volume: 1.0,
+            });
+        }
+        bars
+    }
+
+    #[test]
+    fn an_entrys_metrics_are_those_of_a_run_of_its_config() {
+        let n = 2000;
+        let body = json!({
+            "base": {"template_id": "tpl_ma_cross", "params": {"direction": "both"}, "symbols": ["BTCUSDT"], "timeframe": "1h",
+                     "start": iso(START), "end": iso(START + (n as i64 - 1) * HOUR), "capital": "10000"},
+            "space": {"params.fast": {"from": 3, "to": 12, "step": 3}, "params.slow": [20, 40, 80], "fee_bps": ["0", "10"]},
+            "rank_metric": "volatility_annualised",
+            "constraints": [{"metric": "total_trades", "min": "5"}]
+        });
+        let spec = SweepSpec::from_json_bytes(body.to_string().as_bytes()).unwrap();
+        let configs = spec.expand(spec.offline_base().unwrap(), parse_iso("2026-01-01T00:00:00Z").unwrap()).unwrap();
+        assert_eq!(configs.len(), 24);
+        let data = [waves(n)];
+        let evaluations = evaluate(&configs, &data, &spec.validation.to_batch());
+        let candidates = configs
+            .iter()
+            .zip(evaluations)
+            .enumerate()
+            .map(|(index, (config, e))| Candidate { index, config: config.clone(), evaluation: e.unwrap() })
+            .collect();
+        let ranking = spec.rank(candidates);
+        assert!(!ranking.entries.is_empty());
+        assert_eq!(ranking.entries.len() + ranking.excluded.len(), 24);
+        let vol = |e: &LeaderboardEntry| e.structured_metrics.risk.volatility_annualised;
+        assert!(ranking.entries.windows(2).all(|w| vol(&w[0]) <= vol(&w[1]) || vol(&w[1]).is_none()));
+        for entry in &ranking.entries {
+            assert!(entry.metrics.total_trades >= 5);
+            // The entry's config, as a create-job body, runs to the same metrics, string for string.
+            let echoed = serde_json::to_vec(&entry.config).unwrap();
+            let config =
+                crate::JobConfig::from_json_bytes(&echoed, parse_iso("2026-01-01T00:00:00Z").unwrap()).unwrap();
+            let result = run(&config, &data, &mut NoObserver).unwrap().result;
+            assert_eq!(serde_json::to_string(&entry.metrics).unwrap(), serde_json::to_string(&result.metrics).unwrap());
+            assert_eq!(
+                serde_json::to_string(&entry.structured_metrics).unwrap(),
+                serde_json::to_string(&result.structured_metrics).unwrap()
+            );
+        }
+        let estimate = estimate::estimate(&configs, &spec.validation);
+        assert_eq!(estimate.n_configs, 24);
+        assert_eq!(estimate.bar_evaluations, 24 * n as u64);
+        assert_eq!(estimate.chunks, 1);
+    }
+}
