@@ -13,6 +13,9 @@
 #                           ingest of that year without the store (rows/s), and `pipai run` on that year
 #                           (plain CSV, then one Parquet file; SMA 10/50, result written): its phases and
 #                           peak RSS, and the whole process's wall time, median of 5, with the machine's load
+#   infra/bench.sh sweep-vbt  `pipai sweep` of a 100-config SMA grid on one year of 1m bars against vectorbt 1.2
+#                           doing the same grid column-wise (shared/engine/crosscheck/compare_sweep.sh; needs
+#                           the crosscheck venv: shared/engine/crosscheck/run.sh once); not part of `all`
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -107,12 +110,19 @@ JOB
   echo "    load: $(uptime)"
 }
 
+# `pipai sweep` against vectorbt (its own script: the venv, both timings, the ratio).
+sweep_vbt() {
+  echo "==> pipai sweep against vectorbt 1.2, 100 configs on one year of 1m bars"
+  bash "$REPO/shared/engine/crosscheck/compare_sweep.sh"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
   results) results ;;
   run) run ;;
+  sweep-vbt) sweep_vbt ;;
   all) engine; data; run; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|api|results|all]" >&2; exit 2 ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|api|results|sweep-vbt|all]" >&2; exit 2 ;;
 esac
