@@ -12,19 +12,7 @@
 # Builds pipai with --release. Override the venv's interpreter with PYTHON=/path/to/python.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../../.." && pwd)"
-python="${PYTHON:-$repo/.venv-crosscheck/bin/python}"
-if ! "$python" -c 'import vectorbt' 2>/dev/null; then
-    echo "compare_sweep.sh: $python cannot import vectorbt; run shared/engine/crosscheck/run.sh once first" >&2
-    exit 1
-fi
-
-(cd "$repo" && cargo build -q --release -p pipai)
-pipai="$repo/target/release/pipai"
-dir="$(mktemp -d)"
-trap 'rm -rf "$dir"' EXIT
-"$pipai" data generate --symbol BTCUSDT --from 2024-01-01 --to 2025-01-01 --out "$dir/year.csv" >/dev/null
+. "$(dirname "${BASH_SOURCE[0]}")/speed_common.sh"
 cat >"$dir/sweep.json" <<'SWEEP'
 {"base": {"template_id": "tpl_ma_cross", "params": {"direction": "long"}, "symbols": ["BTCUSDT"], "timeframe": "1m",
           "start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:59:00Z", "capital": "10000.00",
@@ -33,31 +21,17 @@ cat >"$dir/sweep.json" <<'SWEEP'
  "rank_metric": "sharpe"}
 SWEEP
 
-# Median wall time in ms of `runs` runs of the command after the first argument.
-median_ms() {
-    local runs="$1" times=() t0 t1
-    shift
-    for _ in $(seq "$runs"); do
-        t0=$(date +%s%N)
-        "$@" >/dev/null
-        t1=$(date +%s%N)
-        times+=($(((t1 - t0) / 1000000)))
-    done
-    echo "$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p") ${times[*]}"
-}
-
 ours=(sweep --config "$dir/sweep.json" --data "$dir/year.csv" --out "$dir/pipai.json")
 theirs=("$python" "$here/sweep_vbt.py" "$dir/year.csv" "$dir/vectorbt.json")
-"$pipai" "${ours[@]}" >/dev/null  # the page cache
-"${theirs[@]}" >/dev/null         # Numba's cache
-read -r pipai_ms pipai_all <<<"$(median_ms 5 "$pipai" "${ours[@]}")"
-read -r vbt_ms vbt_all <<<"$(median_ms 3 "${theirs[@]}")"
+time_both
 best() {
-    "$python" -c 'import json, sys; e = json.load(open(sys.argv[1]))["leaderboard"][0]
-c = e.get("config", {}).get("params", e); print(f"best fast {c[\"fast\"]} slow {c[\"slow\"]}, sharpe {e.get(\"metrics\", e)[\"sharpe\"]}")' "$1"
+    "$python" -c 'import json, sys
+e = json.load(open(sys.argv[1]))["leaderboard"][0]
+p, m = (e["config"]["params"], e["metrics"]) if "config" in e else (e, e)
+print("best fast %s slow %s, sharpe %s" % (p["fast"], p["slow"], m["sharpe"]))' "$1"
 }
 echo "100-config SMA grid (fast 5..50/5 x slow 60..240/20), one year of 1m bars (527,040), long, 5 bps, ranking written:"
 echo "  pipai sweep  median ${pipai_ms} ms of 5 (${pipai_all} ms); $(best "$dir/pipai.json")"
 echo "  vectorbt     median ${vbt_ms} ms of 3 (${vbt_all} ms); $(best "$dir/vectorbt.json")"
-echo "  ratio        $(awk -v a="$vbt_ms" -v b="$pipai_ms" 'BEGIN {printf "%.0fx", a / (b > 0 ? b : 1)}') (target: at least 300x)"
+echo "  ratio        ${ratio} (target: at least 300x)"
 echo "  cores: $(nproc); load: $(uptime)"

@@ -32,22 +32,18 @@ mod tests {
 
     /// Hourly bars of two overlapping waves: enough crossings for every SMA pair to trade.
     fn waves(n: usize) -> Bars {
-        let mut bars = Bars::with_capacity(n);
-        let mut close = 100.0;
-        for i in 0..n {
-            let open = close;
+        let wave = |i: usize| {
             let x = i as f64;
-            close = 100.0 + 8.0 * (x / 37.0).sin() + 3.0 * (x / 5.3).cos() + x * 0.01;
-            bars.push(Bar {
-                open_time: START + i as i64 * HOUR,
-                open,
-                high: open.max(close) + 0.4,
-                low: open.min(close) - 0.4,
-                close,
-                volume: 1.0,
-            });
-        }
-        bars
+            100.0 + 8.0 * (x / 37.0).sin() + 3.0 * (x / 5.3).cos() + x * 0.01
+        };
+        let bars: Vec<Bar> = (0..n)
+            .map(|i| {
+                let (open, close) = (if i == 0 { 100.0 } else { wave(i - 1) }, wave(i));
+                let (high, low) = (open.max(close) + 0.4, open.min(close) - 0.4);
+                Bar { open_time: START + i as i64 * HOUR, open, high, low, close, volume: 1.0 }
+            })
+            .collect();
+        Bars::from_bars(&bars)
     }
 
     #[test]
