@@ -30,7 +30,7 @@ use crate::table;
 ///             "symbols": ["BTCUSDT"], "timeframe": "1h",
 ///             "start": "2025-01-01T00:00:00Z", "end": "2025-12-31T23:00:00Z",
 ///             "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"},
-///    "space": {"params.fast": {"from": 5, "to": 50, "step": 5}, "params.slow": [60, 90, 120, 180, 240]},
+///    "space": {"params.fast": {"from": 5, "to": 50, "step": 5}, "params.slow": [60, 120, 240]},
 ///    "rank_metric": "sharpe",
 ///    "constraints": [{"metric": "total_trades", "min": "10"}]}
 ///
