@@ -16,6 +16,9 @@
 #   infra/bench.sh artifacts  artifact files (equity/trades Parquet + CSV, bars.parquet): writing time and
 #                           size of a one-year 1m job and of the largest accepted job (20 symbols x 5 years
 #                           of 1m; BENCH_ARTIFACT_SYMBOLS / BENCH_ARTIFACT_YEARS shrink it), and the provenance hash
+#   infra/bench.sh sweep-vbt  `pipai sweep` of a 100-config SMA grid on one year of 1m bars against vectorbt 1.2
+#                           doing the same grid column-wise (shared/engine/crosscheck/compare_sweep.sh; needs
+#                           the crosscheck venv: shared/engine/crosscheck/run.sh once); not part of `all`
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -116,6 +119,12 @@ artifacts() {
   echo "    load: $(uptime)"
 }
 
+# `pipai sweep` against vectorbt (its own script: the venv, both timings, the ratio).
+sweep_vbt() {
+  echo "==> pipai sweep against vectorbt 1.2, 100 configs on one year of 1m bars"
+  bash "$REPO/shared/engine/crosscheck/compare_sweep.sh"
+}
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
@@ -123,6 +132,7 @@ case "${1:-all}" in
   results) results ;;
   run) run ;;
   artifacts) artifacts ;;
+  sweep-vbt) sweep_vbt ;;
   all) engine; data; run; artifacts; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|artifacts|api|results|all]" >&2; exit 2 ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
 esac

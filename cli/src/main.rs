@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod run;
 mod strategies;
+mod sweep;
 mod table;
 mod templates;
 
@@ -34,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Sweep(sweep::SweepArgs),
     Jobs(jobs::JobsArgs),
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),
