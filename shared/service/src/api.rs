@@ -232,7 +232,7 @@ where
     }
 
     /// 400 unless `symbol`'s bars cover the window at `timeframe`, directly or from 1m bars.
-    async fn check_coverage(
+    pub(crate) async fn check_coverage(
         &self,
         index: usize,
         symbol: &str,

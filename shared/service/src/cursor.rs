@@ -20,6 +20,11 @@ pub enum CursorKind {
     ResultPage,
     /// `GET /v1/strategies`: bound to the caller.
     StrategyList,
+    /// `GET /v1/backtest/sweeps`: bound to the caller and the status filter.
+    SweepList,
+    /// `GET /v1/backtest/sweeps/{id}?expand=leaderboard`: bound to the caller (the sweep is in
+    /// the position and checked by the reader).
+    SweepLeaderboard,
 }
 
 impl CursorKind {
@@ -28,6 +33,8 @@ impl CursorKind {
             CursorKind::JobList => "pipai-list-cursor-v1",
             CursorKind::ResultPage => "pipai-result-cursor-v1",
             CursorKind::StrategyList => "pipai-strategy-cursor-v1",
+            CursorKind::SweepList => "pipai-sweep-list-cursor-v1",
+            CursorKind::SweepLeaderboard => "pipai-sweep-leaderboard-cursor-v1",
         }
     }
 }

@@ -159,6 +159,22 @@ impl StrategyId {
     }
 }
 
+// ---- Sweeps (crate::sweeps).
+string_id!(
+    /// A sweep: `sw_` + 8 lowercase hex, unique across all users.
+    SweepId,
+    "sweep id",
+    "sw_0a1b2c3d",
+    |s| prefixed_hex(s, "sw_", 8..=8)
+);
+
+impl SweepId {
+    /// A fresh id from the OS's random source.
+    pub fn random() -> SweepId {
+        SweepId(format!("sw_{}", random_hex(4)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,12 @@ pub mod ports;
 pub mod secrets;
 pub mod settings;
 pub mod strategies;
+pub mod sweep_api;
+pub mod sweep_worker;
+pub mod sweeps;
 pub mod worker;
 
 pub use api::{Api, ApiSettings, Route};
 pub use error::ApiError;
 pub use http::{ApiRequest, ApiResponse};
-pub use ids::{JobId, KeyId, RunToken, StrategyId, UserId};
+pub use ids::{JobId, KeyId, RunToken, StrategyId, SweepId, UserId};

@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::Coverage;
 
-use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
+use crate::ids::{JobId, KeyId, RunToken, StrategyId, SweepId, UserId};
 use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
 use crate::ports::*;
+use crate::sweeps::*;
 
 #[derive(Default)]
 struct State {
@@ -22,6 +23,10 @@ struct State {
     artifacts: HashMap<(JobId, String), Vec<u8>>,
     bars: HashMap<(String, Timeframe), (Bars, bool)>,
     strategies: HashMap<StrategyId, StrategyRecord>,
+    // Sweeps (crate::sweeps): they share `active` with the jobs.
+    sweeps: HashMap<SweepId, SweepRecord>,
+    chunks: BTreeMap<(SweepId, u32), ChunkRecord>,
+    chunk_queue: Vec<(SweepId, u32)>,
 }
 
 /// Every port in one struct, behind a mutex.
@@ -414,5 +419,111 @@ impl StrategyStore for MemoryStore {
             }
             _ => StrategyDeleteOutcome::NotFound,
         }))
+    }
+}
+
+// ---------------------------------------------------------------- sweeps
+
+impl MemoryStore {
+    /// Takes every enqueued sweep chunk message.
+    pub fn drain_chunk_queue(&self) -> Vec<(SweepId, u32)> {
+        self.with(|s| std::mem::take(&mut s.chunk_queue))
+    }
+}
+
+/// Gives the sweep's slot back if it is terminal and still holds it.
+fn release_sweep_slot(active: &mut HashMap<UserId, u32>, sweep: &mut SweepRecord) {
+    if sweep.status.is_terminal() && !sweep.slot_released {
+        sweep.slot_released = true;
+        let n = active.entry(sweep.user_id.clone()).or_insert(0);
+        *n = n.saturating_sub(1);
+    }
+}
+
+impl SweepStore for MemoryStore {
+    async fn create_sweep(&self, sweep: &SweepRecord, max_active: u32) -> Result<CreateOutcome, StoreError> {
+        self.with(|s| {
+            if s.sweeps.contains_key(&sweep.id) {
+                return Ok(CreateOutcome::IdTaken);
+            }
+            let active = s.active.entry(sweep.user_id.clone()).or_insert(0);
+            if *active >= max_active {
+                return Ok(CreateOutcome::TooManyActive);
+            }
+            *active += 1;
+            s.sweeps.insert(sweep.id.clone(), sweep.clone());
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    async fn get_sweep(&self, id: &SweepId) -> Result<Option<SweepRecord>, StoreError> {
+        Ok(self.with(|s| s.sweeps.get(id).cloned()))
+    }
+
+    async fn list_sweeps(&self, q: &SweepListQuery) -> Result<Vec<SweepRecord>, StoreError> {
+        Ok(self.with(|s| {
+            let mut sweeps: Vec<SweepRecord> = s
+                .sweeps
+                .values()
+                .filter(|w| w.user_id == q.user_id)
+                .filter(|w| q.status.is_none_or(|st| w.status == st))
+                .filter(|w| q.after.as_ref().is_none_or(|a| (w.submitted_at_ms, &w.id) < (a.submitted_at_ms, &a.id)))
+                .cloned()
+                .collect();
+            sweeps.sort_by(|a, b| (b.submitted_at_ms, &b.id).cmp(&(a.submitted_at_ms, &a.id)));
+            sweeps.truncate(q.limit);
+            sweeps
+        }))
+    }
+
+    async fn cancel_sweep(
+        &self,
+        id: &SweepId,
+        user_id: &UserId,
+        now_ms: i64,
+    ) -> Result<SweepCancelOutcome, StoreError> {
+        Ok(self.with(|s| match s.sweeps.get_mut(id) {
+            Some(w) if &w.user_id == user_id => {
+                if w.status.is_terminal() {
+                    return SweepCancelOutcome::AlreadyTerminal(w.status);
+                }
+                w.status = JobStatus::Cancelled;
+                w.finished_at_ms = Some(now_ms);
+                w.version += 1;
+                release_sweep_slot(&mut s.active, w);
+                SweepCancelOutcome::Cancelled(Box::new(w.clone()))
+            }
+            _ => SweepCancelOutcome::NotFound,
+        }))
+    }
+
+    async fn record_chunk(&self, chunk: &ChunkRecord, updated: &SweepRecord) -> Result<ChunkOutcome, StoreError> {
+        Ok(self.with(|s| {
+            let key = (chunk.sweep_id.clone(), chunk.chunk);
+            if s.chunks.contains_key(&key) {
+                return ChunkOutcome::Duplicate;
+            }
+            let Some(stored) = s.sweeps.get_mut(&updated.id) else {
+                return ChunkOutcome::NotFound;
+            };
+            if stored.version + 1 != updated.version {
+                return ChunkOutcome::VersionConflict;
+            }
+            *stored = updated.clone();
+            release_sweep_slot(&mut s.active, stored);
+            s.chunks.insert(key, chunk.clone());
+            ChunkOutcome::Recorded
+        }))
+    }
+
+    async fn get_chunks(&self, id: &SweepId) -> Result<Vec<ChunkRecord>, StoreError> {
+        Ok(self.with(|s| s.chunks.range((id.clone(), 0)..=(id.clone(), u32::MAX)).map(|(_, c)| c.clone()).collect()))
+    }
+}
+
+impl SweepQueue for MemoryStore {
+    async fn enqueue_chunks(&self, id: &SweepId, n_chunks: u32) -> Result<(), StoreError> {
+        self.with(|s| s.chunk_queue.extend((0..n_chunks).map(|c| (id.clone(), c))));
+        Ok(())
     }
 }

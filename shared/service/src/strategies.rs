@@ -93,7 +93,7 @@ fn strategy_id(req: &ApiRequest) -> Result<StrategyId, ApiError> {
         .map_err(|e: crate::ids::IdError| ApiError::InvalidParameter(format!("id: {e}")))
 }
 
-fn now_of(now_ms: i64) -> DateTime<Utc> {
+pub(crate) fn now_of(now_ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now_ms).expect("a valid clock")
 }
 
@@ -121,19 +121,30 @@ where
             return Ok((JobConfig::from_value(&Value::Object(body), now_of(now_ms))?, None));
         };
         let text = given.as_str().ok_or_else(|| ApiError::InvalidParameter("strategy_id: must be a string".into()))?;
+        let strategy = self.usable_strategy(text, who, "strategy_id").await?;
+        let config = strategy.config.job_config(strategy.id.as_str(), &body, now_of(now_ms))?;
+        Ok((config, Some(strategy.version)))
+    }
+
+    /// The caller's strategy named by `text` (the value of `field`), for building configs over
+    /// it; an unknown, deleted or another user's strategy is one and the same 409.
+    pub(crate) async fn usable_strategy(
+        &self,
+        text: &str,
+        who: &Principal,
+        field: &str,
+    ) -> Result<StrategyRecord, ApiError> {
         let unusable = || {
             ApiError::InvalidState(format!(
-                "strategy_id: {} is not a strategy you can use (no such strategy, or it was deleted)",
+                "{field}: {} is not a strategy you can use (no such strategy, or it was deleted)",
                 quoted(text)
             ))
         };
         let id: StrategyId = text.parse().map_err(|_| unusable())?;
-        let strategy = match self.store.get_strategy(&id).await? {
-            Some(s) if s.user_id == who.user_id => s,
-            _ => return Err(unusable()),
-        };
-        let config = strategy.config.job_config(id.as_str(), &body, now_of(now_ms))?;
-        Ok((config, Some(strategy.version)))
+        match self.store.get_strategy(&id).await? {
+            Some(s) if s.user_id == who.user_id => Ok(s),
+            _ => Err(unusable()),
+        }
     }
 
     async fn owned_strategy(&self, id: &StrategyId, who: &Principal) -> Result<StrategyRecord, ApiError> {

@@ -1,0 +1,313 @@
+//! `/v1/backtest/sweeps`: create (and dry run), get (and `expand=leaderboard`), list, cancel.
+//!
+//! The sweep routes are served by [`Api::handle_sweep`] with their own [`SweepRoute`] until the
+//! integration folds them into [`crate::Route`]: their store bound adds [`SweepStore`], which
+//! the DynamoDB store does not implement yet.
+
+use pipai_engine::input::clipped;
+use pipai_engine::quoted;
+use pipai_engine::sweep::spec::merge_over;
+use pipai_engine::sweep::{estimate, group};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::api::{parse_limit, query_params, reject_query, Api};
+use crate::auth::{self, Principal};
+use crate::cursor::{CursorKind, CursorSeal};
+use crate::error::ApiError;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::ids::SweepId;
+use crate::model::{JobStatus, ListPage};
+use crate::ports::*;
+use crate::strategies::now_of;
+use crate::sweeps::*;
+
+/// Every sweep endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepRoute {
+    CreateSweep,
+    GetSweep,
+    ListSweeps,
+    CancelSweep,
+}
+
+/// What a dry run costs: the route's weight is charged only after the body says which.
+pub const DRY_RUN_WEIGHT: u32 = 5;
+/// `expand=leaderboard` page sizes.
+pub const LEADERBOARD_PAGE: usize = 100;
+pub const MAX_LEADERBOARD_PAGE: usize = 1000;
+
+impl SweepRoute {
+    pub const ALL: [SweepRoute; 4] =
+        [SweepRoute::CreateSweep, SweepRoute::GetSweep, SweepRoute::ListSweeps, SweepRoute::CancelSweep];
+
+    /// Request weight (API.md, "Sweeps"); a dry run is charged [`DRY_RUN_WEIGHT`] instead.
+    pub fn weight(self) -> u32 {
+        match self {
+            SweepRoute::CreateSweep => 20,
+            SweepRoute::GetSweep => 2,
+            SweepRoute::ListSweeps => 5,
+            SweepRoute::CancelSweep => 5,
+        }
+    }
+
+    pub fn method_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            SweepRoute::CreateSweep => ("POST", "/v1/backtest/sweeps"),
+            SweepRoute::GetSweep => ("GET", "/v1/backtest/sweeps/{id}"),
+            SweepRoute::ListSweeps => ("GET", "/v1/backtest/sweeps"),
+            SweepRoute::CancelSweep => ("POST", "/v1/backtest/sweeps/{id}/cancel"),
+        }
+    }
+
+    pub fn of(method: &str, path: &str) -> Option<SweepRoute> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            ("POST", ["", "v1", "backtest", "sweeps"]) => Some(SweepRoute::CreateSweep),
+            ("GET", ["", "v1", "backtest", "sweeps"]) => Some(SweepRoute::ListSweeps),
+            ("GET", ["", "v1", "backtest", "sweeps", _]) => Some(SweepRoute::GetSweep),
+            ("POST", ["", "v1", "backtest", "sweeps", _, "cancel"]) => Some(SweepRoute::CancelSweep),
+            _ => None,
+        }
+    }
+}
+
+/// The one field read before charging: whether the body asks for a dry run. Anything that is
+/// not a JSON object with `"dry_run": true` is charged the full weight (and parsed properly).
+fn asks_dry_run(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        dry_run: Option<serde_json::Value>,
+    }
+    serde_json::from_slice::<Peek>(body).is_ok_and(|p| p.dry_run == Some(serde_json::Value::Bool(true)))
+}
+
+/// Where a leaderboard page starts.
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaderboardPosition {
+    #[serde(rename = "w")]
+    sweep_id: SweepId,
+    #[serde(rename = "o")]
+    offset: usize,
+}
+
+/// One `expand=leaderboard` page.
+#[derive(Serialize)]
+struct LeaderboardPage<'a> {
+    id: &'a SweepId,
+    data: Vec<pipai_engine::sweep::LeaderboardEntry>,
+    total: usize,
+    next_cursor: Option<String>,
+}
+
+/// The `{id}` segment of `/v1/backtest/sweeps/{id}[/...]`.
+fn sweep_path_id(req: &ApiRequest) -> &str {
+    req.path.trim_end_matches('/').split('/').nth(4).unwrap_or_default()
+}
+
+impl<S, R, M> Api<S, R, M>
+where
+    S: ApiStore + SweepStore,
+    R: ResultStore,
+    M: MarketData,
+{
+    /// Serves one sweep request: authenticates, charges (5 for a dry run, read from the body
+    /// after authentication and before anything else), runs the handler.
+    pub async fn handle_sweep(&self, route: SweepRoute, req: &ApiRequest, now_ms: i64) -> ApiResponse {
+        let span = tracing::info_span!("request", route = ?route, sweep_id = %clipped(sweep_path_id(req)));
+        self.handle_sweep_in_span(route, req, now_ms).instrument(span).await
+    }
+
+    async fn handle_sweep_in_span(&self, route: SweepRoute, req: &ApiRequest, now_ms: i64) -> ApiResponse {
+        let principal = match auth::authenticate(req, now_ms, &self.store, &self.store, &self.master).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
+        let weight = match route {
+            SweepRoute::CreateSweep if asks_dry_run(&req.body) => DRY_RUN_WEIGHT,
+            _ => route.weight(),
+        };
+        let budget = self.settings.weight_budget;
+        let used = match auth::charge_weight(&self.store, &principal.key_id, weight, budget, now_ms).await {
+            Ok(used) => used,
+            Err((e, used)) => return e.into_response().with_header(auth::HEADER_USED_WEIGHT, used.to_string()),
+        };
+        let outcome = match route {
+            SweepRoute::CreateSweep => self.create_sweep(req, &principal, now_ms).await,
+            SweepRoute::GetSweep => self.get_sweep(req, &principal).await,
+            SweepRoute::ListSweeps => self.list_sweeps(req, &principal).await,
+            SweepRoute::CancelSweep => self.cancel_sweep(req, &principal, now_ms).await,
+        };
+        outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
+    }
+
+    async fn create_sweep(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+        reject_query(req, &[])?;
+        let mut spec = pipai_engine::sweep::SweepSpec::from_json_bytes(&req.body)?;
+        if let Some(text) = spec.strategy_id.clone() {
+            let strategy = self.usable_strategy(&text, who, "base.strategy_id").await?;
+            spec.base = merge_over(&strategy.config.to_map(), &spec.base);
+        }
+        let now = now_of(now_ms);
+        let configs = spec.expand(&spec.base, now)?;
+        // Coverage once per distinct (symbols, timeframe, window): each group's bars.
+        for (key, _) in group(&configs) {
+            for (i, symbol) in key.symbols.iter().enumerate() {
+                self.check_coverage(i, symbol, key.timeframe, key.start_ms, key.end_ms).await?;
+            }
+        }
+        let cost = estimate::estimate(&configs, &spec.validation);
+        if spec.dry_run {
+            return Ok(ApiResponse::json(200, &cost));
+        }
+        let n_chunks = u32::try_from(cost.chunks).map_err(|_| ApiError::Internal("chunk count overflows".into()))?;
+        let mut sweep =
+            SweepRecord::new_queued(SweepId::random(), who.user_id.clone(), &spec, configs.len(), n_chunks, now_ms);
+        for _ in 0..5 {
+            match self.store.create_sweep(&sweep, self.settings.max_active_jobs).await? {
+                CreateOutcome::Created => {
+                    return Ok(ApiResponse::json(201, &sweep.view())
+                        .with_header("location", format!("/v1/backtest/sweeps/{}", sweep.id)));
+                }
+                CreateOutcome::IdTaken => sweep.id = SweepId::random(),
+                CreateOutcome::TooManyActive => return Err(ApiError::RateLimited {
+                    message: format!(
+                        "you already have {} jobs and sweeps queued or running; wait for one to finish or cancel one",
+                        self.settings.max_active_jobs
+                    ),
+                    retry_after_s: None,
+                }),
+            }
+        }
+        Err(ApiError::Internal("five sweep id collisions in a row".into()))
+    }
+
+    async fn owned_sweep(&self, req: &ApiRequest, who: &Principal) -> Result<SweepRecord, ApiError> {
+        let id: SweepId = sweep_path_id(req)
+            .parse()
+            .map_err(|e: crate::ids::IdError| ApiError::InvalidParameter(format!("id: {e}")))?;
+        match self.store.get_sweep(&id).await? {
+            Some(sweep) if sweep.user_id == who.user_id => Ok(sweep),
+            _ => Err(ApiError::NotFound(format!("no sweep {id}"))),
+        }
+    }
+
+    async fn get_sweep(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+        let params = query_params(req, &["expand", "cursor", "limit"])?;
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let sweep = self.owned_sweep(req, who).await?;
+        match get("expand") {
+            None if get("cursor").is_some() || get("limit").is_some() => {
+                Err(ApiError::InvalidParameter("cursor: only allowed with expand=leaderboard".into()))
+            }
+            None => Ok(ApiResponse::json(200, &sweep.view())),
+            Some("leaderboard") => self.leaderboard_page(&sweep, who, get("cursor"), get("limit")).await,
+            Some(other) => {
+                Err(ApiError::InvalidParameter(format!("expand: must be leaderboard, got {}", quoted(other))))
+            }
+        }
+    }
+
+    /// The full ranking: every recorded chunk's ranked entries merged in the engine's order.
+    async fn leaderboard_page(
+        &self,
+        sweep: &SweepRecord,
+        who: &Principal,
+        cursor: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<ApiResponse, ApiError> {
+        let limit = limit.map(|v| parse_limit(v, MAX_LEADERBOARD_PAGE)).transpose()?.unwrap_or(LEADERBOARD_PAGE);
+        let seal =
+            CursorSeal { master: &self.master, kind: CursorKind::SweepLeaderboard, binding: who.user_id.to_string() };
+        let offset = match cursor {
+            None => 0,
+            Some(c) => match seal.open::<LeaderboardPosition>(c) {
+                Some(p) if p.sweep_id == sweep.id => p.offset,
+                _ => return Err(ApiError::InvalidParameter("cursor: invalid, or from another sweep".into())),
+            },
+        };
+        let spec = sweep.spec()?;
+        let chunks = self.store.get_chunks(&sweep.id).await?;
+        let ranked = merge_ranked(&spec, chunks.into_iter().flat_map(|c| c.entries));
+        let total = ranked.len();
+        let end = offset.saturating_add(limit).min(total);
+        let data =
+            ranked.get(offset..end).unwrap_or_default().iter().enumerate().map(|(i, e)| e.at_rank(offset + i + 1));
+        let page = LeaderboardPage {
+            id: &sweep.id,
+            data: data.collect(),
+            total,
+            next_cursor: (end < total)
+                .then(|| seal.seal(&LeaderboardPosition { sweep_id: sweep.id.clone(), offset: end })),
+        };
+        Ok(ApiResponse::json(200, &page))
+    }
+
+    async fn list_sweeps(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+        let params = query_params(req, &["status", "limit", "cursor"])?;
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let status = get("status")
+            .map(|s| {
+                s.parse::<JobStatus>().map_err(|_| {
+                    ApiError::InvalidParameter(format!(
+                        "status: unknown status {}; use one of queued, running, done, failed, cancelled",
+                        quoted(s)
+                    ))
+                })
+            })
+            .transpose()?;
+        let limit = get("limit").map(|v| parse_limit(v, 100)).transpose()?.unwrap_or(20);
+        let seal = CursorSeal {
+            master: &self.master,
+            kind: CursorKind::SweepList,
+            binding: format!("{}|{}", who.user_id, status.map(|s| s.as_str()).unwrap_or("")),
+        };
+        let after = get("cursor")
+            .map(|c| {
+                seal.open::<SweepPageKey>(c).ok_or_else(|| {
+                    ApiError::InvalidParameter(
+                        "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)"
+                            .into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let query = SweepListQuery { user_id: who.user_id.clone(), status, after, limit: limit + 1 };
+        let mut sweeps = self.store.list_sweeps(&query).await?;
+        let more = sweeps.len() > limit;
+        sweeps.truncate(limit);
+        let next_cursor = match (more, sweeps.last()) {
+            (true, Some(last)) => {
+                Some(seal.seal(&SweepPageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() }))
+            }
+            _ => None,
+        };
+        Ok(ApiResponse::json(
+            200,
+            &ListPage { data: sweeps.iter().map(SweepRecord::summary_view).collect(), next_cursor },
+        ))
+    }
+
+    async fn cancel_sweep(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+        reject_query(req, &[])?;
+        let sweep = self.owned_sweep(req, who).await?;
+        match self.store.cancel_sweep(&sweep.id, &who.user_id, now_ms).await? {
+            SweepCancelOutcome::Cancelled(sweep) => Ok(ApiResponse::json(200, &sweep.view())),
+            SweepCancelOutcome::AlreadyTerminal(status) => Err(ApiError::InvalidState(format!(
+                "sweep {} is already {status}; only queued or running sweeps can be cancelled",
+                sweep.id
+            ))),
+            SweepCancelOutcome::NotFound => Err(ApiError::NotFound(format!("no sweep {}", sweep.id))),
+        }
+    }
+}
+
+/// The outbox relay for sweeps (as `events::apply_change` is for jobs): a sweep stored as
+/// `queued` sends one message per chunk. A duplicate send is harmless: a chunk is recorded once.
+pub async fn relay_sweep_insert<Q: SweepQueue>(queue: &Q, sweep: &SweepRecord) -> Result<(), StoreError> {
+    if sweep.status == JobStatus::Queued {
+        queue.enqueue_chunks(&sweep.id, sweep.n_chunks).await?;
+    }
+    Ok(())
+}

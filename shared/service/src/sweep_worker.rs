@@ -1,0 +1,194 @@
+//! Runs one chunk of a sweep (a queue message `{sweep_id, chunk}`): re-expands the sweep's
+//! configs from its stored request, loads the chunk's bars once, `batch::evaluate`s its configs,
+//! ranks them, and records the chunk and the sweep's new counts and top 20 in one transaction
+//! (conditional on the chunk being new and on the sweep's version: a duplicate delivery counts
+//! once, two chunks finishing together both land, one after a retry).
+//!
+//! Cancel: a cancelled (or otherwise terminal) sweep's chunks are skipped when they start; a
+//! chunk already evaluating finishes (`batch::evaluate` has no control hook) and its record is
+//! then dropped: the recorder finds the sweep terminal (a cancel between its read and its write
+//! bumps the version, so the write is refused and the re-read sees the cancel).
+
+use pipai_engine::batch::evaluate;
+use pipai_engine::sweep::{plan_chunks, Candidate};
+use pipai_engine::{Bars, JobConfig};
+use tracing::Instrument;
+
+use crate::clock::now_ms;
+use crate::ids::SweepId;
+use crate::model::{FailCode, JobError, JobStatus};
+use crate::ports::*;
+use crate::sweeps::*;
+use crate::worker::{load_job_bars, Delivery};
+
+/// How often a chunk re-reads the sweep when another chunk's update won the race.
+const RECORD_ATTEMPTS: usize = 20;
+
+pub struct SweepWorker<S, M> {
+    pub store: S,
+    pub market: M,
+}
+
+/// What a chunk produced, before it is recorded.
+struct ChunkResult {
+    status: ChunkStatus,
+    completed: usize,
+    failed: usize,
+    entries: Vec<StoredEntry>,
+    error: Option<String>,
+}
+
+impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
+    /// Handles one chunk message. `Err` only for storage failures, which the queue retries.
+    pub async fn process_chunk(&self, sweep_id: &SweepId, chunk: u32) -> Result<Delivery, StoreError> {
+        let span = tracing::info_span!("sweep_chunk", sweep_id = %sweep_id, chunk);
+        self.process_in_span(sweep_id, chunk).instrument(span).await
+    }
+
+    async fn process_in_span(&self, sweep_id: &SweepId, chunk: u32) -> Result<Delivery, StoreError> {
+        let Some(sweep) = self.store.get_sweep(sweep_id).await? else {
+            tracing::warn!("no such sweep; dropping the message");
+            return Ok(Delivery::Done);
+        };
+        if sweep.status.is_terminal() {
+            tracing::info!(status = %sweep.status, "sweep is terminal; chunk skipped");
+            return Ok(Delivery::Done);
+        }
+        let spec = sweep.spec()?;
+        let configs = spec
+            .expand(&spec.base, sweep.submitted_at())
+            .map_err(|e| StoreError::new(format!("{sweep_id}: stored request no longer expands: {e}")))?;
+        let plan = plan_chunks(&configs, &spec.validation);
+        let Some(indices) = plan.get(chunk as usize) else {
+            tracing::warn!(chunks = plan.len(), "no such chunk; dropping the message");
+            return Ok(Delivery::Done);
+        };
+        let chunk_configs: Vec<JobConfig> = indices.iter().map(|&i| configs[i].clone()).collect();
+        let result = match self.load_bars(&chunk_configs[0]).await? {
+            Err(message) => ChunkResult {
+                status: ChunkStatus::Failed,
+                completed: 0,
+                failed: indices.len(),
+                entries: Vec::new(),
+                error: Some(message),
+            },
+            Ok(data) => {
+                let validation = spec.validation.to_batch();
+                let evaluated = {
+                    let configs = chunk_configs.clone();
+                    tokio::task::spawn_blocking(move || evaluate(&configs, &data, &validation))
+                        .await
+                        .map_err(|e| StoreError::caused_by("the chunk's evaluation panicked", e))?
+                };
+                let mut candidates = Vec::with_capacity(indices.len());
+                let mut first_error = None;
+                for ((&index, config), evaluation) in indices.iter().zip(chunk_configs).zip(evaluated) {
+                    match evaluation {
+                        Ok(evaluation) => candidates.push(Candidate { index, config, evaluation }),
+                        Err(e) => {
+                            first_error.get_or_insert_with(|| format!("config {index}: {e}"));
+                        }
+                    }
+                }
+                let completed = candidates.len();
+                ChunkResult {
+                    status: ChunkStatus::Done,
+                    completed,
+                    failed: indices.len() - completed,
+                    entries: spec.rank(candidates).entries.into_iter().map(StoredEntry::from).collect(),
+                    error: first_error,
+                }
+            }
+        };
+        self.record(sweep_id, chunk, result).await
+    }
+
+    /// A chunk whose message was given up on (dead-letter queue): recorded failed, its configs
+    /// counted failed, so the sweep still ends.
+    pub async fn fail_chunk(&self, sweep_id: &SweepId, chunk: u32, configs: usize) -> Result<Delivery, StoreError> {
+        let result = ChunkResult {
+            status: ChunkStatus::Failed,
+            completed: 0,
+            failed: configs,
+            entries: Vec::new(),
+            error: Some("every delivery of this chunk failed".into()),
+        };
+        self.record(sweep_id, chunk, result).await
+    }
+
+    /// The chunk's bars (one series per symbol), or why they cannot be had.
+    async fn load_bars(&self, config: &JobConfig) -> Result<Result<Vec<Bars>, String>, StoreError> {
+        let mut data = Vec::with_capacity(config.symbols.len());
+        for symbol in &config.symbols {
+            match load_job_bars(&self.market, symbol, config.timeframe, config.start_ms(), config.end_ms()).await {
+                Ok(bars) => data.push(bars),
+                Err(DataError::Unavailable(m)) => return Ok(Err(format!("{symbol}: {m}"))),
+                Err(DataError::Store(e)) => return Err(e),
+            }
+        }
+        Ok(Ok(data))
+    }
+
+    /// Records the chunk and merges it into the sweep, retrying on a version conflict.
+    async fn record(&self, sweep_id: &SweepId, chunk: u32, result: ChunkResult) -> Result<Delivery, StoreError> {
+        let record = ChunkRecord {
+            sweep_id: sweep_id.clone(),
+            chunk,
+            status: result.status,
+            completed: result.completed,
+            failed: result.failed,
+            entries: result.entries,
+            error: result.error,
+        };
+        for _ in 0..RECORD_ATTEMPTS {
+            let Some(sweep) = self.store.get_sweep(sweep_id).await? else {
+                return Ok(Delivery::Done);
+            };
+            if sweep.status.is_terminal() {
+                tracing::info!(status = %sweep.status, "sweep ended meanwhile; chunk not recorded");
+                return Ok(Delivery::Done);
+            }
+            let updated = merged(&sweep, &record, now_ms())?;
+            match self.store.record_chunk(&record, &updated).await? {
+                ChunkOutcome::Recorded => {
+                    tracing::info!(status = %updated.status, ended = updated.chunks_ended, "chunk recorded");
+                    return Ok(Delivery::Done);
+                }
+                ChunkOutcome::Duplicate => {
+                    tracing::info!("chunk recorded before; duplicate delivery");
+                    return Ok(Delivery::Done);
+                }
+                ChunkOutcome::NotFound => return Ok(Delivery::Done),
+                ChunkOutcome::VersionConflict => continue,
+            }
+        }
+        Ok(Delivery::Retry)
+    }
+}
+
+/// The sweep after `chunk`: counts, the top 20 merged, `running`, or terminal when it was the
+/// last chunk (`failed` when no config of the whole sweep evaluated, else `done`).
+fn merged(sweep: &SweepRecord, chunk: &ChunkRecord, now_ms: i64) -> Result<SweepRecord, StoreError> {
+    let spec = sweep.spec()?;
+    let mut next = sweep.clone();
+    next.version += 1;
+    next.chunks_ended += 1;
+    next.completed += chunk.completed;
+    next.failed += chunk.failed;
+    next.status = JobStatus::Running;
+    next.started_at_ms.get_or_insert(now_ms);
+    let mut top = merge_ranked(&spec, sweep.leaderboard.iter().chain(&chunk.entries).cloned());
+    top.truncate(LEADERBOARD_TOP);
+    next.leaderboard = top;
+    if next.chunks_ended >= next.n_chunks {
+        next.finished_at_ms = Some(now_ms);
+        if next.completed == 0 {
+            next.status = JobStatus::Failed;
+            let why = chunk.error.as_deref().unwrap_or("no config could be evaluated");
+            next.error = Some(JobError::new(FailCode::SimulationError, format!("every config failed; last: {why}")));
+        } else {
+            next.status = JobStatus::Done;
+        }
+    }
+    Ok(next)
+}
