@@ -187,7 +187,7 @@ def test_nothing_beyond_the_template(lk):
 ENV_NAMES = ("JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",
              "JOBS_QUEUE_URL", "RESULTS_BUCKET", "MARKET_DATA_BUCKET", "REQUEST_WEIGHT_BUDGET",
              "API_KEY_MASTER_KEY_PARAM", "RUST_LOG", "JOBS_DLQ_URL", "STREAM_FAILURE_QUEUE_URL",
-             "JOBS_STREAM_ARN", "STRATEGIES_TABLE")
+             "JOBS_STREAM_ARN", "STRATEGIES_TABLE", "SWEEPS_TABLE")
 
 
 def test_env_file_has_the_templates_values(lk):

@@ -171,13 +171,15 @@ where
                         .with_header("location", format!("/v1/backtest/sweeps/{}", sweep.id)));
                 }
                 CreateOutcome::IdTaken => sweep.id = SweepId::random(),
-                CreateOutcome::TooManyActive => return Err(ApiError::RateLimited {
-                    message: format!(
+                CreateOutcome::TooManyActive => {
+                    return Err(ApiError::RateLimited {
+                        message: format!(
                         "you already have {} jobs and sweeps queued or running; wait for one to finish or cancel one",
                         self.settings.max_active_jobs
                     ),
-                    retry_after_s: None,
-                }),
+                        retry_after_s: None,
+                    })
+                }
             }
         }
         Err(ApiError::Internal("five sweep id collisions in a row".into()))

@@ -42,7 +42,7 @@
 //! `items` (the item structs and their keys), `transact` (conditional writes, owner-checked
 //! updates, transactions), `jobs` ([`JobStore`]), `list` (list planning and queries), `slots`
 //! (the users' active-job counters), `keys` ([`KeyStore`]), `requests` ([`RequestLog`]),
-//! `strategies` ([`StrategyStore`]).
+//! `strategies` ([`StrategyStore`]), `sweeps` (`SweepStore`: SweepsTable, optional `SWEEPS_TABLE`).
 //! `delete` (the conditional delete of a terminal job, and the batched read compare uses).
 //!
 //! [`JobStore`]: pipai_service::ports::JobStore
@@ -58,6 +58,7 @@ mod list;
 mod requests;
 mod slots;
 mod strategies;
+mod sweeps;
 mod transact;
 
 use std::collections::HashMap;
@@ -89,6 +90,8 @@ pub struct DynamoStore {
     keys_table: String,
     requests_table: String,
     strategies_table: String,
+    /// `SWEEPS_TABLE` (optional: only the sweep functions need it; see `sweeps`).
+    sweeps_table: Option<String>,
     retention: Retention,
     /// job id -> user id (a job's owner never changes; the conditions check it anyway).
     owners: Arc<Mutex<HashMap<String, String>>>,
@@ -119,6 +122,7 @@ impl DynamoStore {
             keys_table: required(lookup, "API_KEYS_TABLE")?,
             requests_table: required(lookup, "REQUESTS_TABLE")?,
             strategies_table: required(lookup, "STRATEGIES_TABLE")?,
+            sweeps_table: lookup("SWEEPS_TABLE").filter(|v| !v.is_empty()),
             retention: Retention { days },
             owners: Arc::new(Mutex::new(HashMap::new())),
         })

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use pipai_service::model::{JobRecord, JobStatus};
 use pipai_service::ports::{CreateOutcome, StoreError};
+use pipai_service::UserId;
 
 use super::items::{to_item, JobItem};
 use super::transact::{build_err, conditional, CONDITION_FAILED};
@@ -13,6 +14,20 @@ use super::DynamoStore;
 use crate::item::{b, n, s};
 
 impl DynamoStore {
+    /// The counter increment that takes one of the user's `max_active` slots (jobs and sweeps).
+    pub(super) fn take_slot(&self, user_id: &UserId, max_active: u32) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.users_table)
+            .key("user_id", s(user_id))
+            .update_expression("SET active_jobs = if_not_exists(active_jobs, :zero) + :one")
+            .condition_expression("attribute_not_exists(active_jobs) OR active_jobs < :max")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_active))
+            .build()
+            .map_err(|e| build_err("Update", e))
+    }
+
     /// Puts the new job and takes one of its owner's `max_active` slots, in one transaction.
     pub(super) async fn create_taking_slot(
         &self,
@@ -28,16 +43,7 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(job_id)")
             .build()
             .map_err(|e| build_err("Put", e))?;
-        let take_slot = Update::builder()
-            .table_name(&self.users_table)
-            .key("user_id", s(&job.user_id))
-            .update_expression("SET active_jobs = if_not_exists(active_jobs, :zero) + :one")
-            .condition_expression("attribute_not_exists(active_jobs) OR active_jobs < :max")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":max", n(max_active))
-            .build()
-            .map_err(|e| build_err("Update", e))?;
+        let take_slot = self.take_slot(&job.user_id, max_active)?;
         let items =
             vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(take_slot).build()];
         let Some(codes) = self.transact("create_job", items).await? else {

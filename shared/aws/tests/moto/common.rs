@@ -21,7 +21,7 @@ use pipai_service::{KeyId, RunToken, UserId};
 use serde_json::{json, Value};
 
 /// Every variable the crate or the tests read.
-const NAMES: [&str; 15] = [
+const NAMES: [&str; 16] = [
     "AWS_ENDPOINT_URL",
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",
@@ -31,6 +31,7 @@ const NAMES: [&str; 15] = [
     "API_KEYS_TABLE",
     "REQUESTS_TABLE",
     "STRATEGIES_TABLE",
+    "SWEEPS_TABLE",
     "MARKET_CATALOG_TABLE",
     "JOBS_QUEUE_URL",
     "RESULTS_BUCKET",
