@@ -42,10 +42,15 @@ pub enum Route {
     // Deleting and comparing jobs (handlers in compare.rs).
     DeleteJob,
     CompareJobs,
+    // Sweeps (handlers in sweep_api.rs).
+    CreateSweep,
+    GetSweep,
+    ListSweeps,
+    CancelSweep,
 }
 
 impl Route {
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 17] = [
         Route::CreateJob,
         Route::GetJob,
         Route::ListJobs,
@@ -59,6 +64,10 @@ impl Route {
         Route::DeleteStrategy,
         Route::DeleteJob,
         Route::CompareJobs,
+        Route::CreateSweep,
+        Route::GetSweep,
+        Route::ListSweeps,
+        Route::CancelSweep,
     ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
@@ -77,6 +86,10 @@ impl Route {
             Route::DeleteStrategy => 5,
             Route::DeleteJob => 5,
             Route::CompareJobs => 10,
+            Route::CreateSweep => 20,
+            Route::GetSweep => 2,
+            Route::ListSweeps => 5,
+            Route::CancelSweep => 5,
         }
     }
 
@@ -96,6 +109,10 @@ impl Route {
             Route::DeleteStrategy => ("DELETE", "/v1/strategies/{id}"),
             Route::DeleteJob => ("DELETE", "/v1/backtest/jobs/{id}"),
             Route::CompareJobs => ("POST", "/v1/backtest/compare"),
+            Route::CreateSweep => ("POST", "/v1/backtest/sweeps"),
+            Route::GetSweep => ("GET", "/v1/backtest/sweeps/{id}"),
+            Route::ListSweeps => ("GET", "/v1/backtest/sweeps"),
+            Route::CancelSweep => ("POST", "/v1/backtest/sweeps/{id}/cancel"),
         }
     }
 
@@ -116,6 +133,10 @@ impl Route {
             ("DELETE", ["", "v1", "strategies", _]) => Some(Route::DeleteStrategy),
             ("DELETE", ["", "v1", "backtest", "jobs", _]) => Some(Route::DeleteJob),
             ("POST", ["", "v1", "backtest", "compare"]) => Some(Route::CompareJobs),
+            ("POST", ["", "v1", "backtest", "sweeps"]) => Some(Route::CreateSweep),
+            ("GET", ["", "v1", "backtest", "sweeps"]) => Some(Route::ListSweeps),
+            ("GET", ["", "v1", "backtest", "sweeps", _]) => Some(Route::GetSweep),
+            ("POST", ["", "v1", "backtest", "sweeps", _, "cancel"]) => Some(Route::CancelSweep),
             _ => None,
         }
     }
@@ -172,7 +193,7 @@ where
         let used = match auth::charge_weight(
             &self.store,
             &principal.key_id,
-            route.weight(),
+            route.charged_weight(req),
             self.settings.weight_budget,
             now_ms,
         )
@@ -195,6 +216,10 @@ where
             Route::DeleteStrategy => self.delete_strategy(req, &principal).await,
             Route::DeleteJob => self.delete_job(req, &principal).await,
             Route::CompareJobs => self.compare_jobs(req, &principal).await,
+            Route::CreateSweep => self.create_sweep(req, &principal, now_ms).await,
+            Route::GetSweep => self.get_sweep(req, &principal).await,
+            Route::ListSweeps => self.list_sweeps(req, &principal).await,
+            Route::CancelSweep => self.cancel_sweep(req, &principal, now_ms).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }

@@ -547,6 +547,6 @@ impl<T: StrategyStore> StrategyStore for &T {
 
 /// Everything the public API reads and writes besides results and market data: one name for
 /// the bound every `impl Api` block and the Lambda glue share.
-pub trait ApiStore: JobStore + KeyStore + RequestLog + StrategyStore {}
+pub trait ApiStore: JobStore + KeyStore + RequestLog + StrategyStore + crate::sweeps::SweepStore {}
 
-impl<T: JobStore + KeyStore + RequestLog + StrategyStore> ApiStore for T {}
+impl<T: JobStore + KeyStore + RequestLog + StrategyStore + crate::sweeps::SweepStore> ApiStore for T {}

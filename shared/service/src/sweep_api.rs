@@ -1,18 +1,14 @@
 //! `/v1/backtest/sweeps`: create (and dry run), get (and `expand=leaderboard`), list, cancel.
 //!
-//! The sweep routes are served by [`Api::handle_sweep`] with their own [`SweepRoute`] until the
-//! integration folds them into [`crate::Route`]: their store bound adds [`SweepStore`], which
-//! the DynamoDB store does not implement yet.
+//! `Route::CreateSweep` charges 5 instead of 20 for a dry run ([`Route::charged_weight`]).
 
-use pipai_engine::input::clipped;
 use pipai_engine::quoted;
 use pipai_engine::sweep::spec::merge_over;
 use pipai_engine::sweep::{estimate, group};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
-use crate::api::{parse_limit, query_params, reject_query, Api};
-use crate::auth::{self, Principal};
+use crate::api::{parse_limit, query_params, reject_query, Api, Route};
+use crate::auth::Principal;
 use crate::cursor::{CursorKind, CursorSeal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
@@ -22,52 +18,20 @@ use crate::ports::*;
 use crate::strategies::now_of;
 use crate::sweeps::*;
 
-/// Every sweep endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SweepRoute {
-    CreateSweep,
-    GetSweep,
-    ListSweeps,
-    CancelSweep,
-}
-
 /// What a dry run costs: the route's weight is charged only after the body says which.
 pub const DRY_RUN_WEIGHT: u32 = 5;
 /// `expand=leaderboard` page sizes.
 pub const LEADERBOARD_PAGE: usize = 100;
 pub const MAX_LEADERBOARD_PAGE: usize = 1000;
 
-impl SweepRoute {
-    pub const ALL: [SweepRoute; 4] =
-        [SweepRoute::CreateSweep, SweepRoute::GetSweep, SweepRoute::ListSweeps, SweepRoute::CancelSweep];
-
-    /// Request weight (API.md, "Sweeps"); a dry run is charged [`DRY_RUN_WEIGHT`] instead.
-    pub fn weight(self) -> u32 {
+impl Route {
+    /// The weight charged for `req`: the route's, but [`DRY_RUN_WEIGHT`] for a create-sweep
+    /// body asking for a dry run. Read after authentication, before anything else: one field
+    /// of the body, never trusted beyond that (the body is parsed properly by the handler).
+    pub fn charged_weight(self, req: &ApiRequest) -> u32 {
         match self {
-            SweepRoute::CreateSweep => 20,
-            SweepRoute::GetSweep => 2,
-            SweepRoute::ListSweeps => 5,
-            SweepRoute::CancelSweep => 5,
-        }
-    }
-
-    pub fn method_and_path(self) -> (&'static str, &'static str) {
-        match self {
-            SweepRoute::CreateSweep => ("POST", "/v1/backtest/sweeps"),
-            SweepRoute::GetSweep => ("GET", "/v1/backtest/sweeps/{id}"),
-            SweepRoute::ListSweeps => ("GET", "/v1/backtest/sweeps"),
-            SweepRoute::CancelSweep => ("POST", "/v1/backtest/sweeps/{id}/cancel"),
-        }
-    }
-
-    pub fn of(method: &str, path: &str) -> Option<SweepRoute> {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        match (method, parts.as_slice()) {
-            ("POST", ["", "v1", "backtest", "sweeps"]) => Some(SweepRoute::CreateSweep),
-            ("GET", ["", "v1", "backtest", "sweeps"]) => Some(SweepRoute::ListSweeps),
-            ("GET", ["", "v1", "backtest", "sweeps", _]) => Some(SweepRoute::GetSweep),
-            ("POST", ["", "v1", "backtest", "sweeps", _, "cancel"]) => Some(SweepRoute::CancelSweep),
-            _ => None,
+            Route::CreateSweep if asks_dry_run(&req.body) => DRY_RUN_WEIGHT,
+            _ => self.weight(),
         }
     }
 }
@@ -108,41 +72,16 @@ fn sweep_path_id(req: &ApiRequest) -> &str {
 
 impl<S, R, M> Api<S, R, M>
 where
-    S: ApiStore + SweepStore,
+    S: ApiStore,
     R: ResultStore,
     M: MarketData,
 {
-    /// Serves one sweep request: authenticates, charges (5 for a dry run, read from the body
-    /// after authentication and before anything else), runs the handler.
-    pub async fn handle_sweep(&self, route: SweepRoute, req: &ApiRequest, now_ms: i64) -> ApiResponse {
-        let span = tracing::info_span!("request", route = ?route, sweep_id = %clipped(sweep_path_id(req)));
-        self.handle_sweep_in_span(route, req, now_ms).instrument(span).await
-    }
-
-    async fn handle_sweep_in_span(&self, route: SweepRoute, req: &ApiRequest, now_ms: i64) -> ApiResponse {
-        let principal = match auth::authenticate(req, now_ms, &self.store, &self.store, &self.master).await {
-            Ok(p) => p,
-            Err(e) => return e.into_response(),
-        };
-        let weight = match route {
-            SweepRoute::CreateSweep if asks_dry_run(&req.body) => DRY_RUN_WEIGHT,
-            _ => route.weight(),
-        };
-        let budget = self.settings.weight_budget;
-        let used = match auth::charge_weight(&self.store, &principal.key_id, weight, budget, now_ms).await {
-            Ok(used) => used,
-            Err((e, used)) => return e.into_response().with_header(auth::HEADER_USED_WEIGHT, used.to_string()),
-        };
-        let outcome = match route {
-            SweepRoute::CreateSweep => self.create_sweep(req, &principal, now_ms).await,
-            SweepRoute::GetSweep => self.get_sweep(req, &principal).await,
-            SweepRoute::ListSweeps => self.list_sweeps(req, &principal).await,
-            SweepRoute::CancelSweep => self.cancel_sweep(req, &principal, now_ms).await,
-        };
-        outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
-    }
-
-    async fn create_sweep(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+    pub(crate) async fn create_sweep(
+        &self,
+        req: &ApiRequest,
+        who: &Principal,
+        now_ms: i64,
+    ) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
         let mut spec = pipai_engine::sweep::SweepSpec::from_json_bytes(&req.body)?;
         if let Some(text) = spec.strategy_id.clone() {
@@ -195,7 +134,7 @@ where
         }
     }
 
-    async fn get_sweep(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+    pub(crate) async fn get_sweep(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
         let params = query_params(req, &["expand", "cursor", "limit"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let sweep = self.owned_sweep(req, who).await?;
@@ -246,7 +185,7 @@ where
         Ok(ApiResponse::json(200, &page))
     }
 
-    async fn list_sweeps(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
+    pub(crate) async fn list_sweeps(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
         let params = query_params(req, &["status", "limit", "cursor"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         let status = get("status")
@@ -291,7 +230,12 @@ where
         ))
     }
 
-    async fn cancel_sweep(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
+    pub(crate) async fn cancel_sweep(
+        &self,
+        req: &ApiRequest,
+        who: &Principal,
+        now_ms: i64,
+    ) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
         let sweep = self.owned_sweep(req, who).await?;
         match self.store.cancel_sweep(&sweep.id, &who.user_id, now_ms).await? {

@@ -8,7 +8,7 @@ use pipai_service::auth::HEADER_USED_WEIGHT;
 use pipai_service::events::{apply_change, ChangeKind, JobChange};
 use pipai_service::memory::MemoryStore;
 use pipai_service::ports::JobStore;
-use pipai_service::sweep_api::{relay_sweep_insert, SweepRoute};
+use pipai_service::sweep_api::relay_sweep_insert;
 use pipai_service::sweep_worker::SweepWorker;
 use pipai_service::sweeps::SweepStore;
 use pipai_service::worker::{Delivery, Worker, WorkerSettings};
@@ -24,11 +24,7 @@ fn tick() -> i64 {
 
 async fn call(kit: &Kit, who: &Client, method: &str, path: &str, b: &[u8]) -> ApiResponse {
     let now = tick();
-    let req = signed(who, method, path, b, now);
-    match SweepRoute::of(&req.method, &req.path) {
-        Some(route) => kit.api.handle_sweep(route, &req, now).await,
-        None => kit.send(&req, now).await,
-    }
+    kit.call(who, method, path, b, now).await
 }
 
 /// 12 configs in two groups (one per symbol), so two chunks.
