@@ -52,6 +52,11 @@ FUNCTIONS = {
     # Deleting and comparing jobs.
     "DeleteJobFunction": ("delete-job", "DELETE", "/v1/backtest/jobs/{id}"),
     "CompareJobsFunction": ("compare-jobs", "POST", "/v1/backtest/compare"),
+    # Sweeps.
+    "CreateSweepFunction": ("create-sweep", "POST", "/v1/backtest/sweeps"),
+    "GetSweepFunction": ("get-sweep", "GET", "/v1/backtest/sweeps/{id}"),
+    "ListSweepsFunction": ("list-sweeps", "GET", "/v1/backtest/sweeps"),
+    "CancelSweepFunction": ("cancel-sweep", "POST", "/v1/backtest/sweeps/{id}/cancel"),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",

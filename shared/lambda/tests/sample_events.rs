@@ -189,3 +189,25 @@ async fn delete_and_compare_events_reach_their_routes() {
     }
     assert!(store.get_job(&id("bt_88a21000")).await.unwrap().is_none());
 }
+
+// ---- Sweeps.
+
+#[tokio::test]
+async fn sweep_events_reach_their_routes() {
+    use pipai_service::sweeps::{SweepRecord, SweepStore};
+    let store = store_with_demo();
+    let api = api(store).await;
+    let body = event("create-sweep.json");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let spec = pipai_engine::sweep::SweepSpec::from_json_bytes(body["body"].as_str().unwrap().as_bytes()).unwrap();
+    let sweep = SweepRecord::new_queued("sw_3c91ef00".parse().unwrap(), "demo".parse().unwrap(), &spec, 4, 1, now_ms());
+    store.create_sweep(&sweep, 5).await.unwrap();
+    for (file, route, status) in [
+        ("create-sweep.json", Route::CreateSweep, 201),
+        ("get-sweep.json", Route::GetSweep, 200),
+        ("list-sweeps.json", Route::ListSweeps, 200),
+        ("cancel-sweep.json", Route::CancelSweep, 200),
+    ] {
+        serve_event(&api, file, route, status).await;
+    }
+}
