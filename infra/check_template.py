@@ -57,6 +57,8 @@ FUNCTIONS = {
     "GetSweepFunction": ("get-sweep", "GET", "/v1/backtest/sweeps/{id}"),
     "ListSweepsFunction": ("list-sweeps", "GET", "/v1/backtest/sweeps"),
     "CancelSweepFunction": ("cancel-sweep", "POST", "/v1/backtest/sweeps/{id}/cancel"),
+    "SweepEventsFunction": ("sweep-events", None, None),
+    "SweepWorkerFunction": ("sweep-worker", None, None),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",

@@ -44,7 +44,7 @@ cd "$REPO"
 FUNCTIONS="create-job get-job list-jobs cancel-job list-symbols list-templates job-worker job-events"
 FUNCTIONS="$FUNCTIONS create-strategy get-strategy list-strategies update-strategy delete-strategy"
 FUNCTIONS+=" delete-job compare-jobs"  # deleting and comparing jobs
-FUNCTIONS+=" create-sweep get-sweep list-sweeps cancel-sweep"  # sweeps
+FUNCTIONS+=" create-sweep get-sweep list-sweeps cancel-sweep sweep-events sweep-worker"  # sweeps
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 

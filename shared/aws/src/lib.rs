@@ -25,6 +25,7 @@ mod market;
 mod s3;
 mod sqs;
 mod stream;
+mod sweep_queue;
 
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -39,6 +40,7 @@ pub use pipai_service::settings::ConfigError;
 pub use s3::S3Results;
 pub use sqs::SqsQueue;
 pub use stream::job_change;
+pub use sweep_queue::{inserted_sweep, SqsSweepQueue};
 
 /// The default loader (`BehaviorVersion::latest()`, credentials, region and `AWS_ENDPOINT_URL`
 /// from the environment as usual) with this crate's HTTPS client (rustls on ring). Add

@@ -33,6 +33,11 @@ impl WorkerConfig {
     }
 }
 
+/// The sweep worker's dead-letter queue's name, from `SWEEP_CHUNKS_DLQ_URL`.
+pub fn sweep_dead_letter_queue_name() -> Result<String, ConfigError> {
+    Ok(queue_name(&Env::process().required("SWEEP_CHUNKS_DLQ_URL")?).to_string())
+}
+
 /// The last path segment of a queue URL or the last `:` field of a queue ARN: the queue's name.
 pub fn queue_name(url_or_arn: &str) -> &str {
     url_or_arn.rsplit(['/', ':']).next().unwrap_or(url_or_arn)

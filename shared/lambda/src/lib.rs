@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod sqs;
 pub mod stream;
+pub mod sweeps;
 
 /// Logs as the Lambda runtime sets them up: the level from `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`,
 /// else `info`), JSON lines with the current span's fields (`job_id`, `route`) when

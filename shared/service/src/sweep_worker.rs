@@ -10,7 +10,7 @@
 //! bumps the version, so the write is refused and the re-read sees the cancel).
 
 use pipai_engine::batch::evaluate;
-use pipai_engine::sweep::{plan_chunks, Candidate};
+use pipai_engine::sweep::{plan_chunks, Candidate, SweepSpec};
 use pipai_engine::{Bars, JobConfig};
 use tracing::Instrument;
 
@@ -54,16 +54,11 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
             tracing::info!(status = %sweep.status, "sweep is terminal; chunk skipped");
             return Ok(Delivery::Done);
         }
-        let spec = sweep.spec()?;
-        let configs = spec
-            .expand(&spec.base, sweep.submitted_at())
-            .map_err(|e| StoreError::new(format!("{sweep_id}: stored request no longer expands: {e}")))?;
-        let plan = plan_chunks(&configs, &spec.validation);
-        let Some(indices) = plan.get(chunk as usize) else {
-            tracing::warn!(chunks = plan.len(), "no such chunk; dropping the message");
+        let Some((spec, indices, chunk_configs)) = chunk_of(&sweep, chunk)? else {
+            tracing::warn!("no such chunk; dropping the message");
             return Ok(Delivery::Done);
         };
-        let chunk_configs: Vec<JobConfig> = indices.iter().map(|&i| configs[i].clone()).collect();
+        let indices = &indices;
         let result = match self.load_bars(&chunk_configs[0]).await? {
             Err(message) => ChunkResult {
                 status: ChunkStatus::Failed,
@@ -105,7 +100,14 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
 
     /// A chunk whose message was given up on (dead-letter queue): recorded failed, its configs
     /// counted failed, so the sweep still ends.
-    pub async fn fail_chunk(&self, sweep_id: &SweepId, chunk: u32, configs: usize) -> Result<Delivery, StoreError> {
+    pub async fn fail_chunk(&self, sweep_id: &SweepId, chunk: u32) -> Result<Delivery, StoreError> {
+        let Some(sweep) = self.store.get_sweep(sweep_id).await? else {
+            return Ok(Delivery::Done);
+        };
+        let Some((_, indices, _)) = chunk_of(&sweep, chunk)? else {
+            return Ok(Delivery::Done);
+        };
+        let configs = indices.len();
         let result = ChunkResult {
             status: ChunkStatus::Failed,
             completed: 0,
@@ -164,6 +166,23 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
         }
         Ok(Delivery::Retry)
     }
+}
+
+/// A sweep's spec, and one chunk's sweep indices and configs.
+type Chunk = (SweepSpec, Vec<usize>, Vec<JobConfig>);
+
+/// The sweep's spec, and chunk `chunk`'s sweep indices and configs (`None`: no such chunk):
+/// re-expanded from the stored request at its `submitted_at`, so the same configs as at creation.
+fn chunk_of(sweep: &SweepRecord, chunk: u32) -> Result<Option<Chunk>, StoreError> {
+    let spec = sweep.spec()?;
+    let configs = spec
+        .expand(&spec.base, sweep.submitted_at())
+        .map_err(|e| StoreError::new(format!("{}: stored request no longer expands: {e}", sweep.id)))?;
+    let Some(indices) = plan_chunks(&configs, &spec.validation).into_iter().nth(chunk as usize) else {
+        return Ok(None);
+    };
+    let chunk_configs = indices.iter().map(|&i| configs[i].clone()).collect();
+    Ok(Some((spec, indices, chunk_configs)))
 }
 
 /// The sweep after `chunk`: counts, the top 20 merged, `running`, or terminal when it was the

@@ -382,3 +382,21 @@ impl<T: SweepQueue> SweepQueue for &T {
         (**self).enqueue_chunks(id, n_chunks)
     }
 }
+
+/// A chunk's queue message: `{"sweep_id": "sw_...", "chunk": 3}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub sweep_id: SweepId,
+    pub chunk: u32,
+}
+
+impl ChunkMessage {
+    pub fn body(&self) -> String {
+        serde_json::to_string(self).expect("serializes")
+    }
+
+    /// The message in `body`, if it is one of ours.
+    pub fn of(body: &str) -> Option<ChunkMessage> {
+        serde_json::from_str(body).ok()
+    }
+}

@@ -242,8 +242,8 @@ async fn a_duplicate_chunk_counts_once_and_a_failed_chunk_still_ends_the_sweep()
     );
     assert!(half["started_at"].is_string() && half["finished_at"].is_null());
     // Chunk 1 reached the dead-letter queue: its 6 configs count failed, the sweep ends.
-    assert_eq!(w.fail_chunk(&id, 1, 6).await.unwrap(), Delivery::Done);
-    assert_eq!(w.fail_chunk(&id, 1, 6).await.unwrap(), Delivery::Done, "a duplicate DLQ record");
+    assert_eq!(w.fail_chunk(&id, 1).await.unwrap(), Delivery::Done);
+    assert_eq!(w.fail_chunk(&id, 1).await.unwrap(), Delivery::Done, "a duplicate DLQ record");
     assert_eq!(w.process_chunk(&id, 1).await.unwrap(), Delivery::Done, "a late delivery after the end");
     let done = get(&kit, &alice, &format!("/v1/backtest/sweeps/{id}")).await;
     assert_eq!(
@@ -255,8 +255,8 @@ async fn a_duplicate_chunk_counts_once_and_a_failed_chunk_still_ends_the_sweep()
 
     // Every config failed: the sweep is failed, with an error.
     let id = sweep_id(&create(&kit, &alice, &sweep_body()).await);
-    w.fail_chunk(&id, 0, 6).await.unwrap();
-    w.fail_chunk(&id, 1, 6).await.unwrap();
+    w.fail_chunk(&id, 0).await.unwrap();
+    w.fail_chunk(&id, 1).await.unwrap();
     let failed = get(&kit, &alice, &format!("/v1/backtest/sweeps/{id}")).await;
     assert_eq!((failed["status"].as_str(), failed["failed"].as_u64()), (Some("failed"), Some(12)));
     assert!(failed["error"]["message"].as_str().unwrap().contains("every config failed"), "{failed}");
