@@ -15,6 +15,7 @@ mod keys;
 mod run;
 mod strategies;
 mod sweep;
+mod sweeps;
 mod table;
 mod templates;
 
@@ -43,6 +44,7 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     Strategies(strategies::StrategiesArgs),
+    Sweeps(sweeps::SweepsArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Templates(args) => templates::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Strategies(args) => strategies::run(args),
+        Command::Sweeps(args) => sweeps::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -167,7 +167,7 @@ pub fn run(args: SweepArgs) -> Result<(), CliError> {
 
 /// The keys the sweep varies, for the table's columns: `space` keys, or every key a
 /// `param_grid` entry sets (first appearance order).
-fn varied_keys(spec: &SweepSpec) -> Vec<String> {
+pub(crate) fn varied_keys(spec: &SweepSpec) -> Vec<String> {
     match &spec.axes {
         Axes::Space(axes) => axes.iter().map(|a| a.key.name()).collect(),
         Axes::ParamGrid(entries) => {

@@ -242,18 +242,21 @@ where
                     job.id = JobId::random();
                     continue;
                 }
-                CreateOutcome::TooManyActive => {
-                    return Err(ApiError::RateLimited {
-                        message: format!(
-                            "you already have {} jobs queued or running; wait for one to finish or cancel one",
-                            self.settings.max_active_jobs
-                        ),
-                        retry_after_s: None,
-                    })
-                }
+                CreateOutcome::TooManyActive => return Err(self.too_many_active("jobs")),
             }
         }
         Err(ApiError::Internal("five job id collisions in a row".into()))
+    }
+
+    /// 429: the user's active slots (jobs and sweeps share them) are all taken.
+    pub(crate) fn too_many_active(&self, what: &str) -> ApiError {
+        ApiError::RateLimited {
+            message: format!(
+                "you already have {} {what} queued or running; wait for one to finish or cancel one",
+                self.settings.max_active_jobs
+            ),
+            retry_after_s: None,
+        }
     }
 
     /// 400 unless `symbol`'s bars cover the window at `timeframe`, directly or from 1m bars.

@@ -110,15 +110,7 @@ where
                         .with_header("location", format!("/v1/backtest/sweeps/{}", sweep.id)));
                 }
                 CreateOutcome::IdTaken => sweep.id = SweepId::random(),
-                CreateOutcome::TooManyActive => {
-                    return Err(ApiError::RateLimited {
-                        message: format!(
-                        "you already have {} jobs and sweeps queued or running; wait for one to finish or cancel one",
-                        self.settings.max_active_jobs
-                    ),
-                        retry_after_s: None,
-                    })
-                }
+                CreateOutcome::TooManyActive => return Err(self.too_many_active("jobs and sweeps")),
             }
         }
         Err(ApiError::Internal("five sweep id collisions in a row".into()))

@@ -174,22 +174,10 @@ impl SweepRecord {
 
     /// The API's view of the sweep (`GET /v1/backtest/sweeps/{id}`, create, cancel).
     pub fn view(&self) -> SweepView<'_> {
-        let leaderboard: Vec<LeaderboardEntry> =
-            self.leaderboard.iter().enumerate().map(|(i, e)| e.at_rank(i + 1)).collect();
         SweepView {
-            id: &self.id,
-            status: self.status,
-            n_configs: self.n_configs,
+            summary: self.summary_view(),
             config: RawValue::from_string(self.request.clone()).ok(),
-            submitted_at: iso(self.submitted_at_ms),
-            started_at: self.started_at_ms.map(iso),
-            finished_at: self.finished_at_ms.map(iso),
-            progress: self.progress(),
-            completed: self.completed,
-            failed: self.failed,
-            best: leaderboard.first().cloned(),
-            leaderboard,
-            error: self.error.as_ref(),
+            leaderboard: self.leaderboard.iter().enumerate().map(|(i, e)| e.at_rank(i + 1)).collect(),
         }
     }
 
@@ -211,21 +199,13 @@ impl SweepRecord {
     }
 }
 
+/// The full form: the summary, the resolved request and the live top 20.
 #[derive(Debug, Serialize)]
 pub struct SweepView<'a> {
-    pub id: &'a SweepId,
-    pub status: JobStatus,
-    pub n_configs: usize,
+    #[serde(flatten)]
+    pub summary: SweepSummary<'a>,
     pub config: Option<Box<RawValue>>,
-    pub submitted_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub progress: f64,
-    pub completed: usize,
-    pub failed: usize,
     pub leaderboard: Vec<LeaderboardEntry>,
-    pub best: Option<LeaderboardEntry>,
-    pub error: Option<&'a JobError>,
 }
 
 #[derive(Debug, Serialize)]

@@ -69,6 +69,19 @@ impl DynamoStore {
         Err(self.unexpected_cancel("create_job", &codes))
     }
 
+    /// The counter decrement that gives one slot back (never below 0: the condition fails then).
+    pub(super) fn slot_back(&self, user_id: impl AsRef<str>) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.users_table)
+            .key("user_id", s(user_id))
+            .update_expression("SET active_jobs = active_jobs - :one")
+            .condition_expression("active_jobs > :zero")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .map_err(|e| build_err("Update", e))
+    }
+
     /// Marks terminal job `id` `slot_released` and gives its owner's slot back, once.
     pub(super) async fn give_slot_back(&self, id: &str, user_id: &str) -> Result<bool, StoreError> {
         let flag_condition = "user_id = :u AND #status IN (:done, :failed, :cancelled) \
@@ -94,15 +107,7 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(flag_values.clone()))
             .build()
             .map_err(|e| build_err("Update", e))?;
-        let give_back = Update::builder()
-            .table_name(&self.users_table)
-            .key("user_id", s(user_id))
-            .update_expression("SET active_jobs = active_jobs - :one")
-            .condition_expression("active_jobs > :zero")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .build()
-            .map_err(|e| build_err("Update", e))?;
+        let give_back = self.slot_back(user_id)?;
         let items = vec![
             TransactWriteItem::builder().update(flag).build(),
             TransactWriteItem::builder().update(give_back).build(),

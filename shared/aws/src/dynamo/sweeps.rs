@@ -16,7 +16,7 @@
 //! the one read (optimistic concurrency between chunks and cancel), and, when the new state is
 //! terminal, the counter decrement.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use pipai_service::ids::{SweepId, UserId};
 use pipai_service::ports::{CreateOutcome, StoreError};
 use pipai_service::sweeps::*;
@@ -103,19 +103,6 @@ impl DynamoStore {
         let table = self.sweeps_table.as_deref().unwrap_or("SweepsTable");
         let stored: SweepItem = from_item(item).map_err(|e| bad_item("sweep", table, e))?;
         serde_json::from_str(&stored.record).map_err(|e| bad_item("sweep", table, format!("{}: {e}", stored.pk)))
-    }
-
-    /// The counter decrement of a sweep that just ended (the jobs' counter).
-    fn slot_back(&self, user_id: &UserId) -> Result<Update, StoreError> {
-        Update::builder()
-            .table_name(&self.users_table)
-            .key("user_id", s(user_id))
-            .update_expression("SET active_jobs = active_jobs - :one")
-            .condition_expression("active_jobs > :zero")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .build()
-            .map_err(|e| build_err("Update", e))
     }
 
     /// Writes `updated` over the stored version `updated.version - 1` (and `extra` items before
