@@ -63,7 +63,7 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON"));
 }
 
-/// The top `n` of a sweep as the offline sweep prints it.
+/// The top `n` of a sweep as the offline sweep prints it (`None` while nothing is ranked).
 fn top_table(sweep_view: &Value, n: usize) -> Option<String> {
     let spec = SweepSpec::from_json_bytes(sweep_view["config"].to_string().as_bytes()).ok()?;
     let entries: Vec<LeaderboardEntry> = sweep_view["leaderboard"]
@@ -80,6 +80,9 @@ fn top_table(sweep_view: &Value, n: usize) -> Option<String> {
             })
         })
         .collect();
+    if entries.is_empty() {
+        return None;
+    }
     Some(table::leaderboard(&sweep::varied_keys(&spec), spec.rank_metric.name, &entries, n))
 }
 

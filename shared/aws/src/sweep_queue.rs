@@ -83,3 +83,21 @@ pub fn inserted_sweep(record: &EventRecord) -> Result<Option<SweepRecord>, Strin
         _ => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_stream_event_decodes_to_its_sweep() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sweep-events.json");
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let sweep = inserted_sweep(&event.records[0]).unwrap().expect("an inserted sweep");
+        assert_eq!((sweep.id.as_str(), sweep.n_chunks), ("sw_3c91ef00", 1));
+        assert!(sweep.spec().is_ok());
+        let mut chunk = event.records[0].clone();
+        chunk.change.new_image.insert("sk".into(), serde_dynamo::AttributeValue::S("chunk#000000#0000".into()));
+        assert_eq!(inserted_sweep(&chunk).unwrap(), None);
+    }
+}

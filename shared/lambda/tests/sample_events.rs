@@ -211,3 +211,20 @@ async fn sweep_events_reach_their_routes() {
         serve_event(&api, file, route, status).await;
     }
 }
+
+#[tokio::test]
+async fn the_sweep_worker_sample_runs_its_chunk() {
+    use pipai_service::sweep_worker::SweepWorker;
+    use pipai_service::sweeps::{SweepRecord, SweepStore};
+    let store = store_with_demo();
+    let create: Value = serde_json::from_str(&event("create-sweep.json")).unwrap();
+    let spec = pipai_engine::sweep::SweepSpec::from_json_bytes(create["body"].as_str().unwrap().as_bytes()).unwrap();
+    let sweep = SweepRecord::new_queued("sw_3c91ef00".parse().unwrap(), "demo".parse().unwrap(), &spec, 4, 1, now_ms());
+    store.create_sweep(&sweep, 5).await.unwrap();
+    let worker = SweepWorker { store, market: store };
+    let batch: SqsEvent = serde_json::from_str(&event("sweep-worker.json")).unwrap();
+    let resp = pipai_lambda::sweeps::handle_chunk_batch(&worker, "pipai-local-SweepChunksDeadLetterQueue", batch).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let done = store.get_sweep(&sweep.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.completed), (JobStatus::Done, 4));
+}
