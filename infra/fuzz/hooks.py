@@ -208,7 +208,7 @@ def spare_fixture_jobs(context, case, kwargs):
         case.path_parameters["id"] = "bt_00000000"
 
 
-# ---- Sweeps: a generated create body with a `base` object becomes a tiny valid sweep as a dry
+# ---- Sweeps: a generated valid (positive) create body becomes a tiny valid sweep as a dry
 # run (200 without creating anything, so the fuzzer neither fills the 5 active slots nor runs
 # sweeps); half the well-formed sweep ids in paths become a fixture sweep's (made once, 2 configs),
 # so GET /v1/backtest/sweeps/{id} (and expand=leaderboard) reaches 200, not only 404.
@@ -241,14 +241,23 @@ def _fixture_sweep(base_url: str) -> str | None:
 FIXTURE_SWEEP = _fixture_sweep(os.environ["PIPAI_FUZZ_URL"].rstrip("/")) if os.environ.get("PIPAI_FUZZ_URL") else None
 
 
-@schemathesis.hook("map_body")
-def cheap_sweeps(context, body):
-    operation = context.operation
-    if operation is None or operation.path != SWEEPS_PATH or operation.method.upper() != "POST":
-        return body
-    if isinstance(body, dict) and isinstance(body.get("base"), dict):
-        return {**TINY_SWEEP, "dry_run": True}
-    return body
+def _positive_body(case) -> bool:
+    """Whether the case's body was generated to be valid (a negative one must stay negative)."""
+    meta = getattr(case, "meta", None)
+    if meta is None:
+        return False
+    for location, info in (getattr(meta, "components", None) or {}).items():
+        if str(getattr(location, "value", location)) == "body":
+            return str(getattr(info.mode, "value", info.mode)) == "positive"
+    return str(getattr(meta.generation.mode, "value", meta.generation.mode)) == "positive"
+
+
+@schemathesis.hook("before_call")
+def cheap_sweeps(context, case, kwargs):
+    if case.operation.path != SWEEPS_PATH or case.operation.method.upper() != "POST":
+        return
+    if isinstance(case.body, dict) and isinstance(case.body.get("base"), dict) and _positive_body(case):
+        case.body = {**TINY_SWEEP, "dry_run": True}
 
 
 @schemathesis.hook("before_call")
