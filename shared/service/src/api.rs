@@ -42,10 +42,12 @@ pub enum Route {
     // Deleting and comparing jobs (handlers in compare.rs).
     DeleteJob,
     CompareJobs,
+    // A done job's downloadable files (handler in artifacts.rs).
+    GetArtifacts,
 }
 
 impl Route {
-    pub const ALL: [Route; 13] = [
+    pub const ALL: [Route; 14] = [
         Route::CreateJob,
         Route::GetJob,
         Route::ListJobs,
@@ -59,6 +61,7 @@ impl Route {
         Route::DeleteStrategy,
         Route::DeleteJob,
         Route::CompareJobs,
+        Route::GetArtifacts,
     ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
@@ -77,6 +80,7 @@ impl Route {
             Route::DeleteStrategy => 5,
             Route::DeleteJob => 5,
             Route::CompareJobs => 10,
+            Route::GetArtifacts => 2,
         }
     }
 
@@ -96,6 +100,7 @@ impl Route {
             Route::DeleteStrategy => ("DELETE", "/v1/strategies/{id}"),
             Route::DeleteJob => ("DELETE", "/v1/backtest/jobs/{id}"),
             Route::CompareJobs => ("POST", "/v1/backtest/compare"),
+            Route::GetArtifacts => ("GET", "/v1/backtest/jobs/{id}/artifacts"),
         }
     }
 
@@ -116,6 +121,7 @@ impl Route {
             ("DELETE", ["", "v1", "strategies", _]) => Some(Route::DeleteStrategy),
             ("DELETE", ["", "v1", "backtest", "jobs", _]) => Some(Route::DeleteJob),
             ("POST", ["", "v1", "backtest", "compare"]) => Some(Route::CompareJobs),
+            ("GET", ["", "v1", "backtest", "jobs", _, "artifacts"]) => Some(Route::GetArtifacts),
             _ => None,
         }
     }
@@ -195,6 +201,7 @@ where
             Route::DeleteStrategy => self.delete_strategy(req, &principal).await,
             Route::DeleteJob => self.delete_job(req, &principal).await,
             Route::CompareJobs => self.compare_jobs(req, &principal).await,
+            Route::GetArtifacts => self.get_artifacts(req, &principal, now_ms).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }

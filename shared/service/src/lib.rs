@@ -3,6 +3,7 @@
 //! ports on DynamoDB, SQS and S3; [`memory`] implements them in memory for tests.
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod clock;
 pub mod compare;
