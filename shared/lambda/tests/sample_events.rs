@@ -189,3 +189,28 @@ async fn delete_and_compare_events_reach_their_routes() {
     }
     assert!(store.get_job(&id("bt_88a21000")).await.unwrap().is_none());
 }
+
+// ---- A done job's downloadable files.
+
+/// The job is run by the worker (which uploads its files), then the sample lists them: each
+/// presigned URL of the memory store gives a file's bytes; before the run the route is a 409.
+#[tokio::test]
+async fn get_artifacts_event_reaches_its_route() {
+    let store = store_with_demo();
+    let api = api(store).await;
+    store.put_job_raw(JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), sample_config(), now_ms()));
+    serve_event(&api, "get-artifacts.json", Route::GetArtifacts, 409).await;
+    let worker = Worker { store, results: store, market: store, settings: WorkerSettings::default() };
+    worker.process(&id("bt_3c91ef00"), now_ms() + 60_000).await.unwrap();
+    serve_event(&api, "get-artifacts.json", Route::GetArtifacts, 200).await;
+    let req = lambda_http::request::from_str(&resign(&event("get-artifacts.json"))).unwrap();
+    let resp = http::handle(&api, Route::GetArtifacts, req).await.unwrap();
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    let names: Vec<&str> = body["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["equity.parquet", "equity.csv", "trades.parquet", "trades.csv", "bars.parquet", "report.html"]);
+    for f in body["files"].as_array().unwrap() {
+        let bytes = store.artifact_of_url(f["url"].as_str().unwrap()).expect("the url points at the file");
+        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
+    }
+    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
+}
