@@ -159,7 +159,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--artifacts DIR`: the files of `pipai_artifacts::write_all`, into `dir`.
+/// `--artifacts DIR`: the files of `pipai_artifacts::write_all` and `report.html`
+/// (`pipai_report::render_run`, as the worker uploads it), into `dir`.
 fn write_artifacts(
     backtest: &pipai_engine::Backtest,
     config: &JobConfig,
@@ -167,7 +168,9 @@ fn write_artifacts(
     dir: &std::path::Path,
 ) -> Result<(), CliError> {
     use pipai_artifacts::ArtifactError;
-    let files = pipai_artifacts::write_all(backtest, config, data).and_then(|files| {
+    let files = pipai_artifacts::write_all(backtest, config, data).and_then(|mut files| {
+        let report = pipai_report::render_run(config, backtest, data);
+        files.push(pipai_artifacts::ArtifactFile::report_html(report.into_bytes()));
         pipai_artifacts::write_dir(&files, dir)?;
         Ok(files)
     });

@@ -206,3 +206,19 @@ def map_body(context, body):
 def spare_fixture_jobs(context, case, kwargs):
     if case.method.upper() == "DELETE" and (case.path_parameters or {}).get("id") in FIXTURE_JOBS:
         case.path_parameters["id"] = "bt_00000000"
+
+
+# ---- Artifacts: a well-formed job id (half of them, deterministically: the last hex digit even)
+# becomes the first compare fixture job's, a done job of the caller, so the 200 answer (its files'
+# presigned URLs) is reached too; the others stay unknown (404), malformed ones 400.
+
+ARTIFACTS_PATH = "/v1/backtest/jobs/{id}/artifacts"
+
+
+@schemathesis.hook("before_call")
+def artifacts_of_a_done_job(context, case, kwargs):
+    if case.operation.path != ARTIFACTS_PATH or not FIXTURE_JOBS:
+        return
+    given = (case.path_parameters or {}).get("id")
+    if isinstance(given, str) and JOB_ID.match(given) and int(given[-1], 16) % 2 == 0:
+        case.path_parameters["id"] = FIXTURE_JOBS[0]
