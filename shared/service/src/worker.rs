@@ -319,7 +319,8 @@ where
             match keep_lease_during(upload, progress, at).await {
                 Ok(true) => stored.push(entry),
                 Ok(false) => return Ok(FilesOutcome::Lost),
-                // A failed progress write is the store's (retried); a failed upload is logged.
+                // The upload failed (or a progress write did: the `result.json` write after this
+                // meets that store error again and the message is retried).
                 Err(e) => {
                     tracing::error!(error = %e, file = %entry.name, "an artifact file could not be uploaded; the job keeps its result without files");
                     return Ok(FilesOutcome::Failed);
