@@ -518,6 +518,36 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
     }
 }
 
+/// `pipai jobs download`: every file of `GET .../artifacts`, by its URL, into `dir`.
+fn download(client: &Client, id: &str, dir: PathBuf) -> Result<(), CliError> {
+    let listed = client.ok(Method::Get, &format!("/v1/backtest/jobs/{id}/artifacts"), &[], b"")?;
+    let files = listed["files"].as_array().cloned().unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
+    let mut total = 0;
+    for file in &files {
+        let (Some(name), Some(url)) = (file["name"].as_str(), file["url"].as_str()) else {
+            return Err(CliError::Network(format!("the artifacts answer lists a file without name or url: {file}")));
+        };
+        // A name is one path segment (the service's own); anything else is refused, not followed.
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(CliError::Network(format!("refusing the artifact name {}", pipai_engine::quoted(name))));
+        }
+        let path = dir.join(name);
+        let mut out = std::fs::File::create(&path).map_err(CliError::io(&path))?;
+        let (status, bytes) = client
+            .api
+            .download(url, &mut out)
+            .map_err(|e| CliError::Network(format!("{name}: {}", pipai_service::error::report(&e))))?;
+        if !(200..300).contains(&status) {
+            return Err(CliError::Network(format!("{name}: HTTP {status} from its download URL")));
+        }
+        println!("{name}\t{bytes} bytes");
+        total += bytes;
+    }
+    println!("{} files, {total} bytes, in {}", files.len(), dir.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,34 +585,4 @@ mod tests {
         assert!(bad.overrides.apply(json!({})).is_err());
         assert!(Flags::parse_from(["x"]).overrides.apply(json!([1])).is_err());
     }
-}
-
-/// `pipai jobs download`: every file of `GET .../artifacts`, by its URL, into `dir`.
-fn download(client: &Client, id: &str, dir: PathBuf) -> Result<(), CliError> {
-    let listed = client.ok(Method::Get, &format!("/v1/backtest/jobs/{id}/artifacts"), &[], b"")?;
-    let files = listed["files"].as_array().cloned().unwrap_or_default();
-    std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
-    let mut total = 0;
-    for file in &files {
-        let (Some(name), Some(url)) = (file["name"].as_str(), file["url"].as_str()) else {
-            return Err(CliError::Network(format!("the artifacts answer lists a file without name or url: {file}")));
-        };
-        // A name is one path segment (the service's own); anything else is refused, not followed.
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(CliError::Network(format!("refusing the artifact name {}", pipai_engine::quoted(name))));
-        }
-        let path = dir.join(name);
-        let mut out = std::fs::File::create(&path).map_err(CliError::io(&path))?;
-        let (status, bytes) = client
-            .api
-            .download(url, &mut out)
-            .map_err(|e| CliError::Network(format!("{name}: {}", pipai_service::error::report(&e))))?;
-        if !(200..300).contains(&status) {
-            return Err(CliError::Network(format!("{name}: HTTP {status} from its download URL")));
-        }
-        println!("{name}\t{bytes} bytes");
-        total += bytes;
-    }
-    println!("{} files, {total} bytes, in {}", files.len(), dir.display());
-    Ok(())
 }
