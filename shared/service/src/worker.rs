@@ -198,7 +198,8 @@ where
         let completion = match outcome {
             RunOutcome::Finished(backtest, data) => {
                 let result = &backtest.result;
-                if !self.store_result(job_id, &backtest, &config, &data, &mut progress).await? {
+                let run = FinishedRun { backtest: &backtest, config: &config, data: &data };
+                if !self.store_result(job_id, run, &mut progress).await? {
                     tracing::info!("stopped while storing the result: cancelled or taken over");
                     return Ok(Delivery::Done);
                 }
@@ -220,12 +221,10 @@ where
     async fn store_result(
         &self,
         job_id: &JobId,
-        backtest: &pipai_engine::Backtest,
-        config: &JobConfig,
-        data: &[Bars],
+        run: FinishedRun<'_>,
         progress: &mut ProgressWriter<'_, S>,
     ) -> Result<bool, StoreError> {
-        let result = &backtest.result;
+        let result = &run.backtest.result;
         // Serializing takes the first half of the write share, uploading the second.
         let serialized_at = SIMULATION_END + (1.0 - SIMULATION_END) / 2.0;
         let elements = (result.equity_curve.len() + result.trades.len()).max(1);
@@ -260,7 +259,7 @@ where
             }
             uploaded = (uploaded + size).min(total);
         }
-        let files = match self.store_files(job_id, backtest, config, data, progress, arrays_at(total)).await? {
+        let files = match self.store_files(job_id, run, progress, arrays_at(total)).await? {
             FilesOutcome::Stored(files) => Some(files),
             FilesOutcome::Failed => None,
             FilesOutcome::Lost => return Ok(false),
@@ -284,9 +283,7 @@ where
     async fn store_files(
         &self,
         job_id: &JobId,
-        backtest: &pipai_engine::Backtest,
-        config: &JobConfig,
-        data: &[Bars],
+        FinishedRun { backtest, config, data }: FinishedRun<'_>,
         progress: &mut ProgressWriter<'_, S>,
         from: f64,
     ) -> Result<FilesOutcome, StoreError> {
@@ -441,6 +438,14 @@ async fn keep_lease_during<S: JobStore>(
             _ = tokio::time::sleep(tick) => {}
         }
     }
+}
+
+/// A run that finished: the engine's answer, the config and the bars it was given.
+#[derive(Clone, Copy)]
+struct FinishedRun<'a> {
+    backtest: &'a pipai_engine::Backtest,
+    config: &'a JobConfig,
+    data: &'a [Bars],
 }
 
 /// What became of a done job's downloadable files.
