@@ -163,6 +163,8 @@ fn a_done_jobs_files_download_read_in_pandas_and_reproduce_offline() {
 #[ignore = "needs the local stack: infra/local.sh up"]
 fn a_job_not_done_has_no_artifacts_and_anothers_are_not_found() {
     let api = fresh_client("artifacts-409");
+    // Held queued while the worker is paused (the other test's jobs just wait a moment).
+    let paused = WorkerPaused::new("artifacts");
     let id = api.create_ok(&long_job());
     let (status, body) = artifacts(&api, &id);
     assert_eq!((status, body["code"].as_str()), (409, Some("INVALID_STATE")), "{body}");
@@ -171,6 +173,7 @@ fn a_job_not_done_has_no_artifacts_and_anothers_are_not_found() {
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")), "{body}");
     let (status, body) = api.cancel(&id);
     assert_eq!(status, 200, "{body}");
+    drop(paused);
     let (status, body) = artifacts(&api, &id);
     assert_eq!((status, body["code"].as_str()), (409, Some("INVALID_STATE")), "{body}");
 }
