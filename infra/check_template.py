@@ -52,6 +52,8 @@ FUNCTIONS = {
     # Deleting and comparing jobs.
     "DeleteJobFunction": ("delete-job", "DELETE", "/v1/backtest/jobs/{id}"),
     "CompareJobsFunction": ("compare-jobs", "POST", "/v1/backtest/compare"),
+    # A done job's downloadable files.
+    "GetArtifactsFunction": ("get-artifacts", "GET", "/v1/backtest/jobs/{id}/artifacts"),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",
