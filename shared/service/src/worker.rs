@@ -300,6 +300,7 @@ where
             ))
         });
         let count = 5 + data.len();
+        let started = std::time::Instant::now();
         let mut stored = Vec::with_capacity(count);
         for (i, file) in files.chain(report).enumerate() {
             let file = match file {
@@ -324,6 +325,8 @@ where
                 }
             }
         }
+        let bytes: u64 = stored.iter().map(|f| f.bytes).sum();
+        tracing::info!(files = stored.len(), bytes, ms = started.elapsed().as_millis() as u64, "artifact files stored");
         Ok(FilesOutcome::Stored(stored))
     }
 
