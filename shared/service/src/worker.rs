@@ -198,7 +198,7 @@ where
         let completion = match outcome {
             RunOutcome::Finished(backtest, data) => {
                 let result = &backtest.result;
-                let run = FinishedRun { backtest: &backtest, config: &config, data: &data };
+                let run = FinishedRun { backtest: &backtest, config: &config, data: &data, deadline_ms };
                 if !self.store_result(job_id, run, &mut progress).await? {
                     tracing::info!("stopped while storing the result: cancelled or taken over");
                     return Ok(Delivery::Done);
@@ -277,13 +277,14 @@ where
 
     /// The downloadable files (`pipai_artifacts::files`, then `report.html` from
     /// `pipai_report::render_run`) at `results/{job_id}/{name}`, made and uploaded one at a time
-    /// so one file's bytes are held at once. A file that cannot be made or uploaded is logged and
-    /// leaves the job without files ([`FilesOutcome::Failed`]): the result itself is never lost
-    /// for them (the artifacts route then answers 409; what was uploaded goes with the job).
+    /// so one file's bytes are held at once. A file that cannot be made or uploaded, or no time
+    /// left before the invocation's deadline (less than twice `deadline_margin_ms`), is logged
+    /// and leaves the job without files ([`FilesOutcome::Failed`]): the result itself is never
+    /// lost for them (the artifacts route then answers 409; what was uploaded goes with the job).
     async fn store_files(
         &self,
         job_id: &JobId,
-        FinishedRun { backtest, config, data }: FinishedRun<'_>,
+        FinishedRun { backtest, config, data, deadline_ms }: FinishedRun<'_>,
         progress: &mut ProgressWriter<'_, S>,
         from: f64,
     ) -> Result<FilesOutcome, StoreError> {
@@ -302,7 +303,14 @@ where
         let count = 5 + data.len();
         let started = std::time::Instant::now();
         let mut stored = Vec::with_capacity(count);
+        // Never let the files run the invocation out of time: a killed run would be delivered
+        // again, and after the last delivery its job would fail, result and all.
+        let files_until = deadline_ms - 2 * self.settings.deadline_margin_ms;
         for (i, file) in files.chain(report).enumerate() {
+            if now_ms() >= files_until {
+                tracing::error!(made = i, "no time left for the artifact files; the job keeps its result without them");
+                return Ok(FilesOutcome::Failed);
+            }
             let file = match file {
                 Ok(file) => file,
                 Err(e) => {
@@ -449,6 +457,8 @@ struct FinishedRun<'a> {
     backtest: &'a pipai_engine::Backtest,
     config: &'a JobConfig,
     data: &'a [Bars],
+    /// When the invocation will be killed: the files give way to the result before it.
+    deadline_ms: i64,
 }
 
 /// What became of a done job's downloadable files.

@@ -114,3 +114,18 @@ async fn files_that_cannot_be_uploaded_leave_the_job_done_with_its_result() {
     assert_eq!(job["result"]["provenance"]["data"][0]["symbol"], "BTCUSDT");
     assert_error(&kit.call(&alice, "GET", &path(&id), b"", at()).await, 409, "INVALID_STATE", "no downloadable files");
 }
+
+#[tokio::test]
+async fn files_give_way_to_the_result_near_the_deadline() {
+    let kit = kit();
+    let alice = kit.client("alice").await;
+    let id = create(&kit, &alice).await;
+    // The run has its margin left (10 s), the files need twice that: none are made.
+    let settings = WorkerSettings { deadline_margin_ms: 10_000, ..WorkerSettings::default() };
+    let worker = Worker { store: kit.store, results: kit.store, market: kit.store, settings };
+    worker.process(&id, now_ms() + 20_000).await.unwrap();
+    let job = kit.call(&alice, "GET", &format!("/v1/backtest/jobs/{id}"), b"", at()).await.body_json();
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(kit.store.artifact_count(&id), 3, "the result's own objects only");
+    assert_error(&kit.call(&alice, "GET", &path(&id), b"", at()).await, 409, "INVALID_STATE", "no downloadable files");
+}
