@@ -9,7 +9,9 @@ use pipai_market_data::Coverage;
 
 use crate::ids::{JobId, KeyId, RunToken, UserId};
 use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus};
+use crate::notifier::{NotificationLog, NotificationMessage, NotificationQueue, NotificationRecord};
 use crate::ports::*;
+use crate::webhook::Subject;
 
 #[derive(Default)]
 struct State {
@@ -21,6 +23,8 @@ struct State {
     queue: Vec<JobId>,
     artifacts: HashMap<(JobId, String), Vec<u8>>,
     bars: HashMap<(String, Timeframe), (Bars, bool)>,
+    /// The notifications queue: messages and their delays in seconds.
+    notifications: Vec<(NotificationMessage, u32)>,
 }
 
 /// Every port in one struct, behind a mutex.
@@ -326,5 +330,39 @@ impl MarketData for MemoryStore {
             Some((b, _)) => Ok(b.slice(b.window(start_ms, end_ms))),
             None => Err(DataError::Unavailable(format!("no {timeframe} bars for {symbol}"))),
         })
+    }
+}
+
+// ---------------------------------------------------------------- completion webhooks
+
+impl MemoryStore {
+    /// Takes every queued notification with its delay in seconds.
+    pub fn drain_notifications(&self) -> Vec<(NotificationMessage, u32)> {
+        self.with(|s| std::mem::take(&mut s.notifications))
+    }
+}
+
+impl NotificationLog for MemoryStore {
+    async fn record_notification(&self, subject: &Subject, record: &NotificationRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match subject {
+            Subject::Job(id) => match s.jobs.get_mut(id) {
+                None => false,
+                Some(job) => {
+                    let all = &mut job.webhook.notifications;
+                    match all.iter_mut().find(|r| r.event_id == record.event_id) {
+                        Some(r) => *r = record.clone(),
+                        None => all.push(record.clone()),
+                    }
+                    true
+                }
+            },
+        }))
+    }
+}
+
+impl NotificationQueue for MemoryStore {
+    async fn send_notification(&self, message: &NotificationMessage, delay_s: u32) -> Result<(), StoreError> {
+        self.with(|s| s.notifications.push((message.clone(), delay_s)));
+        Ok(())
     }
 }

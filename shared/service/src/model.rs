@@ -9,6 +9,8 @@ use pipai_engine::time::iso;
 use pipai_engine::{BacktestResult, JobConfig};
 
 use crate::ids::{JobId, KeyId, RunToken, UserId};
+use crate::notifier::{NotificationRecord, NotificationView};
+use crate::webhook::NotifyUrl;
 
 /// A user may have at most this many jobs queued or running (seed 003: 429 on the 6th).
 pub const MAX_ACTIVE_JOBS: u32 = 5;
@@ -125,6 +127,19 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Set once the user's active-job slot has been given back (exactly once per job).
     pub slot_released: bool,
+    /// Completion webhook: where, which key signs, and the deliveries so far.
+    #[serde(default, flatten)]
+    pub webhook: JobWebhook,
+}
+
+/// A job's completion webhook (docs/webhooks.md): kept beside the config, never in it, so
+/// `config` (and its provenance hash) is the same with or without one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobWebhook {
+    pub notify_url: Option<NotifyUrl>,
+    /// The key that created the job: its secret signs the deliveries.
+    pub key_id: Option<KeyId>,
+    pub notifications: Vec<NotificationRecord>,
 }
 
 impl JobRecord {
@@ -144,6 +159,7 @@ impl JobRecord {
             lease_until_ms: None,
             attempts: 0,
             slot_released: false,
+            webhook: JobWebhook::default(),
         }
     }
 
@@ -163,6 +179,8 @@ impl JobRecord {
             progress: round_progress(self.progress),
             result,
             error: self.error.as_ref(),
+            notify_url: self.webhook.notify_url.as_ref(),
+            notifications: self.webhook.notify_url.as_ref().map(|_| NotificationView::all(&self.webhook.notifications)),
         }
     }
 
@@ -190,6 +208,11 @@ pub struct JobView<'a, R> {
     pub progress: f64,
     pub result: Option<R>,
     pub error: Option<&'a JobError>,
+    /// Only on jobs created with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<&'a NotifyUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<NotificationView<'a>>>,
 }
 
 /// The `result` of a job in the list's summary form.
