@@ -188,7 +188,7 @@ impl NotifyUrl {
         // leading space are refused rather than repaired.
         let http = text.starts_with("http://");
         if !text.starts_with("https://") && !(http && policy.allow_http_loopback) {
-            return Err(if http { UrlRefusal::HttpNotLoopback } else { UrlRefusal::NotHttps });
+            return Err(UrlRefusal::NotHttps);
         }
         let url = url::Url::parse(text).map_err(|e| UrlRefusal::Malformed(e.to_string()))?;
         if !url.username().is_empty() || url.password().is_some() {
@@ -267,7 +267,8 @@ impl NotifyUrl {
             let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
             return match (policy.allow_http_loopback, self.host()) {
                 (true, Some(NotifyHost::Ip(ip))) if ip == loopback => Ok(SocketAddr::new(ip, self.port())),
-                _ => Err(UrlRefusal::HttpNotLoopback),
+                (true, _) => Err(UrlRefusal::HttpNotLoopback),
+                (false, _) => Err(UrlRefusal::NotHttps),
             };
         }
         let first = *addresses.first().ok_or_else(|| UrlRefusal::Unresolvable(shown()))?;
@@ -556,7 +557,12 @@ mod tests {
 
     #[test]
     fn public_https_urls_pass() {
-        for ok in ["https://example.com/hook", "https://hooks.example.com:8443/a?b=c", "https://8.8.8.8/x", "https://[2606:4700::1]/"] {
+        for ok in [
+            "https://example.com/hook",
+            "https://hooks.example.com:8443/a?b=c",
+            "https://8.8.8.8/x",
+            "https://[2606:4700::1]/",
+        ] {
             assert!(NotifyUrl::parse(ok, OPEN).is_ok(), "{ok}");
         }
         let u = NotifyUrl::parse("https://Example.COM.:8443/p/q?x=1#frag", OPEN).unwrap();
@@ -612,28 +618,42 @@ mod tests {
 
     #[test]
     fn local_names_schemes_userinfo_and_length_are_refused() {
-        for name in ["https://localhost/", "https://localhost./x", "https://LOCALHOST:8443/", "https://a.localhost/", "https://printer.local/", "https://db.internal/"] {
+        for name in [
+            "https://localhost/",
+            "https://localhost./x",
+            "https://LOCALHOST:8443/",
+            "https://a.localhost/",
+            "https://printer.local/",
+            "https://db.internal/",
+        ] {
             assert!(matches!(refused(name, OPEN), UrlRefusal::LocalName(_)), "{name}");
         }
         assert!(matches!(refused("https://intranet/", OPEN), UrlRefusal::SingleLabel(_)));
-        assert_eq!(refused("http://example.com/", OPEN), UrlRefusal::HttpNotLoopback);
-        assert_eq!(refused("http://127.0.0.1:9/", OPEN), UrlRefusal::HttpNotLoopback);
-        for bad in ["ftp://example.com/", "HTTPS://example.com/", " https://example.com/", "example.com", "", "//example.com"] {
+        assert_eq!(refused("http://example.com/", OPEN), UrlRefusal::NotHttps);
+        assert_eq!(refused("http://127.0.0.1:9/", OPEN), UrlRefusal::NotHttps);
+        for bad in
+            ["ftp://example.com/", "HTTPS://example.com/", " https://example.com/", "example.com", "", "//example.com"]
+        {
             assert_eq!(refused(bad, OPEN), UrlRefusal::NotHttps, "{bad:?}");
         }
         assert_eq!(refused("https://user:pw@example.com/", OPEN), UrlRefusal::UserInfo);
         assert_eq!(refused("https://user@example.com/", OPEN), UrlRefusal::UserInfo);
         assert_eq!(refused(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN)), OPEN), UrlRefusal::TooLong);
         assert!(matches!(refused("https://exa mple.com/", OPEN), UrlRefusal::Malformed(_)));
-        assert!(matches!(refused("https:///x", OPEN), UrlRefusal::Malformed(_) | UrlRefusal::NoHost | UrlRefusal::SingleLabel(_)));
+        assert!(matches!(
+            refused("https:///x", OPEN),
+            UrlRefusal::Malformed(_) | UrlRefusal::NoHost | UrlRefusal::SingleLabel(_)
+        ));
     }
 
     #[test]
     fn the_local_allowance_is_http_127_0_0_1_only() {
         let u = NotifyUrl::parse("http://127.0.0.1:8080/hook", LOCAL).unwrap();
         assert_eq!(u.check_resolved(&[], LOCAL).unwrap(), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(u.check_resolved(&[], OPEN), Err(UrlRefusal::HttpNotLoopback), "rechecked at send time");
-        for no in ["http://localhost:8080/", "http://127.0.0.2/", "http://[::1]/", "http://10.0.0.1/", "http://example.com/"] {
+        assert_eq!(u.check_resolved(&[], OPEN), Err(UrlRefusal::NotHttps), "rechecked at send time");
+        for no in
+            ["http://localhost:8080/", "http://127.0.0.2/", "http://[::1]/", "http://10.0.0.1/", "http://example.com/"]
+        {
             assert_eq!(refused(no, LOCAL), UrlRefusal::HttpNotLoopback, "{no}");
         }
         assert!(matches!(refused("https://127.0.0.1/", LOCAL), UrlRefusal::Address(_, AddressClass::Loopback)));
@@ -668,7 +688,10 @@ mod tests {
             verify("whsec", "1714385700000", event_id, b"{}", &sig, Some((1714385700000 + 600_000, 300_000))),
             Err(VerifyError::Stale { .. })
         ));
-        assert_eq!(verify("whsec", "1", event_id, b"{}", &sig.to_uppercase(), None), Err(VerifyError::MalformedSignature));
+        assert_eq!(
+            verify("whsec", "1", event_id, b"{}", &sig.to_uppercase(), None),
+            Err(VerifyError::MalformedSignature)
+        );
     }
 
     #[test]

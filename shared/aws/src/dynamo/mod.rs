@@ -48,6 +48,7 @@ mod items;
 mod jobs;
 mod keys;
 mod list;
+mod notifications;
 mod requests;
 mod slots;
 mod transact;

@@ -1,0 +1,183 @@
+//! The webhook adapters: name resolution (the system resolver) and the sender, which resolves
+//! the host itself, checks every address with the service's rules, connects to exactly the
+//! address it checked (no second lookup: DNS rebinding cannot swap it), speaks one HTTP/1.1
+//! POST over TLS (rustls on ring, the Mozilla roots of `webpki-roots`), reads only the status
+//! line and never follows a redirect. Connect, TLS, send and the status line all share one
+//! deadline ([`SEND_TIMEOUT_MS`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipai_service::notifier::{SendOutcome, WebhookPost, WebhookSender, SEND_TIMEOUT_MS};
+use pipai_service::webhook::{BoxFuture, HostResolver, NotifyHost, WebhookPolicy};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most of an answer read while looking for its status line.
+const MAX_STATUS_LINE: usize = 8 * 1024;
+
+/// The system's resolver (getaddrinfo), bounded by a timeout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl HostResolver for SystemResolver {
+    fn resolve<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
+        Box::pin(async move {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 443))).await {
+                Err(_) => Err(format!("resolving timed out after {} s", RESOLVE_TIMEOUT.as_secs())),
+                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Ok(addrs)) => Ok(addrs.map(|a| a.ip()).collect()),
+            }
+        })
+    }
+}
+
+/// Sends webhooks over the network.
+#[derive(Clone)]
+pub struct HttpWebhookSender {
+    policy: WebhookPolicy,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl HttpWebhookSender {
+    pub fn new(policy: WebhookPolicy) -> Self {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        HttpWebhookSender { policy, tls: tokio_rustls::TlsConnector::from(Arc::new(config)) }
+    }
+
+    async fn send(&self, post: &WebhookPost<'_>) -> SendOutcome {
+        let url = post.url;
+        let addresses = match url.host() {
+            Some(NotifyHost::Ip(ip)) => vec![ip],
+            Some(NotifyHost::Domain(name)) => match SystemResolver.resolve(&name).await {
+                Ok(found) => found,
+                Err(e) => return SendOutcome::Refused(format!("host {name} could not be resolved: {e}")),
+            },
+            None => return SendOutcome::Refused("the URL has no host".into()),
+        };
+        let address = match url.check_resolved(&addresses, self.policy) {
+            Ok(a) => a,
+            Err(e) => return SendOutcome::Refused(e.to_string()),
+        };
+        let tcp = match TcpStream::connect(address).await {
+            Ok(s) => s,
+            Err(e) => return SendOutcome::Failed(format!("could not connect to {address}: {e}")),
+        };
+        let request = request_bytes(post);
+        if !url.is_https() {
+            return exchange(tcp, &request).await;
+        }
+        let host = url.host_header();
+        let name = host.rsplit_once(':').filter(|(h, _)| !h.ends_with(']')).map_or(host.as_str(), |(h, _)| h);
+        let Ok(server_name) = ServerName::try_from(name.trim_start_matches('[').trim_end_matches(']').to_string())
+        else {
+            return SendOutcome::Failed(format!("{name} is not a valid TLS server name"));
+        };
+        match self.tls.connect(server_name, tcp).await {
+            Ok(tls) => exchange(tls, &request).await,
+            Err(e) => SendOutcome::Failed(format!("TLS with {address}: {e}")),
+        }
+    }
+}
+
+impl WebhookSender for HttpWebhookSender {
+    async fn post(&self, post: &WebhookPost<'_>) -> SendOutcome {
+        match tokio::time::timeout(Duration::from_millis(SEND_TIMEOUT_MS), self.send(post)).await {
+            Ok(outcome) => outcome,
+            Err(_) => SendOutcome::TimedOut,
+        }
+    }
+}
+
+/// The whole request: `Connection: close`, a JSON body, the signature headers.
+fn request_bytes(post: &WebhookPost<'_>) -> Vec<u8> {
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: PipAI-Webhooks/1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n",
+        post.url.path_and_query(),
+        post.url.host_header(),
+        post.body.len()
+    );
+    for (name, value) in &post.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(post.body);
+    bytes
+}
+
+/// Writes the request and reads the status line's code.
+async fn exchange<T: AsyncRead + AsyncWrite + Unpin>(mut io: T, request: &[u8]) -> SendOutcome {
+    if let Err(e) = io.write_all(request).await {
+        return SendOutcome::Failed(format!("sending the request: {e}"));
+    }
+    let _ = io.flush().await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < MAX_STATUS_LINE {
+        match io.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => return SendOutcome::Failed(format!("reading the answer: {e}")),
+        }
+    }
+    match status_code(&answer) {
+        Some(code) => SendOutcome::Answered(code),
+        None if answer.is_empty() => SendOutcome::Failed("the receiver closed the connection without answering".into()),
+        None => SendOutcome::Failed("the answer is not HTTP/1.x".into()),
+    }
+}
+
+/// `HTTP/1.1 204 No Content` -> 204.
+fn status_code(answer: &[u8]) -> Option<u16> {
+    let line = answer.split(|b| *b == b'\n').next()?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut parts = text.split_ascii_whitespace();
+    let version = parts.next()?;
+    let code = parts.next()?;
+    (version.starts_with("HTTP/1.") && code.len() == 3).then(|| code.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipai_service::webhook::NotifyUrl;
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(status_code(b"HTTP/1.1 204 No Content\r\n"), Some(204));
+        assert_eq!(status_code(b"HTTP/1.0 500\r\n"), Some(500));
+        assert_eq!(status_code(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(status_code(b""), None);
+    }
+
+    #[test]
+    fn requests_carry_the_signature_headers_and_body() {
+        let url = NotifyUrl::parse("https://hooks.example.com:8443/in?x=1", WebhookPolicy::default()).unwrap();
+        let post = WebhookPost { url: &url, headers: vec![("X-PipAI-Event-Id", "evt_1".into())], body: b"{}" };
+        let text = String::from_utf8(request_bytes(&post)).unwrap();
+        assert!(text.starts_with("POST /in?x=1 HTTP/1.1\r\nHost: hooks.example.com:8443\r\n"), "{text}");
+        assert!(text.contains("\r\nX-PipAI-Event-Id: evt_1\r\n") && text.ends_with("\r\n\r\n{}"));
+    }
+
+    #[tokio::test]
+    async fn refused_addresses_are_never_connected_to() {
+        let sender = HttpWebhookSender::new(WebhookPolicy::default());
+        // Only IP literals: this test sends no traffic anywhere.
+        for text in ["https://10.0.0.1/x", "https://169.254.169.254/", "http://127.0.0.1:9/"] {
+            let url = NotifyUrl::try_from(text.to_string()).unwrap();
+            let post = WebhookPost { url: &url, headers: vec![], body: b"{}" };
+            assert!(matches!(sender.post(&post).await, SendOutcome::Refused(_)), "{text}");
+        }
+    }
+}
