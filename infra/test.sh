@@ -65,6 +65,7 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/
   # against the service itself, shared/service/tests/api.rs).
   export PIPAI_LOCAL_PARAMS="RequestWeightBudget=1000000"
   export PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT"
+  export PIPAI_LOCAL_ALLOW_HTTP_WEBHOOKS=1 # cli/tests/e2e_webhooks.rs: receivers on 127.0.0.1
   trap '"$REPO/infra/local.sh" down >/dev/null 2>&1' EXIT
   if ! "$REPO/infra/local.sh" up >"$LOG/stack.txt" 2>&1; then
     tail -n 40 "$LOG/stack.txt"

@@ -14,6 +14,7 @@ mod keys;
 mod run;
 mod table;
 mod templates;
+mod webhooks;
 
 /// PipAI Backtest: run trading-strategy backtests offline or as jobs on the PipAI service.
 ///
@@ -38,6 +39,8 @@ enum Command {
     Templates(templates::TemplatesArgs),
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Webhooks(cmd) => webhooks::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
