@@ -55,7 +55,7 @@ note "infrastructure: template.yaml and local resources (infra/test_infra.sh)"
 tally "$LOG/infra.txt" "${PIPESTATUS[0]}" "infra/test_infra.sh"
 
 note "API document: docs/openapi.yaml is valid and has exactly the routes in code (infra/tests/test_openapi_routes.py)"
-"$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
+"$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py infra/tests/test_webhook_snippet.py 2>&1 | tee "$LOG/openapi.txt"
 tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 
 note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/tests/, cli/tests/e2e_*.rs, the fuzzer"
