@@ -17,6 +17,11 @@ fn header(d: &Value, name: &str) -> String {
     d["headers"][name].as_str().unwrap().to_string()
 }
 
+/// The timestamp, event id and signature headers of a delivery.
+fn signed_headers(d: &Value) -> [String; 3] {
+    ["X-PipAI-Timestamp", "X-PipAI-Event-Id", "X-PipAI-Signature"].map(|name| header(d, name))
+}
+
 // rust-snippet:start
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -48,8 +53,7 @@ fn the_service_signer_makes_the_example_deliverys_signature() {
 fn the_documented_rust_snippet_is_this_one_and_verifies() {
     let d = delivery();
     let (secret, body) = (d["secret"].as_str().unwrap(), d["body"].as_str().unwrap().as_bytes());
-    let (ts, evt, sig) =
-        (header(&d, "X-PipAI-Timestamp"), header(&d, "X-PipAI-Event-Id"), header(&d, "X-PipAI-Signature"));
+    let [ts, evt, sig] = signed_headers(&d);
     assert!(verify_pipai_webhook(secret, &ts, &evt, body, &sig));
     assert!(!verify_pipai_webhook("other", &ts, &evt, body, &sig));
     let source = include_str!("webhooks_verify.rs");
@@ -80,8 +84,7 @@ fn verify_cli(args: &[&str], body: &[u8]) -> (i32, String) {
 fn pipai_webhooks_verify_exits_0_when_valid_and_2_when_not() {
     let d = delivery();
     let (secret, body) = (d["secret"].as_str().unwrap(), d["body"].as_str().unwrap().as_bytes());
-    let (ts, evt, sig) =
-        (header(&d, "X-PipAI-Timestamp"), header(&d, "X-PipAI-Event-Id"), header(&d, "X-PipAI-Signature"));
+    let [ts, evt, sig] = signed_headers(&d);
     let args = ["--secret", secret, "--timestamp", &ts, "--event-id", &evt, "--signature", &sig];
     let (code, text) = verify_cli(&args, body);
     assert_eq!(code, 0, "{text}");

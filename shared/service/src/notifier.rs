@@ -142,10 +142,13 @@ pub struct Target {
 }
 
 impl Target {
-    /// A job's target (`None` without a webhook or before it is terminal).
+    /// A job's target (`None` without a webhook or before it is terminal). `data` is the job as
+    /// it was when it ended (no delivery records yet), so every delivery carries the same body.
     pub fn of_job(job: &JobRecord) -> Option<Target> {
         let (Some(notify_url), Some(key_id)) = (&job.webhook.notify_url, &job.webhook.key_id) else { return None };
-        let summary = serde_json::value::to_raw_value(&job.summary_view()).expect("job views serialize");
+        let mut ended = job.clone();
+        ended.webhook.notifications.clear();
+        let summary = serde_json::value::to_raw_value(&ended.summary_view()).expect("job views serialize");
         Some(Target {
             notify_url: notify_url.clone(),
             key_id: key_id.clone(),

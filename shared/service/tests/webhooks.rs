@@ -237,9 +237,10 @@ async fn a_500_then_200_is_delivered_on_attempt_2_with_the_same_event_id() {
         assert_eq!(job[key], before[key], "{key} unchanged by the receiver");
     }
 
-    // Both requests: same event id, signed with alice's secret over the exact body.
+    // Both requests: same event id and body, signed with alice's secret over the exact body.
     let seen = n.sender.seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].2, seen[1].2, "every delivery of an event has the same body");
     for (url, headers, raw) in seen.iter() {
         assert_eq!(url, HOOK);
         let h = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).unwrap();

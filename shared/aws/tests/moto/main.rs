@@ -7,3 +7,4 @@ mod misc;
 mod pipeline;
 mod private_moto;
 mod stream;
+mod webhooks;
