@@ -187,7 +187,8 @@ impl NotifyUrl {
         // The raw text, not the parser's normalisation, decides the scheme: `HTTPS://` or a
         // leading space are refused rather than repaired.
         let http = text.starts_with("http://");
-        if !text.starts_with("https://") && !(http && policy.allow_http_loopback) {
+        let allowed_scheme = text.starts_with("https://") || (http && policy.allow_http_loopback);
+        if !allowed_scheme {
             return Err(UrlRefusal::NotHttps);
         }
         let url = url::Url::parse(text).map_err(|e| UrlRefusal::Malformed(e.to_string()))?;

@@ -44,11 +44,14 @@ fn webhook_kit() -> Kit {
     })
 }
 
+/// One request the fake sender got: the URL, the headers, the body.
+type Sent = (String, Vec<(&'static str, String)>, Vec<u8>);
+
 /// A sender that answers from a script (then times out) and remembers every request.
 #[derive(Default)]
 struct FakeSender {
     script: Mutex<VecDeque<SendOutcome>>,
-    seen: Mutex<Vec<(String, Vec<(&'static str, String)>, Vec<u8>)>>,
+    seen: Mutex<Vec<Sent>>,
 }
 
 impl FakeSender {
@@ -238,7 +241,7 @@ async fn a_500_then_200_is_delivered_on_attempt_2_with_the_same_event_id() {
     }
 
     // Both requests: same event id and body, signed with alice's secret over the exact body.
-    let seen = n.sender.seen.lock().unwrap();
+    let seen = n.sender.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].2, seen[1].2, "every delivery of an event has the same body");
     for (url, headers, raw) in seen.iter() {
@@ -265,7 +268,6 @@ async fn a_500_then_200_is_delivered_on_attempt_2_with_the_same_event_id() {
             "list form"
         );
     }
-    drop(seen);
 
     // A late duplicate of the first message is dropped: nothing is sent again.
     assert_eq!(n.process(&first, now_ms()).await.unwrap(), Delivery::Done);
