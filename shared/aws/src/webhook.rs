@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipai_service::notifier::{SendOutcome, WebhookPost, WebhookSender, SEND_TIMEOUT_MS};
-use pipai_service::webhook::{BoxFuture, HostResolver, NotifyHost, WebhookPolicy};
+use pipai_service::webhook::{BoxFuture, HostResolver, NotifyHost, Resolver, WebhookPolicy};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,25 +40,31 @@ impl HostResolver for SystemResolver {
 #[derive(Clone)]
 pub struct HttpWebhookSender {
     policy: WebhookPolicy,
+    resolver: Resolver,
     tls: tokio_rustls::TlsConnector,
 }
 
 impl HttpWebhookSender {
+    /// With the system resolver.
     pub fn new(policy: WebhookPolicy) -> Self {
+        Self::with_resolver(policy, Resolver::new(SystemResolver))
+    }
+
+    pub fn with_resolver(policy: WebhookPolicy, resolver: Resolver) -> Self {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        HttpWebhookSender { policy, tls: tokio_rustls::TlsConnector::from(Arc::new(config)) }
+        HttpWebhookSender { policy, resolver, tls: tokio_rustls::TlsConnector::from(Arc::new(config)) }
     }
 
     async fn send(&self, post: &WebhookPost<'_>) -> SendOutcome {
         let url = post.url;
         let addresses = match url.host() {
             Some(NotifyHost::Ip(ip)) => vec![ip],
-            Some(NotifyHost::Domain(name)) => match SystemResolver.resolve(&name).await {
+            Some(NotifyHost::Domain(name)) => match self.resolver.resolve(&name).await {
                 Ok(found) => found,
                 Err(e) => return SendOutcome::Refused(format!("host {name} could not be resolved: {e}")),
             },
@@ -170,14 +176,59 @@ mod tests {
         assert!(text.contains("\r\nX-PipAI-Event-Id: evt_1\r\n") && text.ends_with("\r\n\r\n{}"));
     }
 
+    /// Names that resolve to internal addresses now (as after a DNS rebinding), or not at all.
+    struct Rebound;
+
+    impl HostResolver for Rebound {
+        fn resolve<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, String>> {
+            let found = match host {
+                "loop.example.com" => Ok(vec![IpAddr::from([127, 0, 0, 1])]),
+                "meta.example.com" => Ok(vec![IpAddr::from([93, 184, 216, 34]), IpAddr::from([169, 254, 169, 254])]),
+                "mapped.example.com" => Ok(vec!["::ffff:10.0.0.1".parse().unwrap()]),
+                _ => Err("NXDOMAIN".into()),
+            };
+            Box::pin(async move { found })
+        }
+    }
+
     #[tokio::test]
     async fn refused_addresses_are_never_connected_to() {
-        let sender = HttpWebhookSender::new(WebhookPolicy::default());
-        // Only IP literals: this test sends no traffic anywhere.
-        for text in ["https://10.0.0.1/x", "https://169.254.169.254/", "http://127.0.0.1:9/"] {
+        // A table resolver and loopback only: this test sends no traffic anywhere.
+        let sender = HttpWebhookSender::with_resolver(WebhookPolicy::default(), Resolver::new(Rebound));
+        for (text, why) in [
+            ("https://loop.example.com/x", "loopback"),
+            ("https://meta.example.com/", "metadata"),
+            ("https://mapped.example.com/", "private"),
+            ("https://gone.example.com/", "could not be resolved"),
+            ("http://127.0.0.1:9/", "https://"),
+        ] {
             let url = NotifyUrl::try_from(text.to_string()).unwrap();
             let post = WebhookPost { url: &url, headers: vec![], body: b"{}" };
-            assert!(matches!(sender.post(&post).await, SendOutcome::Refused(_)), "{text}");
+            match sender.post(&post).await {
+                SendOutcome::Refused(message) => assert!(message.contains(why), "{text}: {message}"),
+                other => panic!("{text}: {other:?}"),
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn a_loopback_receiver_is_reached_where_allowed_and_redirects_are_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for status in ["302 Found", "204 No Content"] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ =
+                    s.write_all(format!("HTTP/1.1 {status}\r\nLocation: http://10.0.0.1/\r\n\r\n").as_bytes()).await;
+            }
+        });
+        let local = WebhookPolicy { allow_http_loopback: true };
+        let sender = HttpWebhookSender::with_resolver(local, Resolver::new(Rebound));
+        let url = NotifyUrl::parse(&format!("http://127.0.0.1:{port}/hook"), local).unwrap();
+        let post = WebhookPost { url: &url, headers: vec![], body: b"{}" };
+        assert_eq!(sender.post(&post).await, SendOutcome::Answered(302), "not followed");
+        assert_eq!(sender.post(&post).await, SendOutcome::Answered(204));
     }
 }

@@ -329,6 +329,10 @@ impl Resolver {
     pub fn new(resolver: impl HostResolver + 'static) -> Resolver {
         Resolver(Arc::new(resolver))
     }
+
+    pub async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, String> {
+        self.0.resolve(host).await
+    }
 }
 
 impl Default for Resolver {
@@ -357,7 +361,7 @@ impl WebhookSettings {
         let url = NotifyUrl::parse(text, self.policy)?;
         let addresses = match url.host() {
             Some(NotifyHost::Domain(name)) if url.is_https() => {
-                self.resolver.0.resolve(&name).await.map_err(|_| UrlRefusal::Unresolvable(name.clone()))?
+                self.resolver.resolve(&name).await.map_err(|_| UrlRefusal::Unresolvable(name.clone()))?
             }
             Some(NotifyHost::Ip(ip)) => vec![ip],
             _ => vec![],
