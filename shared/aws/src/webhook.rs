@@ -82,11 +82,13 @@ impl HttpWebhookSender {
         if !url.is_https() {
             return exchange(tcp, &request).await;
         }
-        let host = url.host_header();
-        let name = host.rsplit_once(':').filter(|(h, _)| !h.ends_with(']')).map_or(host.as_str(), |(h, _)| h);
-        let Ok(server_name) = ServerName::try_from(name.trim_start_matches('[').trim_end_matches(']').to_string())
-        else {
-            return SendOutcome::Failed(format!("{name} is not a valid TLS server name"));
+        // The name the certificate must carry: the host without a trailing dot, or the IP.
+        let server_name = match url.host() {
+            Some(NotifyHost::Domain(name)) => match ServerName::try_from(name.clone()) {
+                Ok(n) => n,
+                Err(_) => return SendOutcome::Failed(format!("{name} is not a valid TLS server name")),
+            },
+            _ => ServerName::IpAddress(address.ip().into()),
         };
         match self.tls.connect(server_name, tcp).await {
             Ok(tls) => exchange(tls, &request).await,
