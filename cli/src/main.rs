@@ -16,6 +16,7 @@ mod run;
 mod strategies;
 mod table;
 mod templates;
+mod webhooks;
 
 /// PipAI Backtest: run trading-strategy backtests offline or as jobs on the PipAI service.
 ///
@@ -41,6 +42,8 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     Strategies(strategies::StrategiesArgs),
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Templates(args) => templates::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Strategies(args) => strategies::run(args),
+        Command::Webhooks(cmd) => webhooks::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
