@@ -55,21 +55,14 @@ impl Validation {
 
 /// Evaluates every config (all of one template, on the same symbols and timeframe) on `data`
 /// (one bar series per symbol, covering the configs' windows). Results are in `configs` order.
-pub fn evaluate(
-    configs: &[JobConfig],
-    data: &[Bars],
-    validation: &Validation,
-) -> Vec<Result<Evaluation, EngineError>> {
+pub fn evaluate(configs: &[JobConfig], data: &[Bars], validation: &Validation) -> Vec<Result<Evaluation, EngineError>> {
     configs
         .iter()
         .map(|config| {
             let config = validation.in_sample_config(config);
             let run = crate::run(&config, data, &mut NoObserver)?;
             Ok(Evaluation {
-                in_sample: Scores {
-                    metrics: run.result.metrics,
-                    structured_metrics: run.result.structured_metrics,
-                },
+                in_sample: Scores { metrics: run.result.metrics, structured_metrics: run.result.structured_metrics },
                 out_of_sample: None,
             })
         })

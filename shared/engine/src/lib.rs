@@ -41,6 +41,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;
 
 use crate::fees::FeeSchedule;
+use crate::signals::Signal;
 use crate::sim::{BarsView, Execution, RawRun, Sizing, Stop};
 use crate::templates::StrategyParams;
 
@@ -87,6 +88,60 @@ impl Backtest {
 /// first would give, symbol by symbol. The only difference a caller can see: progress may be
 /// reported for the chunks before the one holding a bad bar.
 pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Result<Backtest, EngineError> {
+    run_warm(config, data, config.start_ms(), observer)
+}
+
+/// [`run`] with the indicators warmed up on the bars from `warmup_from_ms` to the window's start
+/// (the bars before the window in `data`): the strategy's signals inside the window are the ones
+/// it has with that history, while the account starts flat with `capital` at the window's first
+/// bar, as in [`run`] (which this is with `warmup_from_ms` at the window's start). The warm-up
+/// bars are checked as the window's are. Only the signal templates have indicators to warm up;
+/// grid and momentum rotation ignore the warm-up bars (rotation's lookback starts in the window).
+pub fn run_warm(
+    config: &JobConfig,
+    data: &[Bars],
+    warmup_from_ms: i64,
+    observer: &mut dyn Observer,
+) -> Result<Backtest, EngineError> {
+    let Simulated { raw, windows, capital } = simulate(config, data, warmup_from_ms, observer)?;
+    let v = BarsView::new(&data[0], windows[0].clone());
+    let values = metrics::compute(capital, &raw);
+    let final_equity = raw.equity.last().copied().unwrap_or(capital);
+    let result = BacktestResult {
+        metrics: result::Metrics::from_values(&values),
+        structured_metrics: result::StructuredMetrics::from_values(&values),
+        equity_curve: raw
+            .daily
+            .iter()
+            .map(|&(t, e)| result::EquityPoint { time_ms: t, equity: result::money(e) })
+            .collect(),
+        trades: result::trades(&raw.trades, &config.symbols),
+        summary: result::Summary {
+            final_equity: result::money(final_equity),
+            bars: v.len() as u64,
+            first_bar_time: time::iso(v.open_time[0]),
+            last_bar_time: time::iso(v.open_time[v.len() - 1]),
+            stopped_reason: raw.stopped,
+            bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
+        },
+    };
+    Ok(Backtest { result, bar_equity: raw.equity, windows })
+}
+
+/// A finished simulation, before the result is built.
+pub(crate) struct Simulated {
+    pub raw: RawRun,
+    pub windows: Vec<Range<usize>>,
+    pub capital: f64,
+}
+
+/// The loop of `config`'s template over its window, signals warmed up from `warmup_from_ms`.
+pub(crate) fn simulate(
+    config: &JobConfig,
+    data: &[Bars],
+    warmup_from_ms: i64,
+    observer: &mut dyn Observer,
+) -> Result<Simulated, EngineError> {
     let params = config.strategy_params()?;
     if data.len() != config.symbols.len() {
         return Err(EngineError::Data(format!(
@@ -141,37 +196,42 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         leverage: config.leverage as f64,
     };
     let v = views[0];
+    // The warm-up bars of the signal templates: the first symbol's from `warmup_from_ms` to the
+    // window, checked as the window's are (before it: they come first).
+    let window = &windows[0];
+    let warm_start = if warmup_from_ms < start {
+        data[0].open_time[..window.start].partition_point(|&t| t < warmup_from_ms)
+    } else {
+        window.start
+    };
+    let warm = BarsView::new(&data[0], warm_start..window.start);
+    if let Some(error) = warm.first_bad_bar(0) {
+        return Err(bad_bar(Stop::BadBar { symbol: 0, error }));
+    }
+    let series = warm_start..window.end;
+    let (high, low) = (&data[0].high[series.clone()], &data[0].low[series]);
+    let mut signal_loop = |signal, direction, fraction| {
+        sim::signal_loop(
+            v,
+            Warmed::new(signal, &warm),
+            direction,
+            capital,
+            Sizing { fraction },
+            &mut exec,
+            bar_ms,
+            observer,
+        )
+    };
     let outcome = match params {
-        StrategyParams::MaCross { fast, slow, direction, fraction } => sim::signal_loop(
-            v,
-            signals::MaCross::new(fast, slow),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
-        StrategyParams::Breakout { lookback, direction, fraction } => sim::signal_loop(
-            v,
-            signals::Breakout::new(v.high, v.low, lookback),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
-        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => sim::signal_loop(
-            v,
-            signals::RsiReversion::new(period, oversold, overbought),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
+        StrategyParams::MaCross { fast, slow, direction, fraction } => {
+            signal_loop(AnySignal::MaCross(signals::MaCross::new(fast, slow)), direction, fraction)
+        }
+        StrategyParams::Breakout { lookback, direction, fraction } => {
+            signal_loop(AnySignal::Breakout(signals::Breakout::new(high, low, lookback)), direction, fraction)
+        }
+        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => {
+            signal_loop(AnySignal::Rsi(signals::RsiReversion::new(period, oversold, overbought)), direction, fraction)
+        }
         StrategyParams::Grid { levels, lower, upper, spacing } => {
             grid::grid_loop(v, levels, lower, upper, spacing, capital, &mut exec, bar_ms, observer)
         }
@@ -190,27 +250,50 @@ pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Re
         Err(stop) => return Err(bad_bar(stop)),
     };
 
-    let values = metrics::compute(capital, &raw);
-    let final_equity = raw.equity.last().copied().unwrap_or(capital);
-    let result = BacktestResult {
-        metrics: result::Metrics::from_values(&values),
-        structured_metrics: result::StructuredMetrics::from_values(&values),
-        equity_curve: raw
-            .daily
-            .iter()
-            .map(|&(t, e)| result::EquityPoint { time_ms: t, equity: result::money(e) })
-            .collect(),
-        trades: result::trades(&raw.trades, &config.symbols),
-        summary: result::Summary {
-            final_equity: result::money(final_equity),
-            bars: v.len() as u64,
-            first_bar_time: time::iso(v.open_time[0]),
-            last_bar_time: time::iso(v.open_time[v.len() - 1]),
-            stopped_reason: raw.stopped,
-            bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
-        },
-    };
-    Ok(Backtest { result, bar_equity: raw.equity, windows })
+    Ok(Simulated { raw, windows, capital })
+}
+
+/// One of the signal templates' indicators (the loop is compiled once for all three; the match
+/// is once per block of bars).
+enum AnySignal<'a> {
+    MaCross(signals::MaCross),
+    Breakout(signals::Breakout<'a>),
+    Rsi(signals::RsiReversion),
+}
+
+impl Signal for AnySignal<'_> {
+    #[inline]
+    fn block(&mut self, first: usize, high: &[f64], low: &[f64], close: &[f64], events: &mut [u8]) {
+        match self {
+            AnySignal::MaCross(s) => s.block(first, high, low, close, events),
+            AnySignal::Breakout(s) => s.block(first, high, low, close, events),
+            AnySignal::Rsi(s) => s.block(first, high, low, close, events),
+        }
+    }
+}
+
+/// A signal that has seen the warm-up bars: the window's bar `i` is bar `offset + i` of its series.
+struct Warmed<S> {
+    inner: S,
+    offset: usize,
+}
+
+impl<S: Signal> Warmed<S> {
+    fn new(mut inner: S, warm: &BarsView<'_>) -> Warmed<S> {
+        let mut events = [signals::NONE; sim::BLOCK];
+        for b in (0..warm.len()).step_by(sim::BLOCK) {
+            let e = (b + sim::BLOCK).min(warm.len());
+            inner.block(b, &warm.high[b..e], &warm.low[b..e], &warm.close[b..e], &mut events[..e - b]);
+        }
+        Warmed { inner, offset: warm.len() }
+    }
+}
+
+impl<S: Signal> Signal for Warmed<S> {
+    #[inline]
+    fn block(&mut self, first: usize, high: &[f64], low: &[f64], close: &[f64], events: &mut [u8]) {
+        self.inner.block(self.offset + first, high, low, close, events);
+    }
 }
 
 #[cfg(test)]
