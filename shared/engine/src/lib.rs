@@ -128,6 +128,20 @@ pub fn run_warm(
     Ok(Backtest { result, bar_equity: raw.equity, windows })
 }
 
+/// The starting capital of `config`'s account, in the numeric core's floats.
+pub(crate) fn capital_of(config: &JobConfig) -> f64 {
+    config.capital.to_f64().unwrap_or(0.0)
+}
+
+/// The fills' prices and fees of `config`, fresh (no fills yet in the fee tiers' window).
+pub(crate) fn execution(config: &JobConfig) -> Execution {
+    Execution {
+        fees: FeeSchedule::for_config(config),
+        slippage: config.slippage_bps.and_then(|d| d.to_f64()).unwrap_or(0.0) / 10_000.0,
+        leverage: config.leverage as f64,
+    }
+}
+
 /// A finished simulation, before the result is built.
 pub(crate) struct Simulated {
     pub raw: RawRun,
@@ -188,13 +202,9 @@ pub(crate) fn simulate(
         views.push(view);
     }
 
-    let capital = config.capital.to_f64().unwrap_or(0.0);
+    let capital = capital_of(config);
     let bar_ms = config.timeframe.millis();
-    let mut exec = Execution {
-        fees: FeeSchedule::for_config(config),
-        slippage: config.slippage_bps.and_then(|d| d.to_f64()).unwrap_or(0.0) / 10_000.0,
-        leverage: config.leverage as f64,
-    };
+    let mut exec = execution(config);
     let v = views[0];
     // The warm-up bars of the signal templates: the first symbol's from `warmup_from_ms` to the
     // window, checked as the window's are (before it: they come first).

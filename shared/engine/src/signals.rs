@@ -70,7 +70,7 @@ impl MaCross {
 /// The event for (previous, current) sign of fast - slow, each as `1 + sign` (0, 1, 2), at
 /// `3 * previous + current`: up when the sign turns positive from <= 0, down when it turns
 /// negative from >= 0. Padded to 16 so a masked index needs no bounds check.
-const CROSSING: [u8; 16] = [NONE, NONE, UP, DOWN, NONE, UP, DOWN, NONE, NONE, 0, 0, 0, 0, 0, 0, 0];
+pub(crate) const CROSSING: [u8; 16] = [NONE, NONE, UP, DOWN, NONE, UP, DOWN, NONE, NONE, 0, 0, 0, 0, 0, 0, 0];
 
 impl Signal for MaCross {
     // Not inlined: compiled on its own, the loop keeps its state in registers (inlined into the

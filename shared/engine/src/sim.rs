@@ -593,6 +593,8 @@ pub struct SignalSim<E, T> {
 /// What a [`SignalSim`] ends with.
 pub struct SimEnd<T> {
     pub curve: CurveSummary,
+    /// Equity after the end-of-window close (the curve's last bar).
+    pub final_equity: f64,
     pub trades: T,
     pub traded: f64,
     pub in_market: u64,
@@ -678,6 +680,7 @@ impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
         let book = self.book;
         SimEnd {
             curve: self.curve.finish(final_equity),
+            final_equity,
             trades: book.trades,
             traded: book.traded,
             in_market: book.in_market,
