@@ -34,7 +34,7 @@ use rust_decimal::Decimal;
 use crate::curve::Curve;
 use crate::metrics::{self, RunFigures, TradeStats};
 use crate::result::{Metrics, StructuredMetrics};
-use crate::signals::{rsi_event, Breakout, RsiSeries, Signal, CROSSING, NONE};
+use crate::signals::{rsi_event, Breakout, RsiSeries, Signal, CROSSING, DOWN, NONE, UP};
 use crate::sim::{BarsView, Execution, SignalSim, SimEnd, Sizing, BLOCK};
 use crate::templates::{Direction, StrategyParams};
 use crate::{Bars, EngineError, JobConfig, NoObserver};
@@ -497,14 +497,16 @@ impl<'a> Shared<'a> {
         self.means.par_iter_mut().zip(lengths.par_iter()).for_each(|(means, &w)| {
             // sma_w[i] = (C[i] - C[i-w]) / w with C[-1] = 0: the floats `MaCross` computes.
             let wf = w as f64;
-            for (k, mean) in means[..to - from].iter_mut().enumerate() {
+            let means = &mut means[..to - from];
+            // Bars before `w`: undefined, then C[w-1] - 0; from bar `w` on, one vectorizable loop.
+            let steady = w.clamp(from, to) - from;
+            for (k, mean) in means[..steady].iter_mut().enumerate() {
                 let i = from + k;
-                *mean = if i + 1 < w {
-                    f64::NAN
-                } else {
-                    let before = if i >= w { sum[i - w] } else { 0.0 };
-                    (sum[i] - before) / wf
-                };
+                *mean = if i + 1 < w { f64::NAN } else { (sum[i] - 0.0) / wf };
+            }
+            let (now, before) = (&sum[from + steady..to], &sum[from + steady - w.min(from + steady)..]);
+            for ((mean, &s), &b) in means[steady..].iter_mut().zip(now).zip(before) {
+                *mean = (s - b) / wf;
             }
         });
         self.breakouts.par_iter_mut().for_each(|(signal, events)| {
@@ -636,16 +638,24 @@ fn unreachable_scores() -> Scores {
 }
 
 /// `MaCross`'s events from shared means: the sign of fast - slow, compared with the previous
-/// bar's from bar `slow` on (the first sign is bar `slow - 1`'s).
+/// bar's from bar `slow` on (the first sign is bar `slow - 1`'s). Past the warm-up in two
+/// vectorizable passes: the signs (`1 + sign`), then the crossings of consecutive signs (up when
+/// the sign turns positive from <= 0, down when it turns negative from >= 0: `CROSSING`).
 #[inline]
 fn ma_events(first: usize, fast: &[f64], slow: &[f64], slow_len: usize, prev: &mut usize, events: &mut [u8]) {
     let mut p = *prev;
     if first >= slow_len {
-        for ((event, &f), &s) in events.iter_mut().zip(fast).zip(slow) {
-            let now = 1 + (f > s) as usize - (f < s) as usize;
-            *event = CROSSING[(3 * p + now) & 15];
-            p = now;
+        let n = events.len();
+        let mut now = [0u8; BLOCK + 1];
+        now[0] = p as u8;
+        for ((sign, &f), &s) in now[1..=n].iter_mut().zip(fast).zip(slow) {
+            *sign = 1 + (f > s) as u8 - (f < s) as u8;
         }
+        for (event, w) in events.iter_mut().zip(now[..=n].windows(2)) {
+            let (before, after) = (w[0], w[1]);
+            *event = ((before <= 1) & (after == 2)) as u8 * UP | ((before >= 1) & (after == 0)) as u8 * DOWN;
+        }
+        p = now[n] as usize;
     } else {
         for (k, ((event, &f), &s)) in events.iter_mut().zip(fast).zip(slow).enumerate() {
             let i = first + k;
