@@ -644,21 +644,45 @@ impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
     ) {
         let book = &mut self.book;
         let flags_of = self.flags_of;
+        let n = time.len();
+        let (opens, highs, lows, closes, events, equity) =
+            (&opens[..n], &highs[..n], &lows[..n], &closes[..n], &events[..n], &mut equity[..n]);
         let mut hot = book.hot;
-        let bars_of_block =
-            time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(events.iter()).zip(equity.iter_mut());
-        for (k, ((((((&t, &open), &high), &low), &close), &event), equity)) in bars_of_block.enumerate() {
-            if (low <= hot.alert_low) | (high >= hot.alert_high) {
-                book.hot = hot;
-                book.at_bar(b + k, t, open, high, low);
-                hot = book.hot;
+        let mut k = 0;
+        while k < n {
+            if book.pos.is_none() && book.pending == 0 {
+                // Flat with no order: no fill and no liquidation can happen, and the equity is the
+                // cash (`cash + 0 * close`) until the next bar with an event (every event has
+                // flags under every direction). Skipped at once, as the loop below would compute.
+                let skip = first_nonzero(&events[k..]);
+                if skip > 0 {
+                    equity[k..k + skip].fill(hot.cash + hot.signed_qty * closes[k]);
+                    k += skip;
+                    continue;
+                }
             }
-            *equity = hot.cash + hot.signed_qty * close;
-            let f = flags_of[event as usize & 3];
-            if f != 0 {
-                book.hot = hot;
-                book.signal(f);
-                hot = book.hot;
+            // Bar by bar until a call into the book leaves the account flat with no order.
+            while k < n {
+                let (t, open, high, low, close) = (time[k], opens[k], highs[k], lows[k], closes[k]);
+                let mut called = false;
+                if (low <= hot.alert_low) | (high >= hot.alert_high) {
+                    book.hot = hot;
+                    book.at_bar(b + k, t, open, high, low);
+                    hot = book.hot;
+                    called = true;
+                }
+                equity[k] = hot.cash + hot.signed_qty * close;
+                let f = flags_of[events[k] as usize & 3];
+                if f != 0 {
+                    book.hot = hot;
+                    book.signal(f);
+                    hot = book.hot;
+                    called = true;
+                }
+                k += 1;
+                if called && book.pos.is_none() && book.pending == 0 {
+                    break;
+                }
             }
         }
         book.hot = hot;
@@ -688,6 +712,20 @@ impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
             stopped: book.stopped,
         }
     }
+}
+
+/// The number of leading zero bytes of `bytes`, sixteen at a time.
+#[inline]
+fn first_nonzero(bytes: &[u8]) -> usize {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut zeros = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+            break;
+        }
+        zeros += 16;
+    }
+    zeros + bytes[zeros..].iter().position(|&b| b != 0).unwrap_or(bytes.len() - zeros)
 }
 
 fn close_trade(p: Open, time: i64, price: f64, fee: f64, reason: ExitReason) -> RawTrade {
