@@ -13,6 +13,10 @@
 #                           ingest of that year without the store (rows/s), and `pipai run` on that year
 #                           (plain CSV, then one Parquet file; SMA 10/50, result written): its phases and
 #                           peak RSS, and the whole process's wall time, median of 5, with the machine's load
+#   infra/bench.sh sweep    batch::evaluate on one year of 1m bars: each template at 100, 1,000 and 10,000
+#                           configs, on all cores then on one: configs/s, bar evaluations/s (configs x bars
+#                           / s, also per CPU second) and peak RSS, median of 3 (SWEEP_ARGS adds flags, e.g.
+#                           "--sizes 100,1000 --templates tpl_ma_cross"), with the machine's load
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -107,12 +111,27 @@ JOB
   echo "    load: $(uptime)"
 }
 
+# --- sweep (batch engine) ---
+sweep() {
+  echo "==> sweep batch engine (cargo run --release -p pipai-engine --example sweep_bench)"
+  cargo build -q --release -p pipai-engine --example sweep_bench
+  local bench="$REPO/target/release/examples/sweep_bench"
+  echo "    load: $(uptime)"
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 ${SWEEP_ARGS:-}
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 --threads 1 ${SWEEP_ARGS:-}
+  echo "    load: $(uptime)"
+}
+# --- end sweep ---
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
   api) api ;;
   results) results ;;
   run) run ;;
-  all) engine; data; run; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|api|results|all]" >&2; exit 2 ;;
+  sweep) sweep ;;
+  all) engine; data; run; sweep; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|sweep|api|results|all]" >&2; exit 2 ;;
 esac

@@ -653,7 +653,7 @@ fn ma_events(first: usize, fast: &[f64], slow: &[f64], slow_len: usize, prev: &m
         }
         for (event, w) in events.iter_mut().zip(now[..=n].windows(2)) {
             let (before, after) = (w[0], w[1]);
-            *event = ((before <= 1) & (after == 2)) as u8 * UP | ((before >= 1) & (after == 0)) as u8 * DOWN;
+            *event = (((before <= 1) & (after == 2)) as u8 * UP) | (((before >= 1) & (after == 0)) as u8 * DOWN);
         }
         p = now[n] as usize;
     } else {
