@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use pipai_engine::batch::{evaluate, Validation};
-use pipai_engine::{Bar, Bars, JobConfig};
+use pipai_engine::{Bars, JobConfig};
 use serde_json::{json, Value};
 
 const START: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
@@ -20,26 +20,12 @@ const MINUTE: i64 = 60_000;
 const YEAR_BARS: usize = 365 * 1440;
 const TEMPLATES: [&str; 5] = ["tpl_ma_cross", "tpl_breakout", "tpl_rsi_reversion", "tpl_grid", "tpl_momentum_rotation"];
 
+#[path = "../tests/support/walk.rs"]
+mod support;
+
 /// A random walk of 1m bars (about 2% daily volatility) from `seed`.
 fn walk(seed: u64, n: usize, start_price: f64) -> Bars {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut bars = Bars::with_capacity(n);
-    let mut close = start_price;
-    for i in 0..n {
-        let open = close;
-        close = open * (1.0 + (next() - 0.5) * 0.0018);
-        let high = open.max(close) * (1.0 + next() * 0.0005);
-        let low = open.min(close) * (1.0 - next() * 0.0005);
-        bars.push(Bar { open_time: START + i as i64 * MINUTE, open, high, low, close, volume: 1.0 + next() });
-    }
-    bars
+    support::walk(seed, n, start_price, (START, MINUTE), 0.0018, 0.0005)
 }
 
 /// `size` params of `template` (a grid over its parameters) and its symbols.

@@ -5,7 +5,7 @@
 
 use chrono::{TimeZone, Utc};
 use pipai_engine::batch::{evaluate, evaluate_one, folds, Folds, Validation};
-use pipai_engine::{run, run_warm, Bar, Bars, JobConfig, NoObserver};
+use pipai_engine::{run, run_warm, Bars, JobConfig, NoObserver};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -13,26 +13,12 @@ use serde_json::{json, Value};
 const START: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 const STEP: i64 = 15 * 60_000;
 
-/// A random walk from `seed`: open = previous close, wicks around the body.
+#[path = "support/walk.rs"]
+mod support;
+
+/// A random walk from `seed` of 15m bars.
 fn walk(seed: u64, n: usize, start_price: f64) -> Bars {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut bars = Bars::with_capacity(n);
-    let mut close = start_price;
-    for i in 0..n {
-        let open = close;
-        close = (open * (1.0 + (next() - 0.5) * 0.03)).max(0.01);
-        let high = open.max(close) * (1.0 + next() * 0.01);
-        let low = open.min(close) * (1.0 - next() * 0.01);
-        bars.push(Bar { open_time: START + i as i64 * STEP, open, high, low, close, volume: 1.0 + next() });
-    }
-    bars
+    support::walk(seed, n, start_price, (START, STEP), 0.03, 0.01)
 }
 
 /// The account settings a config draws: leverage, fee model, slippage (bps).
