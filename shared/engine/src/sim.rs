@@ -650,40 +650,37 @@ impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
         let mut hot = book.hot;
         let mut k = 0;
         while k < n {
-            if book.pos.is_none() && book.pending == 0 {
-                // Flat with no order: no fill and no liquidation can happen, and the equity is the
-                // cash (`cash + 0 * close`) until the next bar with an event (every event has
-                // flags under every direction). Skipped at once, as the loop below would compute.
-                let skip = first_nonzero(&events[k..]);
-                if skip > 0 {
-                    equity[k..k + skip].fill(hot.cash + hot.signed_qty * closes[k]);
-                    k += skip;
-                    continue;
+            if book.pending == 0 {
+                // No order waiting: until the next bar with an event (every event has flags under
+                // every direction) only a liquidation can change the account, at the first bar
+                // reaching the alert prices; before it the equity is `cash + qty * close`, the
+                // loop below's floats, computed in a loop of their own (which vectorizes).
+                let quiet = first_nonzero(&events[k..]);
+                let stop = k + first_alert(&lows[k..k + quiet], &highs[k..k + quiet], hot.alert_low, hot.alert_high);
+                let (cash, qty) = (hot.cash, hot.signed_qty);
+                for (e, &close) in equity[k..stop].iter_mut().zip(&closes[k..stop]) {
+                    *e = cash + qty * close;
                 }
-            }
-            // Bar by bar until a call into the book leaves the account flat with no order.
-            while k < n {
-                let (t, open, high, low, close) = (time[k], opens[k], highs[k], lows[k], closes[k]);
-                let mut called = false;
-                if (low <= hot.alert_low) | (high >= hot.alert_high) {
-                    book.hot = hot;
-                    book.at_bar(b + k, t, open, high, low);
-                    hot = book.hot;
-                    called = true;
-                }
-                equity[k] = hot.cash + hot.signed_qty * close;
-                let f = flags_of[events[k] as usize & 3];
-                if f != 0 {
-                    book.hot = hot;
-                    book.signal(f);
-                    hot = book.hot;
-                    called = true;
-                }
-                k += 1;
-                if called && book.pos.is_none() && book.pending == 0 {
+                k = stop;
+                if k == n {
                     break;
                 }
             }
+            // Bar `k`: an event, an alert or a waiting order.
+            let (t, open, high, low, close) = (time[k], opens[k], highs[k], lows[k], closes[k]);
+            if (low <= hot.alert_low) | (high >= hot.alert_high) {
+                book.hot = hot;
+                book.at_bar(b + k, t, open, high, low);
+                hot = book.hot;
+            }
+            equity[k] = hot.cash + hot.signed_qty * close;
+            let f = flags_of[events[k] as usize & 3];
+            if f != 0 {
+                book.hot = hot;
+                book.signal(f);
+                hot = book.hot;
+            }
+            k += 1;
         }
         book.hot = hot;
         self.curve.extend(time, &equity[..time.len().min(equity.len())]);
@@ -726,6 +723,23 @@ fn first_nonzero(bytes: &[u8]) -> usize {
         zeros += 16;
     }
     zeros + bytes[zeros..].iter().position(|&b| b != 0).unwrap_or(bytes.len() - zeros)
+}
+
+/// The index of the first bar whose low reaches `alert_low` or whose high reaches `alert_high`
+/// (`lows.len()` if none), eight bars at a time.
+#[inline]
+fn first_alert(lows: &[f64], highs: &[f64], alert_low: f64, alert_high: f64) -> usize {
+    let n = lows.len().min(highs.len());
+    let hit = |k: usize| (lows[k] <= alert_low) | (highs[k] >= alert_high);
+    let mut at = 0;
+    for (l, h) in lows[..n].chunks_exact(8).zip(highs[..n].chunks_exact(8)) {
+        let any = l.iter().zip(h).fold(false, |acc, (&l, &h)| acc | (l <= alert_low) | (h >= alert_high));
+        if any {
+            break;
+        }
+        at += 8;
+    }
+    (at..n).find(|&k| hit(k)).unwrap_or(n)
 }
 
 fn close_trade(p: Open, time: i64, price: f64, fee: f64, reason: ExitReason) -> RawTrade {
