@@ -56,6 +56,9 @@ pub fn rotation_loop(
     let mut shortfall = 0.0;
     let mut stopped = None;
     let mut pending: Option<Vec<usize>> = None;
+    // The next rebalancing bar: `lookback`, then every `rebalance_every` bars (a counter rather
+    // than a division every bar).
+    let mut rebalance_at = p.lookback;
 
     let close_position =
         |s: usize, h: Held, t: i64, price: f64, reason, exec: &mut Execution, cash: &mut f64, traded: &mut f64| {
@@ -167,8 +170,11 @@ pub fn rotation_loop(
                     held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
                 in_market += held.iter().any(|h| h.is_some()) as u64;
                 equity[i - b] = cash + marked;
-                if stopped.is_none() && i >= p.lookback && (i - p.lookback).is_multiple_of(p.rebalance_every) {
-                    pending = Some(select(symbols, i, p.lookback, p.top_n));
+                if i == rebalance_at {
+                    rebalance_at += p.rebalance_every;
+                    if stopped.is_none() {
+                        pending = Some(select(symbols, i, p.lookback, p.top_n));
+                    }
                 }
             }
             curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
