@@ -7,21 +7,24 @@
 //! ([`Validation::test_configs`], warmed up from the job window's start) that
 //! `docs/metrics.md` ("Out-of-sample validation") defines.
 //!
-//! How: the signal templates (`tpl_ma_cross`, `tpl_breakout`, `tpl_rsi_reversion`) share what
-//! their configs share. Per group of configs on the same window, the bars are checked once and
-//! the closes' running sum is computed once; per chunk of at most [`CHUNK`] configs (sorted by
-//! their indicator parameters), each distinct moving-average length, Donchian lookback and RSI
-//! period is computed once, a segment of [`SEGMENT`] bars at a time, into buffers every config of
-//! the chunk reads. Per config remain the events (a comparison of two shared series, or a
-//! threshold) and the fill / position loop ([`SignalSim`], the very loop of a job, fed the same
-//! floats), whose equity goes to a metrics-only curve: no per-bar equity, no trade list (running
-//! sums, [`TradeStats`]). One pass over the window per config gives the in-sample run and every
-//! test window (they tile the window). The chunk's configs run on all cores (rayon).
+//! How: the configs of a group on the same window share the bars, checked once, and are
+//! advanced side by side a segment of [`SEGMENT`] bars at a time (so each segment's bars are read
+//! from memory once for the whole chunk, not once per config), on all cores (rayon). The signal
+//! templates (`tpl_ma_cross`, `tpl_breakout`, `tpl_rsi_reversion`) also share their indicators:
+//! the closes' running sum is computed once per group, and per chunk of at most [`CHUNK`] configs
+//! (sorted by their indicator parameters) each distinct moving-average length, Donchian lookback
+//! and RSI period once, into segment buffers every config of the chunk reads. Per config remain
+//! the events (a comparison of two shared series, or a threshold) and the fill / position loop —
+//! the job's own loop as a value ([`SignalSim`], [`RotationSim`]), fed the same floats — whose
+//! equity goes to a metrics-only curve: no per-bar equity, no trade list (running sums,
+//! [`TradeStats`]). One pass over the window per config gives the in-sample run and every test
+//! window (they tile the window). `tpl_momentum_rotation` shares the bars only (its momentum is
+//! read at rebalances, per config).
 //!
-//! `tpl_grid` (no indicator) and `tpl_momentum_rotation` (several symbols) share nothing but the
-//! bars: each of their configs runs through the job's own loop ([`crate::run`]'s), in parallel
-//! across configs; so does any config whose window has a bar the job would refuse (the job's
-//! error, exactly).
+//! `tpl_grid` shares nothing worth a batch path (no indicator; its loop is all per-config
+//! state): each of its configs runs through the job's own loop ([`crate::run`]'s), in parallel
+//! across configs; so does any config whose window has a bar the job would refuse (it gets the
+//! job's error, exactly).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -34,6 +37,7 @@ use rust_decimal::Decimal;
 use crate::curve::Curve;
 use crate::metrics::{self, RunFigures, TradeStats};
 use crate::result::{Metrics, StructuredMetrics};
+use crate::rotation::{RotationParams, RotationSim};
 use crate::signals::{rsi_event, Breakout, RsiSeries, Signal, CROSSING, DOWN, NONE, UP};
 use crate::sim::{BarsView, Execution, SignalSim, SimEnd, Sizing, BLOCK};
 use crate::templates::{Direction, StrategyParams};
@@ -175,7 +179,7 @@ pub fn evaluate(configs: &[JobConfig], data: &[Bars], validation: &Validation) -
         }
     }
     for ((start, end, _), jobs) in groups {
-        match Group::new(&data[0], start, end, &jobs[0].split) {
+        match Group::new(data, start, end, &jobs[0].split) {
             Some(group) => {
                 for (index, evaluation) in group.evaluate(jobs) {
                     out[index] = Some(Ok(evaluation));
@@ -321,9 +325,24 @@ impl Chain {
 /// A signal template's indicator, by the parameters its shared series depend on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Indicator {
-    MaCross { fast: usize, slow: usize },
-    Breakout { lookback: usize },
-    Rsi { period: usize, oversold: f64, overbought: f64 },
+    MaCross {
+        fast: usize,
+        slow: usize,
+    },
+    Breakout {
+        lookback: usize,
+    },
+    Rsi {
+        period: usize,
+        oversold: f64,
+        overbought: f64,
+    },
+    /// Momentum rotation: nothing shared but the bars (its momentum is read at rebalances only).
+    Rotation {
+        lookback: usize,
+        top_n: usize,
+        rebalance_every: usize,
+    },
 }
 
 impl Indicator {
@@ -333,11 +352,13 @@ impl Indicator {
             Indicator::MaCross { fast, slow } => (fast, slow),
             Indicator::Breakout { lookback } => (lookback, 0),
             Indicator::Rsi { period, .. } => (period, 0),
+            Indicator::Rotation { lookback, .. } => (lookback, 0),
         }
     }
 }
 
-/// A config the batch engine takes: a signal template on one symbol, with a valid split.
+/// A config the batch engine takes: a signal template on one symbol or a rotation, with a valid
+/// split.
 struct Job<'a> {
     index: usize,
     config: &'a JobConfig,
@@ -351,10 +372,14 @@ struct Job<'a> {
 
 impl<'a> Job<'a> {
     fn of(index: usize, config: &'a JobConfig, data: &[Bars], validation: &Validation) -> Option<Job<'a>> {
-        if config.symbols.len() != 1 || data.len() != 1 {
+        if config.symbols.len() != data.len() || data.is_empty() {
             return None;
         }
-        let (indicator, direction, fraction) = match config.strategy_params().ok()? {
+        let params = config.strategy_params().ok()?;
+        if data.len() != 1 && !matches!(params, StrategyParams::MomentumRotation { .. }) {
+            return None;
+        }
+        let (indicator, direction, fraction) = match params {
             StrategyParams::MaCross { fast, slow, direction, fraction } if fast < slow => {
                 (Indicator::MaCross { fast, slow }, direction, fraction)
             }
@@ -364,7 +389,10 @@ impl<'a> Job<'a> {
             StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => {
                 (Indicator::Rsi { period, oversold, overbought }, direction, fraction)
             }
-            _ => return None,
+            StrategyParams::MomentumRotation { lookback, top_n, rebalance_every, fraction } => {
+                (Indicator::Rotation { lookback, top_n, rebalance_every }, Direction::Long, fraction)
+            }
+            StrategyParams::Grid { .. } | StrategyParams::MaCross { .. } => return None,
         };
         let split = validation.split_of(config).ok()?;
         let (capital, bar_ms) = (crate::capital_of(config), config.timeframe.millis());
@@ -374,9 +402,12 @@ impl<'a> Job<'a> {
 
 /// The bars of a group of configs on one window, checked once, and the window's parts.
 struct Group<'a> {
+    /// The first symbol's window.
     view: BarsView<'a>,
     /// The in-sample window, then the test windows, as ranges of window bars; they tile it.
     parts: Vec<Range<usize>>,
+    /// Each part's bars of every symbol (rotation's loop reads them by part-relative index).
+    part_views: Vec<Vec<BarsView<'a>>>,
     /// `sum[i]` = close[0] + ... + close[i], summed in bar order (the running sum of `MaCross`).
     sum: Vec<f64>,
 }
@@ -384,13 +415,21 @@ struct Group<'a> {
 impl<'a> Group<'a> {
     /// `None` when a job would fail (an empty part, a bad bar): its configs take the job's path,
     /// which reports the job's error.
-    fn new(bars: &'a Bars, start: i64, end: i64, split: &Split) -> Option<Group<'a>> {
-        bars.check_columns().ok()?;
-        let window = bars.window(start, end);
-        let view = BarsView::new(bars, window.clone());
-        if view.is_empty() || view.first_bad_bar(0).is_some() {
-            return None;
+    fn new(data: &'a [Bars], start: i64, end: i64, split: &Split) -> Option<Group<'a>> {
+        let mut windows = Vec::with_capacity(data.len());
+        for bars in data {
+            bars.check_columns().ok()?;
+            let window = bars.window(start, end);
+            let view = BarsView::new(bars, window.clone());
+            // Aligned symbols (the same open times), every bar valid.
+            let aligned =
+                windows.first().is_none_or(|w: &Range<usize>| data[0].open_time[w.clone()] == *view.open_time);
+            if view.is_empty() || !aligned || view.first_bad_bar(0).is_some() {
+                return None;
+            }
+            windows.push(window);
         }
+        let (bars, window) = (&data[0], windows[0].clone());
         let mut parts = Vec::new();
         let mut at = window.start;
         for &(from, to) in std::iter::once(&split.in_sample).chain(&split.tests) {
@@ -401,7 +440,15 @@ impl<'a> Group<'a> {
             at = part.end;
             parts.push(part.start - window.start..part.end - window.start);
         }
-        (at == window.end).then_some(Group { view, parts, sum: Vec::new() })
+        let part_views = parts
+            .iter()
+            .map(|p| {
+                let symbols = data.iter().zip(&windows);
+                symbols.map(|(bars, w)| BarsView::new(bars, w.start + p.start..w.start + p.end)).collect()
+            })
+            .collect();
+        let view = BarsView::new(bars, window.clone());
+        (at == window.end).then_some(Group { view, parts, part_views, sum: Vec::new() })
     }
 
     /// Evaluates the jobs (all on this group's window): `(config index, evaluation)`.
@@ -524,6 +571,13 @@ enum Source {
     MaCross { fast: usize, slow: usize, slow_len: usize, prev: usize },
     Breakout { series: usize },
     Rsi { series: usize, oversold: f64, overbought: f64 },
+    Rotation,
+}
+
+/// A config's simulation of the current part.
+enum Sim {
+    Signal(SignalSim<Execution, TradeStats>),
+    Rotation(RotationSim<Execution, TradeStats>),
 }
 
 /// One config's progress through the window.
@@ -532,7 +586,7 @@ struct State<'j, 'c> {
     source: Source,
     /// The part being simulated (0: in sample, then the test windows) and its simulation.
     part: usize,
-    sim: Option<SignalSim<Execution, TradeStats>>,
+    sim: Option<Sim>,
     in_sample: Option<Scores>,
     chain: Chain,
 }
@@ -550,6 +604,7 @@ impl<'j, 'c> State<'j, 'c> {
             Indicator::Rsi { period, oversold, overbought } => {
                 Source::Rsi { series: Shared::index(&shared.periods, period), oversold, overbought }
             }
+            Indicator::Rotation { .. } => Source::Rotation,
         };
         State { job, source, part: 0, sim: None, in_sample: None, chain: Chain::new(job.capital, job.bar_ms) }
     }
@@ -568,6 +623,7 @@ impl<'j, 'c> State<'j, 'c> {
                 let part = group.parts[self.part].clone();
                 let v = &group.view;
                 let job = self.job;
+                let views = &group.part_views[self.part];
                 let sim = self.sim.get_or_insert_with(|| {
                     let curve = Curve::metrics_only(
                         job.capital,
@@ -575,24 +631,42 @@ impl<'j, 'c> State<'j, 'c> {
                         v.open_time[part.end - 1],
                         job.bar_ms,
                     );
-                    let sizing = Sizing { fraction: job.fraction };
                     let exec = crate::execution(job.config);
-                    SignalSim::new(curve, job.direction, job.capital, sizing, exec, TradeStats::default())
+                    match job.indicator {
+                        Indicator::Rotation { lookback, top_n, rebalance_every } => {
+                            let p = RotationParams { lookback, top_n, rebalance_every, fraction: job.fraction };
+                            let trades = TradeStats::default();
+                            Sim::Rotation(RotationSim::new(views.len(), curve, job.capital, &p, exec, trades))
+                        }
+                        _ => {
+                            let sizing = Sizing { fraction: job.fraction };
+                            let trades = TradeStats::default();
+                            Sim::Signal(SignalSim::new(curve, job.direction, job.capital, sizing, exec, trades))
+                        }
+                    }
                 });
                 let stop = e.min(part.end);
                 let (r, k) = (at..stop, at - b..stop - b);
                 let time = &v.open_time[r.clone()];
                 let equity = &mut equity[..stop - at];
-                let (open, high, low, close) = (&v.open[r.clone()], &v.high[r.clone()], &v.low[r.clone()], &v.close[r]);
-                sim.block(at - part.start, time, open, high, low, close, &events[k], equity);
+                match sim {
+                    Sim::Signal(sim) => {
+                        let (open, high, low, close) =
+                            (&v.open[r.clone()], &v.high[r.clone()], &v.low[r.clone()], &v.close[r]);
+                        sim.block(at - part.start, time, open, high, low, close, &events[k], equity);
+                    }
+                    Sim::Rotation(sim) => sim.block(views, at - part.start, stop - part.start, equity),
+                }
                 if self.part > 0 {
                     self.chain.extend(time, equity, &mut scaled);
                 }
                 at = stop;
                 if stop == part.end {
                     let last = part.end - 1;
-                    let end =
-                        self.sim.take().map(|s| s.finish(v.open_time[last], v.close[last], part.len(), job.bar_ms));
+                    let end = self.sim.take().map(|sim| match sim {
+                        Sim::Signal(s) => s.finish(v.open_time[last], v.close[last], part.len(), job.bar_ms),
+                        Sim::Rotation(s) => s.finish(views, job.bar_ms),
+                    });
                     if let Some(end) = end {
                         if self.part == 0 {
                             self.in_sample = Some(Scores::of_sim(job.capital, &end));
@@ -622,6 +696,7 @@ impl<'j, 'c> State<'j, 'c> {
                     *event = rsi_event(r, oversold, overbought);
                 }
             }
+            Source::Rotation => {}
         }
     }
 
