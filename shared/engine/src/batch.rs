@@ -19,12 +19,11 @@
 //! equity goes to a metrics-only curve: no per-bar equity, no trade list (running sums,
 //! [`TradeStats`]). One pass over the window per config gives the in-sample run and every test
 //! window (they tile the window). `tpl_momentum_rotation` shares the bars only (its momentum is
-//! read at rebalances, per config).
+//! read at rebalances, per config), and so does `tpl_grid` (no indicator).
 //!
-//! `tpl_grid` shares nothing worth a batch path (no indicator; its loop is all per-config
-//! state): each of its configs runs through the job's own loop ([`crate::run`]'s), in parallel
-//! across configs; so does any config whose window has a bar the job would refuse (it gets the
-//! job's error, exactly).
+//! Any config whose window has a bar the job would refuse, or that the engine cannot take (a
+//! moving-average cross with `fast >= slow`), runs through the job's own loops
+//! ([`evaluate_one`]), in parallel across configs, and gets the job's result or error exactly.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -35,6 +34,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::curve::Curve;
+use crate::grid::{GridParams, GridSim};
 use crate::metrics::{self, RunFigures, TradeStats};
 use crate::result::{Metrics, StructuredMetrics};
 use crate::rotation::{RotationParams, RotationSim};
@@ -343,6 +343,8 @@ enum Indicator {
         top_n: usize,
         rebalance_every: usize,
     },
+    /// A grid: nothing shared but the bars.
+    Grid(GridParams),
 }
 
 impl Indicator {
@@ -353,6 +355,7 @@ impl Indicator {
             Indicator::Breakout { lookback } => (lookback, 0),
             Indicator::Rsi { period, .. } => (period, 0),
             Indicator::Rotation { lookback, .. } => (lookback, 0),
+            Indicator::Grid(p) => (p.levels, 0),
         }
     }
 }
@@ -392,7 +395,10 @@ impl<'a> Job<'a> {
             StrategyParams::MomentumRotation { lookback, top_n, rebalance_every, fraction } => {
                 (Indicator::Rotation { lookback, top_n, rebalance_every }, Direction::Long, fraction)
             }
-            StrategyParams::Grid { .. } | StrategyParams::MaCross { .. } => return None,
+            StrategyParams::Grid { levels, lower, upper, spacing } => {
+                (Indicator::Grid(GridParams { levels, lower, upper, spacing }), Direction::Long, 1.0)
+            }
+            StrategyParams::MaCross { .. } => return None,
         };
         let split = validation.split_of(config).ok()?;
         let (capital, bar_ms) = (crate::capital_of(config), config.timeframe.millis());
@@ -568,16 +574,29 @@ impl<'a> Shared<'a> {
 /// Where a config's events come from.
 #[derive(Clone, Copy)]
 enum Source {
-    MaCross { fast: usize, slow: usize, slow_len: usize, prev: usize },
-    Breakout { series: usize },
-    Rsi { series: usize, oversold: f64, overbought: f64 },
-    Rotation,
+    MaCross {
+        fast: usize,
+        slow: usize,
+        slow_len: usize,
+        prev: usize,
+    },
+    Breakout {
+        series: usize,
+    },
+    Rsi {
+        series: usize,
+        oversold: f64,
+        overbought: f64,
+    },
+    /// No events (rotation, grid).
+    None,
 }
 
 /// A config's simulation of the current part.
 enum Sim {
     Signal(SignalSim<Execution, TradeStats>),
     Rotation(RotationSim<Execution, TradeStats>),
+    Grid(GridSim<Execution, TradeStats>),
 }
 
 /// One config's progress through the window.
@@ -604,7 +623,7 @@ impl<'j, 'c> State<'j, 'c> {
             Indicator::Rsi { period, oversold, overbought } => {
                 Source::Rsi { series: Shared::index(&shared.periods, period), oversold, overbought }
             }
-            Indicator::Rotation { .. } => Source::Rotation,
+            Indicator::Rotation { .. } | Indicator::Grid(_) => Source::None,
         };
         State { job, source, part: 0, sim: None, in_sample: None, chain: Chain::new(job.capital, job.bar_ms) }
     }
@@ -638,6 +657,10 @@ impl<'j, 'c> State<'j, 'c> {
                             let trades = TradeStats::default();
                             Sim::Rotation(RotationSim::new(views.len(), curve, job.capital, &p, exec, trades))
                         }
+                        Indicator::Grid(p) => {
+                            let (time, open) = (v.open_time[part.start], v.open[part.start]);
+                            Sim::Grid(GridSim::new(&p, time, open, curve, job.capital, exec, TradeStats::default()))
+                        }
                         _ => {
                             let sizing = Sizing { fraction: job.fraction };
                             let trades = TradeStats::default();
@@ -656,6 +679,11 @@ impl<'j, 'c> State<'j, 'c> {
                         sim.block(at - part.start, time, open, high, low, close, &events[k], equity);
                     }
                     Sim::Rotation(sim) => sim.block(views, at - part.start, stop - part.start, equity),
+                    Sim::Grid(sim) => {
+                        let (open, high, low, close) =
+                            (&v.open[r.clone()], &v.high[r.clone()], &v.low[r.clone()], &v.close[r]);
+                        sim.block(time, open, high, low, close, equity);
+                    }
                 }
                 if self.part > 0 {
                     self.chain.extend(time, equity, &mut scaled);
@@ -666,6 +694,7 @@ impl<'j, 'c> State<'j, 'c> {
                     let end = self.sim.take().map(|sim| match sim {
                         Sim::Signal(s) => s.finish(v.open_time[last], v.close[last], part.len(), job.bar_ms),
                         Sim::Rotation(s) => s.finish(views, job.bar_ms),
+                        Sim::Grid(s) => s.finish(v.open_time[last], v.close[last], job.bar_ms),
                     });
                     if let Some(end) = end {
                         if self.part == 0 {
@@ -696,7 +725,7 @@ impl<'j, 'c> State<'j, 'c> {
                     *event = rsi_event(r, oversold, overbought);
                 }
             }
-            Source::Rotation => {}
+            Source::None => {}
         }
     }
 

@@ -5,8 +5,8 @@ use std::borrow::BorrowMut;
 use crate::curve::Curve;
 use crate::fees::Liquidity;
 use crate::sim::{
-    curve_for, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop, StopReason,
-    Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
+    curve_for, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop, StopReason, Trades,
+    BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 use crate::templates::Spacing;
 
@@ -102,7 +102,7 @@ pub fn grid_loop(
 }
 
 /// A grid's parameters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GridParams {
     pub levels: usize,
     pub lower: f64,
@@ -208,7 +208,16 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
                             cash += q * price - fee;
                             traded += q * price;
                             let level = grid.levels[k];
-                            trades.record(cell_trade(time, level, t, price, q, entry_fee, fee, ExitReason::Liquidation));
+                            trades.record(cell_trade(
+                                time,
+                                level,
+                                t,
+                                price,
+                                q,
+                                entry_fee,
+                                fee,
+                                ExitReason::Liquidation,
+                            ));
                         }
                     }
                     grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
