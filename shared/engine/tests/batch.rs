@@ -245,3 +245,26 @@ fn a_bad_bar_gives_every_config_the_jobs_error() {
         assert_eq!(evaluation.map(|_| ()), run(config, &data, &mut NoObserver).map(|_| ()));
     }
 }
+
+#[test]
+fn more_configs_than_a_chunk_keep_their_order_and_metrics() {
+    let data = [walk(5, 400, 100.0)];
+    let (from, to) = (START, START + 399 * STEP);
+    let n = pipai_engine::batch::CHUNK + 77;
+    let configs: Vec<JobConfig> = (0..n)
+        .map(|i| {
+            let direction = ["long", "both"][i % 2];
+            let params = json!({"fast": 1 + i % 7, "slow": 8 + (i * 7919) % 40, "direction": direction});
+            config("tpl_ma_cross", &params, &["BTCUSDT"], (1 + (i % 3) as u32, "fixed_bps", "1"), from, to)
+        })
+        .collect();
+    let evaluations = evaluate(&configs, &data, &Validation::Holdout { test_fraction: Decimal::new(25, 2) });
+    assert_eq!(evaluations.len(), n);
+    for (config, evaluation) in configs.iter().zip(evaluations) {
+        let validation = Validation::Holdout { test_fraction: Decimal::new(25, 2) };
+        let run = run(&validation.in_sample_config(config), &data, &mut NoObserver).unwrap();
+        let evaluation = evaluation.unwrap();
+        assert_eq!(run.result.metrics, evaluation.in_sample.metrics);
+        assert_eq!(Ok(evaluation), evaluate_one(config, &data, &validation));
+    }
+}
