@@ -5,8 +5,8 @@ use std::borrow::BorrowMut;
 use crate::curve::Curve;
 use crate::fees::Liquidity;
 use crate::sim::{
-    curve_for, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop, StopReason, Trades,
-    BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
+    curve_for, Account, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop,
+    StopReason, Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 use crate::templates::Spacing;
 
@@ -113,15 +113,8 @@ pub struct GridParams {
 /// The simulation of [`grid_loop`] as a value, advanced a block of bars at a time (as
 /// `sim::SignalSim` is for the signal templates): a job's loop drives one, a sweep many.
 pub struct GridSim<E, T> {
+    account: Account<T>,
     grid: Grid,
-    curve: Curve,
-    trades: T,
-    cash: f64,
-    traded: f64,
-    in_market: u64,
-    shortfall: f64,
-    stopped: Option<StopReason>,
-    capital: f64,
     exec: E,
 }
 
@@ -146,18 +139,7 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
             levels[..n_levels - 1].iter().map(|&l| if l < first_open { Cell::Armed } else { Cell::Idle }).collect();
         let mut grid = Grid { levels, qty, cells, max_buy: 0.0, min_sell: 0.0, min_idle: 0.0, held: 0.0 };
         grid.refresh();
-        GridSim {
-            grid,
-            curve,
-            trades,
-            cash: capital,
-            traded: 0.0,
-            in_market: 0,
-            shortfall: 0.0,
-            stopped: None,
-            capital,
-            exec,
-        }
+        GridSim { account: Account::new(curve, capital, trades), grid, exec }
     }
 
     /// The next bars of the window (every slice of the same length); `equity` is scratch of that
@@ -171,8 +153,8 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
         closes: &[f64],
         equity: &mut [f64],
     ) {
-        let (grid, exec, trades) = (&mut self.grid, self.exec.borrow_mut(), &mut self.trades);
-        let (mut cash, mut traded, mut in_market) = (self.cash, self.traded, self.in_market);
+        let (grid, exec, trades) = (&mut self.grid, self.exec.borrow_mut(), &mut self.account.trades);
+        let (mut cash, mut traded, mut in_market) = (self.account.cash, self.account.traded, self.account.in_market);
         let bars_of_block = time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(equity.iter_mut());
         for (((((&t, &open), &high), &low), &close), equity) in bars_of_block {
             if low <= grid.max_buy || high >= grid.min_sell {
@@ -223,11 +205,11 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
                     grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
                     grid.refresh();
                     grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
-                    self.stopped = Some(StopReason::Liquidated);
+                    self.account.stopped = Some(StopReason::Liquidated);
                     if cash < 0.0 {
-                        self.shortfall = -cash;
+                        self.account.shortfall = -cash;
                         cash = 0.0;
-                        self.stopped = Some(StopReason::Bankrupt);
+                        self.account.stopped = Some(StopReason::Bankrupt);
                     }
                 }
             }
@@ -242,14 +224,14 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
             in_market += (grid.held > 0.0) as u64;
             *equity = cash + grid.held * close;
         }
-        (self.cash, self.traded, self.in_market) = (cash, traded, in_market);
-        self.curve.extend(time, &equity[..time.len()]);
+        (self.account.cash, self.account.traded, self.account.in_market) = (cash, traded, in_market);
+        self.account.curve.extend(time, &equity[..time.len()]);
     }
 
     /// After the window's last bar (opening at `last_open`, closing at `last_close`): the
     /// end-of-window close of the held cells, and the account's figures.
     pub fn finish(mut self, last_open: i64, last_close: f64, bar_ms: i64) -> SimEnd<T> {
-        let mut final_equity = self.curve.last().unwrap_or(self.capital);
+        let mut final_equity = self.account.last_equity();
         let grid = &self.grid;
         if grid.held > 0.0 {
             let t = last_open + bar_ms;
@@ -259,23 +241,24 @@ impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
                 if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
                     let q = grid.qty[k];
                     let fee = exec.fee(t, q, price, Liquidity::Taker);
-                    self.cash += q * price - fee;
-                    self.traded += q * price;
+                    self.account.cash += q * price - fee;
+                    self.account.traded += q * price;
                     let level = grid.levels[k];
-                    self.trades.record(cell_trade(time, level, t, price, q, entry_fee, fee, ExitReason::EndOfWindow));
+                    self.account.trades.record(cell_trade(
+                        time,
+                        level,
+                        t,
+                        price,
+                        q,
+                        entry_fee,
+                        fee,
+                        ExitReason::EndOfWindow,
+                    ));
                 }
             }
-            final_equity = self.cash;
+            final_equity = self.account.cash;
         }
-        SimEnd {
-            curve: self.curve.finish(final_equity),
-            final_equity,
-            trades: self.trades,
-            traded: self.traded,
-            in_market: self.in_market,
-            shortfall: self.shortfall,
-            stopped: self.stopped,
-        }
+        self.account.end(final_equity)
     }
 }
 

@@ -5,8 +5,8 @@ use std::borrow::BorrowMut;
 use crate::curve::Curve;
 use crate::fees::Liquidity;
 use crate::sim::{
-    curve_for, reportable, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop,
-    StopReason, Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
+    curve_for, reportable, Account, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd,
+    Stop, StopReason, Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -75,14 +75,8 @@ pub fn rotation_loop(
 /// The simulation of [`rotation_loop`] as a value, advanced a block of bars at a time (as
 /// `sim::SignalSim` is for the signal templates): a job's loop drives one, a sweep many.
 pub struct RotationSim<E, T> {
+    account: Account<T>,
     held: Vec<Option<Held>>,
-    curve: Curve,
-    trades: T,
-    cash: f64,
-    traded: f64,
-    in_market: u64,
-    shortfall: f64,
-    stopped: Option<StopReason>,
     pending: Option<Vec<usize>>,
     /// The next rebalancing bar: `lookback`, then every `rebalance_every` bars (a counter rather
     /// than a division every bar).
@@ -91,7 +85,6 @@ pub struct RotationSim<E, T> {
     top_n: usize,
     rebalance_every: usize,
     fraction: f64,
-    capital: f64,
     exec: E,
 }
 
@@ -99,21 +92,14 @@ impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
     /// A flat account of `capital` before the window's first bar; `curve` is the window's.
     pub fn new(n_symbols: usize, curve: Curve, capital: f64, p: &RotationParams, exec: E, trades: T) -> Self {
         RotationSim {
+            account: Account::new(curve, capital, trades),
             held: vec![None; n_symbols],
-            curve,
-            trades,
-            cash: capital,
-            traded: 0.0,
-            in_market: 0,
-            shortfall: 0.0,
-            stopped: None,
             pending: None,
             rebalance_at: p.lookback,
             lookback: p.lookback,
             top_n: p.top_n,
             rebalance_every: p.rebalance_every,
             fraction: p.fraction,
-            capital,
             exec,
         }
     }
@@ -121,9 +107,9 @@ impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
     /// Closes held position `h` of symbol `s` at `price` (a taker fill) at time `t`.
     fn close_position(&mut self, s: usize, h: Held, t: i64, price: f64, reason: ExitReason) {
         let fee = self.exec.borrow_mut().fee(t, h.qty, price, Liquidity::Taker);
-        self.cash += h.qty * price - fee;
-        self.traded += h.qty * price;
-        self.trades.record(RawTrade {
+        self.account.cash += h.qty * price - fee;
+        self.account.traded += h.qty * price;
+        self.account.trades.record(RawTrade {
             symbol: s,
             long: true,
             entry_time: h.time,
@@ -155,7 +141,7 @@ impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
                 let held = &self.held;
                 let marked: f64 =
                     held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].open[i])).sum();
-                let eq = self.cash + marked;
+                let eq = self.account.cash + marked;
                 let exec = self.exec.borrow_mut();
                 let budget = eq * self.fraction * exec.leverage;
                 let per_symbol = budget / self.top_n as f64;
@@ -175,43 +161,43 @@ impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
                         continue;
                     }
                     let fee = exec.fee(t, qty, price, Liquidity::Taker);
-                    self.cash -= qty * price + fee;
-                    self.traded += qty * price;
+                    self.account.cash -= qty * price + fee;
+                    self.account.traded += qty * price;
                     remaining -= notional;
                     self.held[s] = Some(Held { qty, time: t, price, fee });
                 }
             }
             let any_held = self.held.iter().any(|h| h.is_some());
-            if any_held && self.cash < 0.0 {
+            if any_held && self.account.cash < 0.0 {
                 // Account-wide maintenance check at every symbol's low (the adverse extreme).
                 let at_lows: f64 =
                     self.held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].low[i])).sum();
-                if self.cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
+                if self.account.cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
                     for s in 0..self.held.len() {
                         if let Some(h) = self.held[s].take() {
                             let price = symbols[s].low[i];
                             self.close_position(s, h, t, price, ExitReason::Liquidation);
                         }
                     }
-                    if self.cash <= 0.0 {
-                        self.shortfall = -self.cash;
-                        self.cash = 0.0;
-                        self.stopped = Some(StopReason::Bankrupt);
+                    if self.account.cash <= 0.0 {
+                        self.account.shortfall = -self.account.cash;
+                        self.account.cash = 0.0;
+                        self.account.stopped = Some(StopReason::Bankrupt);
                     }
                 }
             }
             let marked: f64 =
                 self.held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
-            self.in_market += self.held.iter().any(|h| h.is_some()) as u64;
-            equity[i - b] = self.cash + marked;
+            self.account.in_market += self.held.iter().any(|h| h.is_some()) as u64;
+            equity[i - b] = self.account.cash + marked;
             if i == self.rebalance_at {
                 self.rebalance_at += self.rebalance_every;
-                if self.stopped.is_none() {
+                if self.account.stopped.is_none() {
                     self.pending = Some(select(symbols, i, self.lookback, self.top_n));
                 }
             }
         }
-        self.curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
+        self.account.curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
     }
 
     /// After the window's last bar: the end-of-window close of every held position, and the
@@ -219,23 +205,15 @@ impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
     pub fn finish(mut self, symbols: &[BarsView<'_>], bar_ms: i64) -> SimEnd<T> {
         let last = symbols[0].len() - 1;
         let t = symbols[0].open_time[last] + bar_ms;
-        let mut final_equity = self.curve.last().unwrap_or(self.capital);
+        let mut final_equity = self.account.last_equity();
         for s in 0..self.held.len() {
             if let Some(h) = self.held[s].take() {
                 let price = self.exec.borrow_mut().market_price(symbols[s].close[last], false);
                 self.close_position(s, h, t, price, ExitReason::EndOfWindow);
-                final_equity = self.cash;
+                final_equity = self.account.cash;
             }
         }
-        SimEnd {
-            curve: self.curve.finish(final_equity),
-            final_equity,
-            trades: self.trades,
-            traded: self.traded,
-            in_market: self.in_market,
-            shortfall: self.shortfall,
-            stopped: self.stopped,
-        }
+        self.account.end(final_equity)
     }
 }
 

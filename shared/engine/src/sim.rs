@@ -602,6 +602,48 @@ pub struct SimEnd<T> {
     pub stopped: Option<StopReason>,
 }
 
+/// The account of a grid or rotation run: what every loop's end reports.
+pub struct Account<T> {
+    pub curve: Curve,
+    pub trades: T,
+    pub cash: f64,
+    pub traded: f64,
+    pub in_market: u64,
+    pub shortfall: f64,
+    pub stopped: Option<StopReason>,
+    pub capital: f64,
+}
+
+impl<T> Account<T> {
+    /// `capital` in cash, nothing traded yet; `curve` is the window's.
+    pub fn new(curve: Curve, capital: f64, trades: T) -> Self {
+        Account { curve, trades, cash: capital, traded: 0.0, in_market: 0, shortfall: 0.0, stopped: None, capital }
+    }
+
+    /// The equity before the end-of-window close: the last bar's, or the capital.
+    pub fn last_equity(&self) -> f64 {
+        self.curve.last().unwrap_or(self.capital)
+    }
+
+    /// The account's end, with the equity after its end-of-window close.
+    pub fn end(self, final_equity: f64) -> SimEnd<T> {
+        SimEnd::of(self.curve, final_equity, self.trades, self.traded, self.in_market, self.shortfall)
+            .stopped(self.stopped)
+    }
+}
+
+impl<T> SimEnd<T> {
+    /// The end of an account tracked by `curve`, after its end-of-window close.
+    pub fn of(curve: Curve, final_equity: f64, trades: T, traded: f64, in_market: u64, shortfall: f64) -> Self {
+        SimEnd { curve: curve.finish(final_equity), final_equity, trades, traded, in_market, shortfall, stopped: None }
+    }
+
+    /// With the reason the account stopped trading, if it did.
+    pub fn stopped(self, stopped: Option<StopReason>) -> Self {
+        SimEnd { stopped, ..self }
+    }
+}
+
 impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
     /// A flat account of `capital` before the window's first bar; `curve` is the window's.
     pub fn new(curve: Curve, direction: Direction, capital: f64, sizing: Sizing, exec: E, trades: T) -> Self {
@@ -698,16 +740,8 @@ impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
             book.close(p, n, t, price, ExitReason::EndOfWindow);
             final_equity = book.hot.cash;
         }
-        let book = self.book;
-        SimEnd {
-            curve: self.curve.finish(final_equity),
-            final_equity,
-            trades: book.trades,
-            traded: book.traded,
-            in_market: book.in_market,
-            shortfall: book.shortfall,
-            stopped: book.stopped,
-        }
+        let b = self.book;
+        SimEnd::of(self.curve, final_equity, b.trades, b.traded, b.in_market, b.shortfall).stopped(b.stopped)
     }
 }
 
