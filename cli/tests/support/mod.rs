@@ -2,6 +2,7 @@
 //! habits, a fresh user per test, job bodies, the paused worker, the jobs queue.
 #![allow(dead_code)] // each test file uses its own part of this
 
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
