@@ -15,7 +15,7 @@
 //! (sorted by their indicator parameters) each distinct moving-average length, Donchian lookback
 //! and RSI period once, into segment buffers every config of the chunk reads. Per config remain
 //! the events (a comparison of two shared series, or a threshold) and the fill / position loop —
-//! the job's own loop as a value ([`SignalSim`], [`RotationSim`]), fed the same floats — whose
+//! the job's own loop as a value ([`SignalSim`], [`RotationSim`], [`GridSim`]), fed the same floats — whose
 //! equity goes to a metrics-only curve: no per-bar equity, no trade list (running sums,
 //! [`TradeStats`]). One pass over the window per config gives the in-sample run and every test
 //! window (they tile the window). `tpl_momentum_rotation` shares the bars only (its momentum is
@@ -360,8 +360,8 @@ impl Indicator {
     }
 }
 
-/// A config the batch engine takes: a signal template on one symbol or a rotation, with a valid
-/// split.
+/// A config the batch engine takes (any template, a signal template on one symbol, a moving-average
+/// cross with `fast < slow`) with a valid split.
 struct Job<'a> {
     index: usize,
     config: &'a JobConfig,
