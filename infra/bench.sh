@@ -16,6 +16,10 @@
 #   infra/bench.sh artifacts  artifact files (equity/trades Parquet + CSV, bars.parquet): writing time and
 #                           size of a one-year 1m job and of the largest accepted job (20 symbols x 5 years
 #                           of 1m; BENCH_ARTIFACT_SYMBOLS / BENCH_ARTIFACT_YEARS shrink it), and the provenance hash
+#   infra/bench.sh sweep    batch::evaluate on one year of 1m bars: each template at 100, 1,000 and 10,000
+#                           configs, on all cores then on one: configs/s, bar evaluations/s (configs x bars
+#                           / s, also per CPU second) and peak RSS, median of 3 (SWEEP_ARGS adds flags, e.g.
+#                           "--sizes 100,1000 --templates tpl_ma_cross"), with the machine's load
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -115,6 +119,19 @@ artifacts() {
   cargo bench -q -p pipai-artifacts --bench write
   echo "    load: $(uptime)"
 }
+# --- sweep (batch engine) ---
+sweep() {
+  echo "==> sweep batch engine (cargo run --release -p pipai-engine --example sweep_bench)"
+  cargo build -q --release -p pipai-engine --example sweep_bench
+  local bench="$REPO/target/release/examples/sweep_bench"
+  echo "    load: $(uptime)"
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 ${SWEEP_ARGS:-}
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 --threads 1 ${SWEEP_ARGS:-}
+  echo "    load: $(uptime)"
+}
+# --- end sweep ---
 
 case "${1:-all}" in
   engine) engine ;;
@@ -123,6 +140,7 @@ case "${1:-all}" in
   results) results ;;
   run) run ;;
   artifacts) artifacts ;;
-  all) engine; data; run; artifacts; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|artifacts|api|results|all]" >&2; exit 2 ;;
+  sweep) sweep ;;
+  all) engine; data; run; sweep; artifacts; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|sweep|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
 esac
