@@ -20,6 +20,9 @@
 #                           configs, on all cores then on one: configs/s, bar evaluations/s (configs x bars
 #                           / s, also per CPU second) and peak RSS, median of 3 (SWEEP_ARGS adds flags, e.g.
 #                           "--sizes 100,1000 --templates tpl_ma_cross"), with the machine's load
+#   infra/bench.sh sweep-vbt  `pipai sweep` of a 100-config SMA grid on one year of 1m bars against vectorbt 1.2
+#                           doing the same grid column-wise (shared/engine/crosscheck/compare_sweep.sh; needs
+#                           the crosscheck venv: shared/engine/crosscheck/run.sh once); not part of `all`
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -132,6 +135,11 @@ sweep() {
   echo "    load: $(uptime)"
 }
 # --- end sweep ---
+# `pipai sweep` against vectorbt (its own script: the venv, both timings, the ratio).
+sweep_vbt() {
+  echo "==> pipai sweep against vectorbt 1.2, 100 configs on one year of 1m bars"
+  bash "$REPO/shared/engine/crosscheck/compare_sweep.sh"
+}
 
 case "${1:-all}" in
   engine) engine ;;
@@ -141,6 +149,7 @@ case "${1:-all}" in
   run) run ;;
   artifacts) artifacts ;;
   sweep) sweep ;;
+  sweep-vbt) sweep_vbt ;;
   all) engine; data; run; sweep; artifacts; api; results ;;
   *) echo "usage: infra/bench.sh [engine|data|run|sweep|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
 esac

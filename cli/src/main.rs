@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod run;
 mod strategies;
+mod sweep;
 mod table;
 mod templates;
 mod webhooks;
@@ -35,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Sweep(sweep::SweepArgs),
     Jobs(jobs::JobsArgs),
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),

@@ -1,12 +1,12 @@
 //! `pipai run`: one backtest, offline, on local bar files. The same engine, config validation and
 //! result shape as the service, so what you see here is what a job returns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pipai_engine::time::iso;
-use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver};
+use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver, Timeframe};
 use pipai_market_data::Coverage;
 
 use crate::bar_files::{parse_bars, read_file, to_timeframe};
@@ -82,34 +82,10 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 
     let mut data = Vec::with_capacity(files.len());
     for (symbol, path) in config.symbols.iter().zip(&files) {
-        let bytes = read_file(path)?;
-        phases.end("read");
-        let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, config.timeframe)?;
-        phases.end("parse");
-        let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
-            .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
-        if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
-            if args.strict {
-                return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
-            }
-            eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
-        }
-        data.push(bars);
-        phases.end("validate");
+        let window = (config.start_ms(), config.end_ms());
+        data.push(load_bars(symbol, path, config.timeframe, window, args.strict, &mut phases)?);
     }
-    if let Some((from, to)) = shared_span(&config, &data)? {
-        eprintln!(
-            "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
-             of the window all of them cover",
-            iso(from),
-            iso(to)
-        );
-        let at = |ms| {
-            DateTime::from_timestamp_millis(ms)
-                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
-        };
-        (config.start, config.end) = (at(from)?, at(to)?);
-    }
+    narrow_to_shared_span(&mut config, &data)?;
     phases.end("validate");
 
     let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
@@ -182,19 +158,65 @@ fn write_artifacts(
     }
 }
 
+/// The bars of `symbol` from its `--data` file at `timeframe`, checked to cover `window`
+/// (`(start_ms, end_ms)`): a gap or a partly covered window is a warning, or with `strict` an
+/// error (exit 3).
+pub(crate) fn load_bars(
+    symbol: &str,
+    path: &Path,
+    timeframe: Timeframe,
+    (start_ms, end_ms): (i64, i64),
+    strict: bool,
+    phases: &mut Phases,
+) -> Result<Bars, CliError> {
+    let bytes = read_file(path)?;
+    phases.end("read");
+    let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, timeframe)?;
+    phases.end("parse");
+    let coverage = Coverage::from_bars(symbol, timeframe, &bars)
+        .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
+    if let Err(uncovered) = coverage.check(start_ms, end_ms) {
+        if strict {
+            return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
+        }
+        eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
+    }
+    phases.end("validate");
+    Ok(bars)
+}
+
+/// Narrows `config`'s window to the part every symbol's bars cover, with a warning, when the
+/// symbols' bars start or end at different times (see [`shared_span`]).
+pub(crate) fn narrow_to_shared_span(config: &mut JobConfig, data: &[Bars]) -> Result<(), CliError> {
+    if let Some((from, to)) = shared_span(config, data)? {
+        eprintln!(
+            "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
+             of the window all of them cover",
+            iso(from),
+            iso(to)
+        );
+        let at = |ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
+        };
+        (config.start, config.end) = (at(from)?, at(to)?);
+    }
+    Ok(())
+}
+
 /// Wall time spent in each phase of a run, in the order the phases first ended.
-struct Phases {
+pub(crate) struct Phases {
     last: Instant,
     spent: Vec<(&'static str, Duration)>,
 }
 
 impl Phases {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Phases { last: Instant::now(), spent: Vec::new() }
     }
 
     /// Counts the time since the previous call towards `phase`.
-    fn end(&mut self, phase: &'static str) {
+    pub(crate) fn end(&mut self, phase: &'static str) {
         let now = Instant::now();
         let took = now - self.last;
         self.last = now;
@@ -258,7 +280,7 @@ fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, 
 }
 
 /// Pairs each configured symbol with its `--data` file.
-fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
+pub(crate) fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
     let mut named: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for a in args {
         match a.split_once('=') {

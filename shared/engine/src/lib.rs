@@ -31,6 +31,7 @@ pub mod rotation;
 pub mod signals;
 pub mod sim;
 pub mod strategy;
+pub mod sweep;
 pub mod templates;
 pub mod time;
 
