@@ -9,7 +9,7 @@ use pipai_engine::time::iso;
 use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver};
 use pipai_market_data::Coverage;
 
-use crate::bar_files::{parse_bars, read_file, to_timeframe};
+use crate::bar_files::{expand, parse_series, read_files, series_name, to_timeframe};
 
 use crate::error::CliError;
 use crate::table;
@@ -46,7 +46,9 @@ pub struct RunArgs {
     /// The job config: a create-job request body (JSON).
     #[arg(long, value_name = "JOB.json")]
     config: PathBuf,
-    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`, once per symbol.
+    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`. A symbol's bars
+    /// may come in several files (repeat --data) or a directory of them (its *.parquet, *.csv
+    /// and *.zip files, e.g. month partitions): they are joined in time order, overlaps refused.
     #[arg(long = "data", value_name = "[SYMBOL=]PATH", required = true)]
     data: Vec<String>,
     /// Write the result JSON here.
@@ -75,18 +77,20 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     phases.end("parse");
 
     let mut data = Vec::with_capacity(files.len());
-    for (symbol, path) in config.symbols.iter().zip(&files) {
-        let bytes = read_file(path)?;
+    for (symbol, paths) in config.symbols.iter().zip(&files) {
+        let paths = expand(paths)?;
+        let name = series_name(&paths);
+        let bytes = read_files(&paths)?;
         phases.end("read");
-        let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, config.timeframe)?;
+        let bars = to_timeframe(symbol, &name, parse_series(bytes)?, config.timeframe)?;
         phases.end("parse");
         let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
-            .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
+            .map_err(|e| CliError::Data(format!("{name}: {e}")))?;
         if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
             if args.strict {
-                return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
+                return Err(CliError::Data(format!("{name}: {uncovered}")));
             }
-            eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
+            eprintln!("warning: {name}: {uncovered}; running on the bars there are");
         }
         data.push(bars);
         phases.end("validate");
@@ -224,8 +228,8 @@ fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, 
     Ok((!spans.iter().all(|s| (s.1, s.2) == (from, to))).then_some((from, to)))
 }
 
-/// Pairs each configured symbol with its `--data` file.
-fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
+/// Pairs each configured symbol with its `--data` files (one or more each, in the order given).
+fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<Vec<PathBuf>>, CliError> {
     let mut named: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for a in args {
         match a.split_once('=') {
@@ -235,29 +239,24 @@ fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, Cli
             _ => named.push((None, PathBuf::from(a))),
         }
     }
-    if let [(None, path)] = named.as_slice() {
-        if symbols.len() == 1 {
-            return Ok(vec![path.clone()]);
-        }
-    }
-    let mut out = Vec::with_capacity(symbols.len());
-    for s in symbols {
-        let found: Vec<&PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p).collect();
-        match found.as_slice() {
-            [one] => out.push((*one).clone()),
-            [] => {
-                return Err(CliError::Config(format!(
-                    "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
-                )))
-            }
-            _ => return Err(CliError::Config(format!("--data names {s} more than once"))),
-        }
-    }
     if let Some((Some(extra), _)) = named.iter().find(|(n, _)| n.is_some_and(|n| !symbols.iter().any(|s| s == n))) {
         return Err(CliError::Config(format!("--data names {extra}, which the job does not trade")));
     }
+    if symbols.len() == 1 {
+        return Ok(vec![named.into_iter().map(|(_, p)| p).collect()]);
+    }
     if named.iter().any(|(n, _)| n.is_none()) {
         return Err(CliError::Config("with several symbols every --data must be SYMBOL=PATH".into()));
+    }
+    let mut out = Vec::with_capacity(symbols.len());
+    for s in symbols {
+        let found: Vec<PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p.clone()).collect();
+        if found.is_empty() {
+            return Err(CliError::Config(format!(
+                "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
+            )));
+        }
+        out.push(found);
     }
     Ok(out)
 }
@@ -272,16 +271,26 @@ mod tests {
 
     #[test]
     fn data_arguments_pair_with_symbols() {
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), vec![PathBuf::from("a.csv")]);
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), [vec![PathBuf::from("a.csv")]]);
         assert_eq!(
             assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["ETHUSDT=e.csv".into(), "BTCUSDT=b.csv".into()]).unwrap(),
-            vec![PathBuf::from("b.csv"), PathBuf::from("e.csv")]
+            [vec![PathBuf::from("b.csv")], vec![PathBuf::from("e.csv")]]
         );
         let err = assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=b.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("no bars for ETHUSDT"), "{err}");
         let err = assign_files(&syms(&["BTCUSDT"]), &["BTCUSDT=b.csv".into(), "XRPUSDT=x.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("XRPUSDT"), "{err}");
         // A Windows-like or odd path with '=' in it is a path, not SYMBOL=PATH.
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), vec![PathBuf::from("./x=y.csv")]);
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), [vec![PathBuf::from("./x=y.csv")]]);
+        // Several files of one symbol, named or not, stay in the order given.
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["a.parquet".into(), "BTCUSDT=b.parquet".into()]).unwrap(),
+            [vec![PathBuf::from("a.parquet"), PathBuf::from("b.parquet")]]
+        );
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=1.csv".into(), "ETHUSDT=e.csv".into(), "BTCUSDT=2.csv".into()])
+                .unwrap(),
+            [vec![PathBuf::from("1.csv"), PathBuf::from("2.csv")], vec![PathBuf::from("e.csv")]]
+        );
     }
 }
