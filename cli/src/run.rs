@@ -84,8 +84,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         phases.end("read");
         let bars = to_timeframe(symbol, &name, parse_series(bytes)?, config.timeframe)?;
         phases.end("parse");
-        let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
-            .map_err(|e| CliError::Data(format!("{name}: {e}")))?;
+        let coverage =
+            Coverage::from_bars(symbol, config.timeframe, &bars).map_err(|e| CliError::Data(format!("{name}: {e}")))?;
         if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
             if args.strict {
                 return Err(CliError::Data(format!("{name}: {uncovered}")));
@@ -250,7 +250,8 @@ fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<Vec<PathBuf>>
     }
     let mut out = Vec::with_capacity(symbols.len());
     for s in symbols {
-        let found: Vec<PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p.clone()).collect();
+        let found: Vec<PathBuf> =
+            named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p.clone()).collect();
         if found.is_empty() {
             return Err(CliError::Config(format!(
                 "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
@@ -281,15 +282,21 @@ mod tests {
         let err = assign_files(&syms(&["BTCUSDT"]), &["BTCUSDT=b.csv".into(), "XRPUSDT=x.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("XRPUSDT"), "{err}");
         // A Windows-like or odd path with '=' in it is a path, not SYMBOL=PATH.
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), [vec![PathBuf::from("./x=y.csv")]]);
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(),
+            [vec![PathBuf::from("./x=y.csv")]]
+        );
         // Several files of one symbol, named or not, stay in the order given.
         assert_eq!(
             assign_files(&syms(&["BTCUSDT"]), &["a.parquet".into(), "BTCUSDT=b.parquet".into()]).unwrap(),
             [vec![PathBuf::from("a.parquet"), PathBuf::from("b.parquet")]]
         );
         assert_eq!(
-            assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=1.csv".into(), "ETHUSDT=e.csv".into(), "BTCUSDT=2.csv".into()])
-                .unwrap(),
+            assign_files(
+                &syms(&["BTCUSDT", "ETHUSDT"]),
+                &["BTCUSDT=1.csv".into(), "ETHUSDT=e.csv".into(), "BTCUSDT=2.csv".into()]
+            )
+            .unwrap(),
             [vec![PathBuf::from("1.csv"), PathBuf::from("2.csv")], vec![PathBuf::from("e.csv")]]
         );
     }

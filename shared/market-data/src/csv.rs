@@ -324,7 +324,10 @@ pub fn parse_zip(name: &str, bytes: &[u8]) -> Result<(Bars, KlineFormat), CsvErr
         size,
         MAX_UNZIPPED_BYTES,
         &|source| CsvError::Io { file: inner_name.clone(), source },
-        &|| CsvError::Zip { file: name.to_string(), reason: format!("{inner} is larger than {MAX_UNZIPPED_BYTES} bytes") },
+        &|| CsvError::Zip {
+            file: name.to_string(),
+            reason: format!("{inner} is larger than {MAX_UNZIPPED_BYTES} bytes"),
+        },
     )
 }
 

@@ -451,7 +451,11 @@ impl BarsFile {
             let group_end = group_start + group.metadata().num_rows().max(0) as usize;
             let (from, to) = (rows.start.max(group_start), rows.end.min(group_end));
             let whole = (from, to) == (group_start, group_end);
-            if from < to && whole && self.required[k] && read_plain_pages(&*group, name, self.idx[k], to - from, dst, from_le)? {
+            if from < to
+                && whole
+                && self.required[k]
+                && read_plain_pages(&*group, name, self.idx[k], to - from, dst, from_le)?
+            {
                 // Done without a decoder.
             } else if from < to {
                 // The schema was checked on opening, so the reader has the type asked for.
