@@ -25,21 +25,9 @@ pub fn file_timeframe(name: &str, bars: &Bars) -> Result<Timeframe, CliError> {
     })
 }
 
-/// Reads a bar file, strictly (file, line and reason on the first bad row).
-pub fn read_bars(path: &Path) -> Result<Bars, CliError> {
-    parse_bars(path, read_file(path)?)
-}
-
 /// A bar file's bytes (mapped, not copied).
 pub fn read_file(path: &Path) -> Result<FileBytes, CliError> {
     FileBytes::read(path).map_err(CliError::io(path))
-}
-
-/// Parses a bar file's bytes, read from `path`: Parquet (detected by its magic bytes) as the
-/// market-data bucket stores it, or a kline CSV or zip, strictly (file, line and reason on the
-/// first bad row). A mapped CSV's pages are given back as they are parsed.
-pub fn parse_bars(path: &Path, bytes: FileBytes) -> Result<Bars, CliError> {
-    parse_series(vec![(path.to_path_buf(), bytes)])
 }
 
 /// The bar files `paths` name, in order: a file is itself, a directory stands for its bar files
@@ -82,7 +70,9 @@ pub fn read_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, FileBytes)>, CliErr
     paths.iter().map(|p| Ok((p.clone(), read_file(p)?))).collect()
 }
 
-/// Bars of one symbol from one or several files, each strict as in [`parse_bars`], concatenated
+/// Bars of one symbol from one or several files, each read strictly: Parquet (detected by its
+/// magic bytes) as the market-data bucket stores it, or a kline CSV or zip (file, line and reason
+/// on the first bad row; a mapped CSV's pages given back as they are parsed), concatenated
 /// in time order (files sorted by their first bar), a file that overlaps another refused. Parquet
 /// files only: decoded at once, the columns on every core, into one allocation.
 pub fn parse_series(files: Vec<(PathBuf, FileBytes)>) -> Result<Bars, CliError> {
@@ -178,6 +168,16 @@ mod tests {
     use super::*;
     use pipai_market_data::csv::write_plain;
     use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
+
+    /// Reads one bar file.
+    fn read_bars(path: &Path) -> Result<Bars, CliError> {
+        parse_bars(path, read_file(path)?)
+    }
+
+    /// Parses one bar file's bytes.
+    fn parse_bars(path: &Path, bytes: FileBytes) -> Result<Bars, CliError> {
+        parse_series(vec![(path.to_path_buf(), bytes)])
+    }
 
     #[test]
     fn csv_and_parquet_files_read_alike() {
