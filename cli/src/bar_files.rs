@@ -9,7 +9,7 @@ use pipai_engine::{Bars, Timeframe};
 use pipai_market_data::csv::parse_file;
 use pipai_market_data::csv::FileBytes;
 use pipai_market_data::layout::append;
-use pipai_market_data::{bars_from_parquet_files, resample, CsvError};
+use pipai_market_data::{bars_from_parquet_files_releasing, resample, CsvError};
 
 use crate::error::CliError;
 
@@ -107,7 +107,9 @@ pub fn parse_series(files: Vec<(PathBuf, FileBytes)>) -> Result<Bars, CliError> 
 
 /// Decodes Parquet files into one `Bars`, with the rows of each.
 fn parquet_series(paths: &[PathBuf], bytes: Vec<FileBytes>) -> Result<(Bars, Vec<Range<usize>>), CliError> {
-    let (bars, rows) = bars_from_parquet_files(bytes.into_iter().map(Into::into).collect())
+    // Each file's pages are given back once its columns are decoded (see `FileBytes::release`).
+    let (files, bytes): (Vec<_>, Vec<_>) = bytes.into_iter().map(FileBytes::into_shared).unzip();
+    let (bars, rows) = bars_from_parquet_files_releasing(bytes, &|i, part| files[i].release(part))
         .map_err(|(i, e)| CliError::Data(format!("{}: {e}", paths[i].display())))?;
     let mut at = 0;
     let ranges = rows

@@ -256,6 +256,24 @@ fn page_size() -> usize {
     usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
+impl FileBytes {
+    /// The file's bytes for the Parquet reader, without a copy, and the file, to give back the
+    /// pages the reader is done with ([`FileBytes::release`]) while it holds the bytes.
+    pub fn into_shared(self) -> (std::sync::Arc<FileBytes>, bytes::Bytes) {
+        let file = std::sync::Arc::new(self);
+        (file.clone(), bytes::Bytes::from_owner(SharedFile(file)))
+    }
+}
+
+/// A file's bytes owned by several.
+struct SharedFile(std::sync::Arc<FileBytes>);
+
+impl AsRef<[u8]> for SharedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The file's bytes for the Parquet reader, without a copy.
 impl From<FileBytes> for bytes::Bytes {
     fn from(file: FileBytes) -> bytes::Bytes {

@@ -260,6 +260,16 @@ pub fn bars_from_parquet(bytes: impl Into<Bytes>) -> Result<Bars, ParquetBarsErr
 /// does. Returns the bars and the rows of each file; an error comes with the index of the file
 /// it is about.
 pub fn bars_from_parquet_files(files: Vec<Bytes>) -> Result<(Bars, Vec<usize>), (usize, ParquetBarsError)> {
+    bars_from_parquet_files_releasing(files, &|_, _| {})
+}
+
+/// [`bars_from_parquet_files`], calling `release(i, part)` with the bytes of each column of file
+/// `i` once they are decoded (for a mapped file to give its pages back, as the CSV parser does:
+/// the bars are then never held beside the whole file). `part` may be read again afterwards.
+pub fn bars_from_parquet_files_releasing(
+    files: Vec<Bytes>,
+    release: &(dyn Fn(usize, &[u8]) + Sync),
+) -> Result<(Bars, Vec<usize>), (usize, ParquetBarsError)> {
     let files = files
         .into_iter()
         .enumerate()
@@ -271,6 +281,7 @@ pub fn bars_from_parquet_files(files: Vec<Bytes>) -> Result<(Bars, Vec<usize>), 
     if total < PARALLEL_DECODE_ROWS {
         for (i, file) in files.iter().enumerate() {
             file.append_to(&mut out).map_err(|e| (i, e))?;
+            (0..COLUMNS.len()).flat_map(|k| file.column_bytes(k)).for_each(|part| release(i, part));
         }
         return Ok((out, rows));
     }
@@ -282,11 +293,12 @@ pub fn bars_from_parquet_files(files: Vec<Bytes>) -> Result<(Bars, Vec<usize>), 
     let decoded = crate::csv::on_each(columns, |mut column| {
         for (i, file) in files.iter().enumerate() {
             let rows = 0..file.rows();
-            match &mut column {
-                Destination::Time(dst) => file.read_open_time(rows, dst),
-                Destination::Float(c, dst) => file.read_floats(*c, rows, dst),
+            let k = match &mut column {
+                Destination::Time(dst) => file.read_open_time(rows, dst).map(|()| 0),
+                Destination::Float(c, dst) => file.read_floats(*c, rows, dst).map(|()| c.index()),
             }
             .map_err(|e| (i, e))?;
+            file.column_bytes(k).for_each(|part| release(i, part));
         }
         Ok(())
     });
@@ -337,6 +349,8 @@ impl FloatColumn {
 /// columns of one file, straight into their own output vectors).
 pub struct BarsFile {
     reader: SerializedFileReader<Bytes>,
+    /// The file's bytes (shared with the reader).
+    bytes: Bytes,
     /// Leaf index of each of [`COLUMNS`] in the file.
     idx: [usize; 6],
     /// Whether each of [`COLUMNS`] is `required` (no definition levels in its pages).
@@ -347,7 +361,8 @@ pub struct BarsFile {
 impl BarsFile {
     /// Opens a bars file (see the module doc for what it accepts).
     pub fn open(bytes: impl Into<Bytes>) -> Result<BarsFile, ParquetBarsError> {
-        let reader = SerializedFileReader::new(bytes.into())?;
+        let bytes = bytes.into();
+        let reader = SerializedFileReader::new(bytes.clone())?;
         let meta = reader.metadata();
         let schema = meta.file_metadata().schema_descr();
         let mut idx = [0usize; 6];
@@ -380,12 +395,21 @@ impl BarsFile {
             required[k] = c.max_def_level() == 0;
         }
         let rows = meta.file_metadata().num_rows().max(0) as usize;
-        Ok(BarsFile { reader, idx, required, rows })
+        Ok(BarsFile { reader, bytes, idx, required, rows })
     }
 
     /// Rows in the file.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The bytes of column `k` of [`COLUMNS`] in the file, one stretch per row group.
+    fn column_bytes(&self, k: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        self.reader.metadata().row_groups().iter().filter_map(move |group| {
+            let (start, len) = group.column(self.idx[k]).byte_range();
+            let (start, len) = (usize::try_from(start).ok()?, usize::try_from(len).ok()?);
+            self.bytes.get(start..start.checked_add(len)?)
+        })
     }
 
     /// Appends every row to `out`, one column after another. Returns the number of rows.
@@ -571,6 +595,29 @@ mod tests {
         let mut appended = Bars::default();
         assert_eq!(append_bars_from_parquet(bytes, &mut appended).unwrap(), bars.len());
         assert_eq!(appended, back);
+    }
+
+    #[test]
+    fn every_column_chunk_is_released_once_decoded() {
+        for days in [1, 50] {
+            let bars = generate_1m(3, 100.0, PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + days * 86_400_000);
+            let files: Vec<Bytes> = crate::layout::split_by_month(&bars)
+                .iter()
+                .map(|(_, part)| Bytes::from(bars_to_parquet(part).unwrap()))
+                .collect();
+            let released = std::sync::Mutex::new(vec![0usize; files.len()]);
+            let (back, rows) = bars_from_parquet_files_releasing(files.clone(), &|i, part| {
+                assert!(part.len() < files[i].len());
+                released.lock().unwrap()[i] += part.len();
+            })
+            .unwrap();
+            assert_eq!(back, bars);
+            assert_eq!(rows.iter().sum::<usize>(), bars.len());
+            // The six column chunks: all of a file but its header and footer.
+            for (file, n) in files.iter().zip(released.into_inner().unwrap()) {
+                assert!(n > file.len() * 9 / 10 && n < file.len(), "{n} of {}", file.len());
+            }
+        }
     }
 
     #[test]
