@@ -14,8 +14,10 @@ mod jobs;
 mod keys;
 mod run;
 mod strategies;
+mod sweep;
 mod table;
 mod templates;
+mod webhooks;
 
 /// PipAI Backtest: run trading-strategy backtests offline or as jobs on the PipAI service.
 ///
@@ -34,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Sweep(sweep::SweepArgs),
     Jobs(jobs::JobsArgs),
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -41,17 +44,21 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     Strategies(strategies::StrategiesArgs),
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Jobs(args) => jobs::run(args),
         Command::Data(cmd) => data::run(cmd),
         Command::Templates(args) => templates::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Strategies(args) => strategies::run(args),
+        Command::Webhooks(cmd) => webhooks::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

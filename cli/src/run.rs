@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use pipai_engine::time::iso;
-use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver};
+use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver, Timeframe};
 use pipai_market_data::Coverage;
 
-use crate::bar_files::{parse_bars, read_file, to_timeframe};
+use crate::bar_files::{expand, parse_series, read_files, series_name, to_timeframe};
 
 use crate::error::CliError;
 use crate::table;
@@ -49,7 +49,9 @@ pub struct RunArgs {
     /// The job config: a create-job request body (JSON).
     #[arg(long, value_name = "JOB.json")]
     config: PathBuf,
-    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`, once per symbol.
+    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`. A symbol's bars
+    /// may come in several files (repeat --data) or a directory of them (its *.parquet, *.csv
+    /// and *.zip files, e.g. month partitions): they are joined in time order, overlaps refused.
     #[arg(long = "data", value_name = "[SYMBOL=]PATH", required = true)]
     data: Vec<String>,
     /// Write the result JSON here.
@@ -81,35 +83,11 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     phases.end("parse");
 
     let mut data = Vec::with_capacity(files.len());
-    for (symbol, path) in config.symbols.iter().zip(&files) {
-        let bytes = read_file(path)?;
-        phases.end("read");
-        let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, config.timeframe)?;
-        phases.end("parse");
-        let coverage = Coverage::from_bars(symbol, config.timeframe, &bars)
-            .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
-        if let Err(uncovered) = coverage.check(config.start_ms(), config.end_ms()) {
-            if args.strict {
-                return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
-            }
-            eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
-        }
-        data.push(bars);
-        phases.end("validate");
+    for (symbol, paths) in config.symbols.iter().zip(&files) {
+        let window = (config.start_ms(), config.end_ms());
+        data.push(load_bars(symbol, paths, config.timeframe, window, args.strict, &mut phases)?);
     }
-    if let Some((from, to)) = shared_span(&config, &data)? {
-        eprintln!(
-            "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
-             of the window all of them cover",
-            iso(from),
-            iso(to)
-        );
-        let at = |ms| {
-            DateTime::from_timestamp_millis(ms)
-                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
-        };
-        (config.start, config.end) = (at(from)?, at(to)?);
-    }
+    narrow_to_shared_span(&mut config, &data)?;
     phases.end("validate");
 
     let backtest = run_engine(&config, &data, &mut NoObserver).map_err(|e| match e {
@@ -185,19 +163,66 @@ fn write_artifacts(
     }
 }
 
+/// The bars of `symbol` from its `--data` file at `timeframe`, checked to cover `window`
+/// (`(start_ms, end_ms)`): a gap or a partly covered window is a warning, or with `strict` an
+/// error (exit 3).
+pub(crate) fn load_bars(
+    symbol: &str,
+    paths: &[PathBuf],
+    timeframe: Timeframe,
+    (start_ms, end_ms): (i64, i64),
+    strict: bool,
+    phases: &mut Phases,
+) -> Result<Bars, CliError> {
+    let paths = expand(paths)?;
+    let name = series_name(&paths);
+    let bytes = read_files(&paths)?;
+    phases.end("read");
+    let bars = to_timeframe(symbol, &name, parse_series(bytes)?, timeframe)?;
+    phases.end("parse");
+    let coverage = Coverage::from_bars(symbol, timeframe, &bars).map_err(|e| CliError::Data(format!("{name}: {e}")))?;
+    if let Err(uncovered) = coverage.check(start_ms, end_ms) {
+        if strict {
+            return Err(CliError::Data(format!("{name}: {uncovered}")));
+        }
+        eprintln!("warning: {name}: {uncovered}; running on the bars there are");
+    }
+    phases.end("validate");
+    Ok(bars)
+}
+
+/// Narrows `config`'s window to the part every symbol's bars cover, with a warning, when the
+/// symbols' bars start or end at different times (see [`shared_span`]).
+pub(crate) fn narrow_to_shared_span(config: &mut JobConfig, data: &[Bars]) -> Result<(), CliError> {
+    if let Some((from, to)) = shared_span(config, data)? {
+        eprintln!(
+            "warning: the symbols' bars start or end at different times; running on {} to {}, the part \
+             of the window all of them cover",
+            iso(from),
+            iso(to)
+        );
+        let at = |ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| CliError::Data(format!("bar time {ms} ms is out of range")))
+        };
+        (config.start, config.end) = (at(from)?, at(to)?);
+    }
+    Ok(())
+}
+
 /// Wall time spent in each phase of a run, in the order the phases first ended.
-struct Phases {
+pub(crate) struct Phases {
     last: Instant,
     spent: Vec<(&'static str, Duration)>,
 }
 
 impl Phases {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Phases { last: Instant::now(), spent: Vec::new() }
     }
 
     /// Counts the time since the previous call towards `phase`.
-    fn end(&mut self, phase: &'static str) {
+    pub(crate) fn end(&mut self, phase: &'static str) {
         let now = Instant::now();
         let took = now - self.last;
         self.last = now;
@@ -260,8 +285,8 @@ fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, 
     Ok((!spans.iter().all(|s| (s.1, s.2) == (from, to))).then_some((from, to)))
 }
 
-/// Pairs each configured symbol with its `--data` file.
-fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
+/// Pairs each configured symbol with its `--data` files (one or more each, in the order given).
+pub(crate) fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<Vec<PathBuf>>, CliError> {
     let mut named: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for a in args {
         match a.split_once('=') {
@@ -271,29 +296,25 @@ fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, Cli
             _ => named.push((None, PathBuf::from(a))),
         }
     }
-    if let [(None, path)] = named.as_slice() {
-        if symbols.len() == 1 {
-            return Ok(vec![path.clone()]);
-        }
-    }
-    let mut out = Vec::with_capacity(symbols.len());
-    for s in symbols {
-        let found: Vec<&PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p).collect();
-        match found.as_slice() {
-            [one] => out.push((*one).clone()),
-            [] => {
-                return Err(CliError::Config(format!(
-                    "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
-                )))
-            }
-            _ => return Err(CliError::Config(format!("--data names {s} more than once"))),
-        }
-    }
     if let Some((Some(extra), _)) = named.iter().find(|(n, _)| n.is_some_and(|n| !symbols.iter().any(|s| s == n))) {
         return Err(CliError::Config(format!("--data names {extra}, which the job does not trade")));
     }
+    if symbols.len() == 1 {
+        return Ok(vec![named.into_iter().map(|(_, p)| p).collect()]);
+    }
     if named.iter().any(|(n, _)| n.is_none()) {
         return Err(CliError::Config("with several symbols every --data must be SYMBOL=PATH".into()));
+    }
+    let mut out = Vec::with_capacity(symbols.len());
+    for s in symbols {
+        let found: Vec<PathBuf> =
+            named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p.clone()).collect();
+        if found.is_empty() {
+            return Err(CliError::Config(format!(
+                "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
+            )));
+        }
+        out.push(found);
     }
     Ok(out)
 }
@@ -308,16 +329,32 @@ mod tests {
 
     #[test]
     fn data_arguments_pair_with_symbols() {
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), vec![PathBuf::from("a.csv")]);
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), [vec![PathBuf::from("a.csv")]]);
         assert_eq!(
             assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["ETHUSDT=e.csv".into(), "BTCUSDT=b.csv".into()]).unwrap(),
-            vec![PathBuf::from("b.csv"), PathBuf::from("e.csv")]
+            [vec![PathBuf::from("b.csv")], vec![PathBuf::from("e.csv")]]
         );
         let err = assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=b.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("no bars for ETHUSDT"), "{err}");
         let err = assign_files(&syms(&["BTCUSDT"]), &["BTCUSDT=b.csv".into(), "XRPUSDT=x.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("XRPUSDT"), "{err}");
         // A Windows-like or odd path with '=' in it is a path, not SYMBOL=PATH.
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), vec![PathBuf::from("./x=y.csv")]);
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(),
+            [vec![PathBuf::from("./x=y.csv")]]
+        );
+        // Several files of one symbol, named or not, stay in the order given.
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["a.parquet".into(), "BTCUSDT=b.parquet".into()]).unwrap(),
+            [vec![PathBuf::from("a.parquet"), PathBuf::from("b.parquet")]]
+        );
+        assert_eq!(
+            assign_files(
+                &syms(&["BTCUSDT", "ETHUSDT"]),
+                &["BTCUSDT=1.csv".into(), "ETHUSDT=e.csv".into(), "BTCUSDT=2.csv".into()]
+            )
+            .unwrap(),
+            [vec![PathBuf::from("1.csv"), PathBuf::from("2.csv")], vec![PathBuf::from("e.csv")]]
+        );
     }
 }

@@ -61,6 +61,54 @@ pub fn render(config: &Value, result: &Value) -> String {
     out
 }
 
+/// The leaderboard table `pipai sweep` prints: the first `n` entries, one row each: rank, the
+/// value of each varied key (`params.fast`, `fee_bps`), the rank metric, then sharpe,
+/// total_return, max_drawdown and total_trades.
+pub fn leaderboard(
+    keys: &[String],
+    rank_metric: &str,
+    entries: &[pipai_engine::sweep::LeaderboardEntry],
+    n: usize,
+) -> String {
+    let mut metrics: Vec<&str> = vec![rank_metric];
+    for m in ["sharpe", "total_return", "max_drawdown", "total_trades"] {
+        if m != rank_metric {
+            metrics.push(m);
+        }
+    }
+    let mut header: Vec<String> = vec!["rank".into()];
+    header.extend(keys.iter().cloned());
+    header.extend(metrics.iter().map(|m| m.to_string()));
+    let mut rows = vec![header];
+    for e in entries.iter().take(n) {
+        let config = serde_json::to_value(&e.config).expect("configs serialize");
+        let mut row = vec![e.rank.to_string()];
+        for key in keys {
+            let v = match key.strip_prefix("params.") {
+                Some(param) => &config["params"][param],
+                None => &config[key.as_str()],
+            };
+            row.push(text(v));
+        }
+        for m in &metrics {
+            let v = pipai_engine::metric_catalog::value(m, &e.metrics, &e.structured_metrics);
+            row.push(v.map_or_else(|| "null".into(), |d| d.to_string()));
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:>w$}")).collect();
+        let _ = writeln!(out, "  {}", cells.join("  "));
+    }
+    if entries.is_empty() {
+        let _ = writeln!(out, "  (no config passed the constraints)");
+    }
+    out
+}
+
 /// `pipai jobs compare`'s table, from the compare answer: one row per metric (the catalog's
 /// order), one column per job (request order), the best of a row marked `*`, and which way is
 /// better.

@@ -121,12 +121,29 @@ class StrategyFixture:
 STRATEGY = StrategyFixture(os.environ.get("PIPAI_FUZZ_URL", ""))
 
 
+# A generated notify_url the service could accept is pointed at 127.0.0.1's discard port, so the
+# fuzzer never makes the service call out (the service refuses every other loopback form, and
+# accepts this one only where the stack allows http://127.0.0.1). Values the document forbids
+# (not a string, too long, not starting with http(s)://) are left as generated: they must be 400.
+LOCAL_HOOK = "http://127.0.0.1:9/fuzz"
+
+
+def keep_webhooks_local(body):
+    if isinstance(body, dict) and isinstance(body.get("notify_url"), str):
+        url = body["notify_url"]
+        if len(url) <= 2048 and (url.startswith("https://") or url.startswith("http://")):
+            body["notify_url"] = LOCAL_HOOK
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     if case.operation.path == "/v1/strategies/{id}":
         STRATEGY.use_in(case)
     # The transport passes `auth` on to requests.Session.request; the signer runs last.
     kwargs["auth"] = SIGNER
+    keep_webhooks_local(case.body)
+    if isinstance(kwargs.get("json"), dict):
+        keep_webhooks_local(kwargs["json"])
 
 
 @schemathesis.hook

@@ -89,8 +89,9 @@ pub(crate) fn from_iso<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>,
     parse_iso(&text).ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 UTC time")))
 }
 
-/// The create-job body's fields; a strategy's config takes all but the last.
-pub(crate) const FIELDS: [&str; 12] = [
+/// The create-job body's fields; a strategy's config takes all but the last, a sweep's `space`
+/// may vary any of them but `strategy_id`.
+pub const FIELDS: [&str; 12] = [
     "template_id",
     "params",
     "symbols",

@@ -214,3 +214,43 @@ async fn get_artifacts_event_reaches_its_route() {
     }
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
 }
+
+// ---------------------------------------------------------------- completion webhooks
+
+/// Answers every POST with 204 and counts them (no network).
+#[derive(Default)]
+struct Accepting(std::sync::atomic::AtomicUsize);
+
+impl pipai_service::notifier::WebhookSender for Accepting {
+    async fn post(&self, _: &pipai_service::notifier::WebhookPost<'_>) -> pipai_service::notifier::SendOutcome {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pipai_service::notifier::SendOutcome::Answered(204)
+    }
+}
+
+#[tokio::test]
+async fn the_notifier_sample_delivers_its_event() {
+    let store = store_with_demo();
+    let master = api(store).await.master;
+    let mut job = JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), sample_config(), now_ms());
+    job.status = JobStatus::Done;
+    job.finished_at_ms = Some(now_ms());
+    job.webhook.notify_url = Some("https://93.184.216.34/hook".to_string().try_into().unwrap());
+    job.webhook.key_id = Some(KEY.parse().unwrap());
+    store.put_job_raw(job);
+    let notifier = pipai_service::notifier::Notifier {
+        store,
+        queue: store,
+        sender: Accepting::default(),
+        master,
+        settings: Default::default(),
+    };
+    let batch: SqsEvent = serde_json::from_str(&event("job-notifier.json")).unwrap();
+    let resp = sqs::handle_notifications(&notifier, batch).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(notifier.sender.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let job = store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap();
+    let record = &job.webhook.notifications[0];
+    assert_eq!((record.event_id.as_str(), record.attempts), ("evt_d9ed65e216594e22949b21ad6109bd5f", 1));
+    assert!(record.delivered_at_ms.is_some());
+}

@@ -14,11 +14,13 @@ pub mod http;
 pub mod ids;
 pub mod memory;
 pub mod model;
+pub mod notifier;
 pub mod pages;
 pub mod ports;
 pub mod secrets;
 pub mod settings;
 pub mod strategies;
+pub mod webhook;
 pub mod worker;
 
 pub use api::{Api, ApiSettings, Route};

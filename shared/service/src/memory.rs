@@ -9,7 +9,9 @@ use pipai_market_data::Coverage;
 
 use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
 use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
+use crate::notifier::{NotificationLog, NotificationMessage, NotificationQueue, NotificationRecord};
 use crate::ports::*;
+use crate::webhook::Subject;
 
 #[derive(Default)]
 struct State {
@@ -22,6 +24,8 @@ struct State {
     artifacts: HashMap<(JobId, String), Vec<u8>>,
     bars: HashMap<(String, Timeframe), (Bars, bool)>,
     strategies: HashMap<StrategyId, StrategyRecord>,
+    /// The notifications queue: messages and their delays in seconds.
+    notifications: Vec<(NotificationMessage, u32)>,
 }
 
 /// Every port in one struct, behind a mutex.
@@ -436,5 +440,39 @@ impl StrategyStore for MemoryStore {
             }
             _ => StrategyDeleteOutcome::NotFound,
         }))
+    }
+}
+
+// ---------------------------------------------------------------- completion webhooks
+
+impl MemoryStore {
+    /// Takes every queued notification with its delay in seconds.
+    pub fn drain_notifications(&self) -> Vec<(NotificationMessage, u32)> {
+        self.with(|s| std::mem::take(&mut s.notifications))
+    }
+}
+
+impl NotificationLog for MemoryStore {
+    async fn record_notification(&self, subject: &Subject, record: &NotificationRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match subject {
+            Subject::Job(id) => match s.jobs.get_mut(id) {
+                None => false,
+                Some(job) => {
+                    let all = &mut job.webhook.notifications;
+                    match all.iter_mut().find(|r| r.event_id == record.event_id) {
+                        Some(r) => *r = record.clone(),
+                        None => all.push(record.clone()),
+                    }
+                    true
+                }
+            },
+        }))
+    }
+}
+
+impl NotificationQueue for MemoryStore {
+    async fn send_notification(&self, message: &NotificationMessage, delay_s: u32) -> Result<(), StoreError> {
+        self.with(|s| s.notifications.push((message.clone(), delay_s)));
+        Ok(())
     }
 }

@@ -9,3 +9,4 @@ mod pipeline;
 mod private_moto;
 mod strategies;
 mod stream;
+mod webhooks;
