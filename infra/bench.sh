@@ -9,13 +9,18 @@
 #   infra/bench.sh results  a ~525,000-trade result (2 years of 1m, tpl_ma_cross 1/2 both): time to done,
 #                           default GET and 1,000-trade page latency, peak memory of get-job and job-worker,
 #                           on a release-built local stack of its own (as api)
-#   infra/bench.sh run      parse throughput (MB/s, rows/s) of one year of 1m bars as plain and Binance CSV,
-#                           ingest of that year without the store (rows/s), and `pipai run` on that year
-#                           (plain CSV, then one Parquet file; SMA 10/50, result written): its phases and
+#   infra/bench.sh run      parse throughput (MB/s, rows/s) of one year of 1m bars as plain and Binance CSV
+#                           and as a streamed Binance zip, Parquet decoding, ingest of that year without the
+#                           store (rows/s), and `pipai run` on that year (plain CSV, one Parquet file, a
+#                           directory of 12 month partitions; SMA 10/50, result written): its phases and
 #                           peak RSS, and the whole process's wall time, median of 5, with the machine's load
 #   infra/bench.sh artifacts  artifact files (equity/trades Parquet + CSV, bars.parquet): writing time and
 #                           size of a one-year 1m job and of the largest accepted job (20 symbols x 5 years
 #                           of 1m; BENCH_ARTIFACT_SYMBOLS / BENCH_ARTIFACT_YEARS shrink it), and the provenance hash
+#   infra/bench.sh sweep    batch::evaluate on one year of 1m bars: each template at 100, 1,000 and 10,000
+#                           configs, on all cores then on one: configs/s, bar evaluations/s (configs x bars
+#                           / s, also per CPU second) and peak RSS, median of 3 (SWEEP_ARGS adds flags, e.g.
+#                           "--sizes 100,1000 --templates tpl_ma_cross"), with the machine's load
 #   infra/bench.sh sweep-vbt  `pipai sweep` of a 100-config SMA grid on one year of 1m bars against vectorbt 1.2
 #                           doing the same grid column-wise (shared/engine/crosscheck/compare_sweep.sh; needs
 #                           the crosscheck venv: shared/engine/crosscheck/run.sh once); not part of `all`
@@ -103,7 +108,15 @@ run() {
 {"template_id": "tpl_ma_cross", "params": {"fast": 10, "slow": 50}, "symbols": ["BTCUSDT"], "timeframe": "1m",
  "start": "2024-01-01T00:00:00Z", "end": "2024-12-31T23:59:00Z", "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"}
 JOB
-  for data in year.csv year.parquet; do
+  # The year as the bucket holds it: 12 month partitions, read together by `--data DIR`.
+  mkdir -p "$dir/months"
+  for m in 01 02 03 04 05 06 07 08 09 10 11 12; do
+    local next=$((10#$m + 1)) to
+    to="2024-$(printf '%02d' "$next")-01"
+    [[ $m == 12 ]] && to=2025-01-01
+    "$pipai" data generate --symbol BTCUSDT --from "2024-$m-01" --to "$to" --out "$dir/months/month=2024-$m.parquet" >/dev/null
+  done
+  for data in year.csv year.parquet months; do
     echo "==> pipai run, one year of 1m bars ($data, SMA 10/50, full result written)"
     local args=(run --config "$dir/job.json" --data "$dir/$data" --out "$dir/result.json")
     "$pipai" "${args[@]}" >/dev/null # warm the page cache
@@ -118,7 +131,19 @@ artifacts() {
   cargo bench -q -p pipai-artifacts --bench write
   echo "    load: $(uptime)"
 }
-
+# --- sweep (batch engine) ---
+sweep() {
+  echo "==> sweep batch engine (cargo run --release -p pipai-engine --example sweep_bench)"
+  cargo build -q --release -p pipai-engine --example sweep_bench
+  local bench="$REPO/target/release/examples/sweep_bench"
+  echo "    load: $(uptime)"
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 ${SWEEP_ARGS:-}
+  # shellcheck disable=SC2086
+  "$bench" --repeat 3 --threads 1 ${SWEEP_ARGS:-}
+  echo "    load: $(uptime)"
+}
+# --- end sweep ---
 # `pipai sweep` against vectorbt (its own script: the venv, both timings, the ratio).
 sweep_vbt() {
   echo "==> pipai sweep against vectorbt 1.2, 100 configs on one year of 1m bars"
@@ -132,7 +157,8 @@ case "${1:-all}" in
   results) results ;;
   run) run ;;
   artifacts) artifacts ;;
+  sweep) sweep ;;
   sweep-vbt) sweep_vbt ;;
-  all) engine; data; run; artifacts; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
+  all) engine; data; run; sweep; artifacts; api; results ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|sweep|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
 esac

@@ -59,6 +59,9 @@ FUNCTIONS = {
     "CancelSweepFunction": ("cancel-sweep", "POST", "/v1/backtest/sweeps/{id}/cancel"),
     "SweepEventsFunction": ("sweep-events", None, None),
     "SweepWorkerFunction": ("sweep-worker", None, None),
+    # A done job's downloadable files.
+    "GetArtifactsFunction": ("get-artifacts", "GET", "/v1/backtest/jobs/{id}/artifacts"),
+    "JobNotifierFunction": ("job-notifier", None, None),
 }
 ENV_NAMES = [
     "JOBS_TABLE", "USERS_TABLE", "API_KEYS_TABLE", "REQUESTS_TABLE", "MARKET_CATALOG_TABLE",
@@ -188,6 +191,20 @@ def main() -> int:
                if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}
     c.check("alarms on JobsDeadLetterQueue and StreamFailureQueue",
             {"JobsDeadLetterQueue", "StreamFailureQueue"} <= watched, str(watched))
+
+    # Completion webhooks: the notifier on its queue, a redrive, visibility >= 6 x its timeout.
+    notifier = (res.get("JobNotifierFunction") or {}).get("Properties") or {}
+    nm = {m["EventSourceArn"]["Fn::GetAtt"][0]: m for m in mappings_for(res, "JobNotifierFunction")}
+    c.check("notifier: one mapping, on NotificationsQueue", set(nm) == {"NotificationsQueue"}, str(sorted(nm)))
+    c.check("notifier: ReportBatchItemFailures",
+            (nm.get("NotificationsQueue") or {}).get("FunctionResponseTypes") == ["ReportBatchItemFailures"], "")
+    nq = (res.get("NotificationsQueue") or {}).get("Properties") or {}
+    c.check("NotificationsQueue: visibility >= 6 x notifier timeout",
+            nq.get("VisibilityTimeout", 0) >= 6 * notifier.get("Timeout", 10), str(nq.get("VisibilityTimeout")))
+    c.check("NotificationsQueue: redrive to NotificationsDeadLetterQueue",
+            (nq.get("RedrivePolicy") or {}).get("deadLetterTargetArn")
+            == {"Fn::GetAtt": ["NotificationsDeadLetterQueue", "Arn"]}, str(nq.get("RedrivePolicy")))
+    c.check("alarm on NotificationsDeadLetterQueue", "NotificationsDeadLetterQueue" in watched, str(watched))
 
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0

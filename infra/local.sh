@@ -5,8 +5,8 @@
 #   the functions served by `cargo lambda watch` on an internal port, infra/local_gateway.py in
 #   front of them on http://127.0.0.1:3000 answering like API Gateway (routes from Cargo.toml's
 #   router, the same as template.yaml's; the invoke endpoints are not reachable through it), and
-#   infra/local_pump.py delivering the SQS queues and the jobs table's stream to job-worker and
-#   job-events like Lambda does (through the internal port).
+#   infra/local_pump.py delivering the SQS queues and the jobs table's stream to job-worker,
+#   job-events and job-notifier like Lambda does (through the internal port).
 #
 #   infra/local.sh up [--release]   start everything (idempotent: restarts what runs)
 #   infra/local.sh down             stop everything
@@ -14,7 +14,8 @@
 #   infra/local.sh pause|resume MAPPING
 #                                   stop/restart delivering one event source mapping of
 #                                   template.yaml (JobWorkerQueueMapping, JobWorkerDeadLetterMapping,
-#                                   JobEventsStreamMapping), like disabling it in AWS: messages wait
+#                                   JobEventsStreamMapping, JobNotifierQueueMapping), like disabling
+#                                   it in AWS: messages wait
 #
 # Each function runs one instance (`cargo lambda watch --concurrency 1`). With more, cargo-lambda
 # 1.9.2 handed the worker its timeout instead of a deadline and instances died under load ("missing
@@ -30,6 +31,9 @@
 #      directory),
 #      PIPAI_LOCAL_PARAMS="Name=Value ..." template.yaml parameter overrides (infra/bench.sh raises
 #      RequestWeightBudget so the latency benchmark is not throttled).
+#      PIPAI_LOCAL_ALLOW_HTTP_WEBHOOKS=1 accepts http://127.0.0.1[:port] as a job's notify_url
+#      (template parameter AllowHttpLoopbackWebhooks=true), for receivers on this machine;
+#      PIPAI_WEBHOOK_BACKOFF_BASE_MS (1000 here, 30000 deployed) is the first webhook retry's delay.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +45,7 @@ export MOTO_PORT="${MOTO_PORT:-4566}"
 mkdir -p "$LOCAL"
 cd "$REPO"
 
-FUNCTIONS="create-job get-job list-jobs cancel-job list-symbols list-templates job-worker job-events"
+FUNCTIONS="create-job get-job list-jobs cancel-job list-symbols list-templates job-worker job-events job-notifier"
 FUNCTIONS="$FUNCTIONS create-strategy get-strategy list-strategies update-strategy delete-strategy"
 FUNCTIONS+=" delete-job compare-jobs"  # deleting and comparing jobs
 FUNCTIONS+=" create-sweep get-sweep list-sweeps cancel-sweep sweep-events sweep-worker"  # sweeps
@@ -87,6 +91,9 @@ up() {
   "$REPO/infra/moto.sh" start
   local params=()
   for p in ${PIPAI_LOCAL_PARAMS:-}; do params+=(--param "$p"); done
+  # Completion webhooks: retries seconds apart, and (when asked) receivers on 127.0.0.1.
+  params+=(--param "WebhookBackoffBaseMs=${PIPAI_WEBHOOK_BACKOFF_BASE_MS:-1000}")
+  if [[ "${PIPAI_LOCAL_ALLOW_HTTP_WEBHOOKS:-0}" == 1 ]]; then params+=(--param AllowHttpLoopbackWebhooks=true); fi
   "$REPO/.venv/bin/python" "$REPO/infra/create_resources.py" --port "$MOTO_PORT" --env-file "$LOCAL/env" -q "${params[@]}"
   # shellcheck disable=SC1091
   . "$LOCAL/env"
@@ -131,7 +138,7 @@ up() {
   done
   # Start the queue and stream consumers before the pump delivers to them: an invocation's
   # deadline runs from its arrival, and a process start must not eat a job's time.
-  for fn in job-worker job-events; do
+  for fn in job-worker job-events job-notifier; do
     curl -s -o /dev/null --max-time 300 -X POST -d '{"Records": []}' "$lambda_url/2015-03-31/functions/$fn/invocations"
   done
   setsid "$REPO/.venv/bin/python" -u "$REPO/infra/local_pump.py" --lambda-url "$lambda_url" >"$LOCAL/pump.log" 2>&1 &

@@ -14,6 +14,8 @@ shapes and batch semantics.
   waits the queue's visibility timeout; locally that would be 12 minutes). moto's redrive policy
   moves a message to the dead-letter queue after maxReceiveCount receives, as SQS does.
 - Dead-letter queue -> `job-worker` (the same function fails those jobs), same semantics.
+- Notifications queue -> `job-notifier` (completion webhooks), same semantics; its retries are
+  new messages with a DelaySeconds, which moto honours, so they need nothing from this script.
 - Jobs table stream -> `job-events`: records in order, batches of up to BatchSize, in Lambda's
   DynamoDB event shape. A reported failure retries from the failed record; after
   MaximumRetryAttempts the batch is bisected down to the failing record (BisectBatchOnFunctionError),

@@ -55,7 +55,7 @@ note "infrastructure: template.yaml and local resources (infra/test_infra.sh)"
 tally "$LOG/infra.txt" "${PIPESTATUS[0]}" "infra/test_infra.sh"
 
 note "API document: docs/openapi.yaml is valid and has exactly the routes in code (infra/tests/test_openapi_routes.py)"
-"$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py 2>&1 | tee "$LOG/openapi.txt"
+"$REPO/infra/pytest.sh" -q infra/tests/test_openapi_routes.py infra/tests/test_webhook_snippet.py 2>&1 | tee "$LOG/openapi.txt"
 tally "$LOG/openapi.txt" "${PIPESTATUS[0]}" "infra/tests/test_openapi_routes.py"
 
 note "report.html in a real browser: Debian's chromium (infra/browser.sh), infra/tests/test_report_browser.py"
@@ -72,6 +72,7 @@ note "end to end over HTTP: a local stack of its own (infra/local.sh up), infra/
   # against the service itself, shared/service/tests/api.rs).
   export PIPAI_LOCAL_PARAMS="RequestWeightBudget=1000000"
   export PIPAI_API_URL="http://127.0.0.1:$PIPAI_LOCAL_PORT"
+  export PIPAI_LOCAL_ALLOW_HTTP_WEBHOOKS=1 # cli/tests/e2e_webhooks.rs: receivers on 127.0.0.1
   trap '"$REPO/infra/local.sh" down >/dev/null 2>&1' EXIT
   if ! "$REPO/infra/local.sh" up >"$LOG/stack.txt" 2>&1; then
     tail -n 40 "$LOG/stack.txt"

@@ -150,30 +150,11 @@ fn generate_csv(args: GenerateArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Bars of every file, in time order, checked across files too.
+/// Bars of every file (a directory: its bar files), in time order, checked across files too.
 fn read_files(files: &[PathBuf]) -> Result<(Bars, Timeframe), CliError> {
-    let mut parts: Vec<(PathBuf, Bars)> = Vec::new();
-    for path in files {
-        parts.push((path.clone(), crate::bar_files::read_bars(path)?));
-    }
-    parts.sort_by_key(|(_, b)| b.open_time[0]);
-    let mut all = Bars::default();
-    let mut previous: Option<&PathBuf> = None;
-    for (path, bars) in &parts {
-        if let (Some(prev), Some(&last)) = (previous, all.open_time.last()) {
-            if bars.open_time[0] <= last {
-                return Err(CliError::Data(format!(
-                    "{} overlaps {} (both hold bars at or before {})",
-                    path.display(),
-                    prev.display(),
-                    pipai_engine::time::iso(last)
-                )));
-            }
-        }
-        pipai_market_data::layout::append(&mut all, bars);
-        previous = Some(path);
-    }
-    let tf = crate::bar_files::file_timeframe(&parts[0].0, &all)?;
+    let files = crate::bar_files::expand(files)?;
+    let all = crate::bar_files::parse_series(crate::bar_files::read_files(&files)?)?;
+    let tf = crate::bar_files::file_timeframe(&crate::bar_files::series_name(&files), &all)?;
     Ok((all, tf))
 }
 
@@ -204,12 +185,11 @@ fn ingest(args: IngestArgs) -> Result<(), CliError> {
 
     // Plan every batch first: bad bars stop the command before anything is written.
     let mut plans = Vec::with_capacity(batches.len());
-    for (symbol, tf, bars) in &batches {
-        let plan =
-            IngestPlan::new(symbol, *tf, bars, true).map_err(|e| CliError::Data(format!("{symbol} {tf}: {e}")))?;
+    for (symbol, tf, bars) in batches {
+        let plan = IngestPlan::from_bars(&symbol, tf, bars, true)
+            .map_err(|e| CliError::Data(format!("{symbol} {tf}: {e}")))?;
         plans.push(plan);
     }
-    drop(batches);
 
     let rt = tokio::runtime::Runtime::new().map_err(|e| CliError::Network(e.to_string()))?;
     rt.block_on(async move {

@@ -25,13 +25,16 @@ pub enum CliError {
     /// The job ended `cancelled`: exit code 4.
     #[error("{0}")]
     JobCancelled(String),
+    /// What was checked is not valid (a webhook's signature): exit code 2.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             CliError::Io { .. } | CliError::Network(_) => 1,
-            CliError::Config(_) | CliError::Api(_) => 2,
+            CliError::Config(_) | CliError::Api(_) | CliError::Invalid(_) => 2,
             CliError::Data(_) | CliError::JobFailed(_) => 3,
             CliError::JobCancelled(_) => 4,
         })

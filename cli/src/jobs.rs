@@ -110,6 +110,16 @@ enum JobsCommand {
     ///   pipai jobs cancel bt_3c91ef00 && pipai jobs delete bt_3c91ef00
     #[command(verbatim_doc_comment)]
     Delete { id: String },
+    /// Download a done job's files (equity, trades, bars as Parquet/CSV, report.html) by their
+    /// presigned URLs into DIR (default ./ID/), printing each name and size.
+    ///
+    ///   pipai jobs download bt_3c91ef00 --dir out/
+    #[command(verbatim_doc_comment)]
+    Download {
+        id: String,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// The symbols, timeframes and date ranges with market data.
     Symbols,
     /// The strategy template catalog.
@@ -452,6 +462,7 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             println!("deleted {id}");
             Ok(())
         }
+        JobsCommand::Download { id, dir } => download(&client, id, dir.clone().unwrap_or_else(|| PathBuf::from(id))),
         JobsCommand::Wait { id, timeout } => {
             wait(&client, id, Duration::from_secs(*timeout))?;
             report_end(&client.full_job(id)?)
@@ -505,6 +516,36 @@ pub fn run(args: JobsArgs) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `pipai jobs download`: every file of `GET .../artifacts`, by its URL, into `dir`.
+fn download(client: &Client, id: &str, dir: PathBuf) -> Result<(), CliError> {
+    let listed = client.ok(Method::Get, &format!("/v1/backtest/jobs/{id}/artifacts"), &[], b"")?;
+    let files = listed["files"].as_array().cloned().unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
+    let mut total = 0;
+    for file in &files {
+        let (Some(name), Some(url)) = (file["name"].as_str(), file["url"].as_str()) else {
+            return Err(CliError::Network(format!("the artifacts answer lists a file without name or url: {file}")));
+        };
+        // A name is one path segment (the service's own); anything else is refused, not followed.
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(CliError::Network(format!("refusing the artifact name {}", pipai_engine::quoted(name))));
+        }
+        let path = dir.join(name);
+        let mut out = std::fs::File::create(&path).map_err(CliError::io(&path))?;
+        let (status, bytes) = client
+            .api
+            .download(url, &mut out)
+            .map_err(|e| CliError::Network(format!("{name}: {}", pipai_service::error::report(&e))))?;
+        if !(200..300).contains(&status) {
+            return Err(CliError::Network(format!("{name}: HTTP {status} from its download URL")));
+        }
+        println!("{name}\t{bytes} bytes");
+        total += bytes;
+    }
+    println!("{} files, {total} bytes, in {}", files.len(), dir.display());
+    Ok(())
 }
 
 #[cfg(test)]

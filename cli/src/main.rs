@@ -18,6 +18,7 @@ mod sweep;
 mod sweeps;
 mod table;
 mod templates;
+mod webhooks;
 
 /// PipAI Backtest: run trading-strategy backtests offline or as jobs on the PipAI service.
 ///
@@ -45,6 +46,8 @@ enum Command {
     Keys(keys::KeysCommand),
     Strategies(strategies::StrategiesArgs),
     Sweeps(sweeps::SweepsArgs),
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Strategies(args) => strategies::run(args),
         Command::Sweeps(args) => sweeps::run(args),
+        Command::Webhooks(cmd) => webhooks::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! `pipai run`: one backtest, offline, on local bar files. The same engine, config validation and
 //! result shape as the service, so what you see here is what a job returns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use pipai_engine::time::iso;
 use pipai_engine::{run as run_engine, Bars, EngineError, JobConfig, NoObserver, Timeframe};
 use pipai_market_data::Coverage;
 
-use crate::bar_files::{parse_bars, read_file, to_timeframe};
+use crate::bar_files::{expand, parse_series, read_files, series_name, to_timeframe};
 
 use crate::error::CliError;
 use crate::table;
@@ -49,7 +49,9 @@ pub struct RunArgs {
     /// The job config: a create-job request body (JSON).
     #[arg(long, value_name = "JOB.json")]
     config: PathBuf,
-    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`, once per symbol.
+    /// Bars for a symbol: `PATH` when the job has one symbol, else `SYMBOL=PATH`. A symbol's bars
+    /// may come in several files (repeat --data) or a directory of them (its *.parquet, *.csv
+    /// and *.zip files, e.g. month partitions): they are joined in time order, overlaps refused.
     #[arg(long = "data", value_name = "[SYMBOL=]PATH", required = true)]
     data: Vec<String>,
     /// Write the result JSON here.
@@ -81,9 +83,9 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     phases.end("parse");
 
     let mut data = Vec::with_capacity(files.len());
-    for (symbol, path) in config.symbols.iter().zip(&files) {
+    for (symbol, paths) in config.symbols.iter().zip(&files) {
         let window = (config.start_ms(), config.end_ms());
-        data.push(load_bars(symbol, path, config.timeframe, window, args.strict, &mut phases)?);
+        data.push(load_bars(symbol, paths, config.timeframe, window, args.strict, &mut phases)?);
     }
     narrow_to_shared_span(&mut config, &data)?;
     phases.end("validate");
@@ -135,7 +137,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--artifacts DIR`: the files of `pipai_artifacts::write_all`, into `dir`.
+/// `--artifacts DIR`: the files of `pipai_artifacts::write_all` and `report.html`
+/// (`pipai_report::render_run`, as the worker uploads it), into `dir`.
 fn write_artifacts(
     backtest: &pipai_engine::Backtest,
     config: &JobConfig,
@@ -143,7 +146,9 @@ fn write_artifacts(
     dir: &std::path::Path,
 ) -> Result<(), CliError> {
     use pipai_artifacts::ArtifactError;
-    let files = pipai_artifacts::write_all(backtest, config, data).and_then(|files| {
+    let files = pipai_artifacts::write_all(backtest, config, data).and_then(|mut files| {
+        let report = pipai_report::render_run(config, backtest, data);
+        files.push(pipai_artifacts::ArtifactFile::report_html(report.into_bytes()));
         pipai_artifacts::write_dir(&files, dir)?;
         Ok(files)
     });
@@ -163,23 +168,24 @@ fn write_artifacts(
 /// error (exit 3).
 pub(crate) fn load_bars(
     symbol: &str,
-    path: &Path,
+    paths: &[PathBuf],
     timeframe: Timeframe,
     (start_ms, end_ms): (i64, i64),
     strict: bool,
     phases: &mut Phases,
 ) -> Result<Bars, CliError> {
-    let bytes = read_file(path)?;
+    let paths = expand(paths)?;
+    let name = series_name(&paths);
+    let bytes = read_files(&paths)?;
     phases.end("read");
-    let bars = to_timeframe(symbol, path, parse_bars(path, bytes)?, timeframe)?;
+    let bars = to_timeframe(symbol, &name, parse_series(bytes)?, timeframe)?;
     phases.end("parse");
-    let coverage = Coverage::from_bars(symbol, timeframe, &bars)
-        .map_err(|e| CliError::Data(format!("{}: {e}", path.display())))?;
+    let coverage = Coverage::from_bars(symbol, timeframe, &bars).map_err(|e| CliError::Data(format!("{name}: {e}")))?;
     if let Err(uncovered) = coverage.check(start_ms, end_ms) {
         if strict {
-            return Err(CliError::Data(format!("{}: {uncovered}", path.display())));
+            return Err(CliError::Data(format!("{name}: {uncovered}")));
         }
-        eprintln!("warning: {}: {uncovered}; running on the bars there are", path.display());
+        eprintln!("warning: {name}: {uncovered}; running on the bars there are");
     }
     phases.end("validate");
     Ok(bars)
@@ -279,8 +285,8 @@ fn shared_span(config: &JobConfig, data: &[Bars]) -> Result<Option<(i64, i64)>, 
     Ok((!spans.iter().all(|s| (s.1, s.2) == (from, to))).then_some((from, to)))
 }
 
-/// Pairs each configured symbol with its `--data` file.
-pub(crate) fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<PathBuf>, CliError> {
+/// Pairs each configured symbol with its `--data` files (one or more each, in the order given).
+pub(crate) fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<Vec<PathBuf>>, CliError> {
     let mut named: Vec<(Option<&str>, PathBuf)> = Vec::new();
     for a in args {
         match a.split_once('=') {
@@ -290,29 +296,25 @@ pub(crate) fn assign_files(symbols: &[String], args: &[String]) -> Result<Vec<Pa
             _ => named.push((None, PathBuf::from(a))),
         }
     }
-    if let [(None, path)] = named.as_slice() {
-        if symbols.len() == 1 {
-            return Ok(vec![path.clone()]);
-        }
-    }
-    let mut out = Vec::with_capacity(symbols.len());
-    for s in symbols {
-        let found: Vec<&PathBuf> = named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p).collect();
-        match found.as_slice() {
-            [one] => out.push((*one).clone()),
-            [] => {
-                return Err(CliError::Config(format!(
-                    "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
-                )))
-            }
-            _ => return Err(CliError::Config(format!("--data names {s} more than once"))),
-        }
-    }
     if let Some((Some(extra), _)) = named.iter().find(|(n, _)| n.is_some_and(|n| !symbols.iter().any(|s| s == n))) {
         return Err(CliError::Config(format!("--data names {extra}, which the job does not trade")));
     }
+    if symbols.len() == 1 {
+        return Ok(vec![named.into_iter().map(|(_, p)| p).collect()]);
+    }
     if named.iter().any(|(n, _)| n.is_none()) {
         return Err(CliError::Config("with several symbols every --data must be SYMBOL=PATH".into()));
+    }
+    let mut out = Vec::with_capacity(symbols.len());
+    for s in symbols {
+        let found: Vec<PathBuf> =
+            named.iter().filter(|(n, _)| *n == Some(s.as_str())).map(|(_, p)| p.clone()).collect();
+        if found.is_empty() {
+            return Err(CliError::Config(format!(
+                "no bars for {s}: pass --data {s}=PATH (a multi-symbol job needs one --data SYMBOL=PATH per symbol)"
+            )));
+        }
+        out.push(found);
     }
     Ok(out)
 }
@@ -327,16 +329,32 @@ mod tests {
 
     #[test]
     fn data_arguments_pair_with_symbols() {
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), vec![PathBuf::from("a.csv")]);
+        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["a.csv".into()]).unwrap(), [vec![PathBuf::from("a.csv")]]);
         assert_eq!(
             assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["ETHUSDT=e.csv".into(), "BTCUSDT=b.csv".into()]).unwrap(),
-            vec![PathBuf::from("b.csv"), PathBuf::from("e.csv")]
+            [vec![PathBuf::from("b.csv")], vec![PathBuf::from("e.csv")]]
         );
         let err = assign_files(&syms(&["BTCUSDT", "ETHUSDT"]), &["BTCUSDT=b.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("no bars for ETHUSDT"), "{err}");
         let err = assign_files(&syms(&["BTCUSDT"]), &["BTCUSDT=b.csv".into(), "XRPUSDT=x.csv".into()]).unwrap_err();
         assert!(err.to_string().contains("XRPUSDT"), "{err}");
         // A Windows-like or odd path with '=' in it is a path, not SYMBOL=PATH.
-        assert_eq!(assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(), vec![PathBuf::from("./x=y.csv")]);
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["./x=y.csv".into()]).unwrap(),
+            [vec![PathBuf::from("./x=y.csv")]]
+        );
+        // Several files of one symbol, named or not, stay in the order given.
+        assert_eq!(
+            assign_files(&syms(&["BTCUSDT"]), &["a.parquet".into(), "BTCUSDT=b.parquet".into()]).unwrap(),
+            [vec![PathBuf::from("a.parquet"), PathBuf::from("b.parquet")]]
+        );
+        assert_eq!(
+            assign_files(
+                &syms(&["BTCUSDT", "ETHUSDT"]),
+                &["BTCUSDT=1.csv".into(), "ETHUSDT=e.csv".into(), "BTCUSDT=2.csv".into()]
+            )
+            .unwrap(),
+            [vec![PathBuf::from("1.csv"), PathBuf::from("2.csv")], vec![PathBuf::from("e.csv")]]
+        );
     }
 }

@@ -26,30 +26,6 @@ fn assert_error(answer: &(u16, Value), status: u16, code: &str, needle: &str) {
     assert!(message.contains(needle), "{message:?} lacks {needle:?}");
 }
 
-/// The keys the stack's results bucket holds under the job's prefix.
-fn result_objects(id: &str) -> Vec<String> {
-    let env = local_env();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let sdk = pipai_aws::config_loader()
-            .endpoint_url(&env["AWS_ENDPOINT_URL"])
-            .region(aws_sdk_sqs::config::Region::new(env["AWS_REGION"].clone()))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "e2e"))
-            .load()
-            .await;
-        let results = pipai_aws::S3Results::from_lookup(&sdk, &|k: &str| env.get(k).cloned()).unwrap();
-        let listed = results
-            .client()
-            .list_objects_v2()
-            .bucket(&env["RESULTS_BUCKET"])
-            .prefix(pipai_aws::S3Results::prefix(id).unwrap())
-            .send()
-            .await
-            .unwrap();
-        listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
-    })
-}
-
 /// Which of `ids` the contract makes best for `values` (strings or nulls) in direction
 /// `higher`: a null is never best, ties go to the earliest.
 fn expected_best<'a>(ids: &[&'a str], values: &[Value], higher: bool) -> Option<&'a str> {

@@ -31,11 +31,11 @@ fn a_run_on_its_own_bars_parquet_reproduces_the_result_byte_for_byte() {
     let first =
         ok(pipai(&["run", "--config", "job.json", "--data", "bars.csv", "--out", "a.json", "--artifacts", "art"], d));
     let stdout = String::from_utf8_lossy(&first.stdout);
-    assert!(stdout.contains("5 artifact files"), "{stdout}");
+    assert!(stdout.contains("6 artifact files"), "{stdout}");
     let mut names: Vec<String> =
         std::fs::read_dir(d.join("art")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["bars.parquet", "equity.csv", "equity.parquet", "trades.csv", "trades.parquet"]);
+    assert_eq!(names, ["bars.parquet", "equity.csv", "equity.parquet", "report.html", "trades.csv", "trades.parquet"]);
 
     ok(pipai(
         &["run", "--config", "job.json", "--data", "art/bars.parquet", "--out", "b.json", "--artifacts", "again"],

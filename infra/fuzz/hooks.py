@@ -121,12 +121,29 @@ class StrategyFixture:
 STRATEGY = StrategyFixture(os.environ.get("PIPAI_FUZZ_URL", ""))
 
 
+# A generated notify_url the service could accept is pointed at 127.0.0.1's discard port, so the
+# fuzzer never makes the service call out (the service refuses every other loopback form, and
+# accepts this one only where the stack allows http://127.0.0.1). Values the document forbids
+# (not a string, too long, not starting with http(s)://) are left as generated: they must be 400.
+LOCAL_HOOK = "http://127.0.0.1:9/fuzz"
+
+
+def keep_webhooks_local(body):
+    if isinstance(body, dict) and isinstance(body.get("notify_url"), str):
+        url = body["notify_url"]
+        if len(url) <= 2048 and (url.startswith("https://") or url.startswith("http://")):
+            body["notify_url"] = LOCAL_HOOK
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
     if case.operation.path == "/v1/strategies/{id}":
         STRATEGY.use_in(case)
     # The transport passes `auth` on to requests.Session.request; the signer runs last.
     kwargs["auth"] = SIGNER
+    keep_webhooks_local(case.body)
+    if isinstance(kwargs.get("json"), dict):
+        keep_webhooks_local(kwargs["json"])
 
 
 @schemathesis.hook
@@ -268,3 +285,19 @@ def use_the_fixture_sweep(context, case, kwargs):
     if isinstance(given, str) and SWEEP_ID.match(given) and int(given[-1], 16) % 2 == 0:
         # A cancel of the fixture would end it early; cancels get an unknown id instead.
         case.path_parameters["id"] = "sw_00000000" if case.operation.path.endswith("/cancel") else FIXTURE_SWEEP
+
+
+# ---- Artifacts: a well-formed job id (half of them, deterministically: the last hex digit even)
+# becomes the first compare fixture job's, a done job of the caller, so the 200 answer (its files'
+# presigned URLs) is reached too; the others stay unknown (404), malformed ones 400.
+
+ARTIFACTS_PATH = "/v1/backtest/jobs/{id}/artifacts"
+
+
+@schemathesis.hook("before_call")
+def artifacts_of_a_done_job(context, case, kwargs):
+    if case.operation.path != ARTIFACTS_PATH or not FIXTURE_JOBS:
+        return
+    given = (case.path_parameters or {}).get("id")
+    if isinstance(given, str) and JOB_ID.match(given) and int(given[-1], 16) % 2 == 0:
+        case.path_parameters["id"] = FIXTURE_JOBS[0]

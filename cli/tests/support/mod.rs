@@ -286,3 +286,27 @@ impl JobsQueue {
         }
     }
 }
+
+/// The keys the stack's results bucket holds under the job's prefix.
+pub fn result_objects(id: &str) -> Vec<String> {
+    let env = local_env();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let sdk = pipai_aws::config_loader()
+            .endpoint_url(&env["AWS_ENDPOINT_URL"])
+            .region(aws_sdk_sqs::config::Region::new(env["AWS_REGION"].clone()))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "e2e"))
+            .load()
+            .await;
+        let results = pipai_aws::S3Results::from_lookup(&sdk, &|k: &str| env.get(k).cloned()).unwrap();
+        let listed = results
+            .client()
+            .list_objects_v2()
+            .bucket(&env["RESULTS_BUCKET"])
+            .prefix(pipai_aws::S3Results::prefix(id).unwrap())
+            .send()
+            .await
+            .unwrap();
+        listed.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+    })
+}

@@ -27,7 +27,7 @@
 use std::path::Path;
 
 use pipai_engine::{Backtest, Bars, JobConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub mod equity;
 mod parquet_out;
@@ -35,7 +35,7 @@ pub mod text;
 pub mod trades;
 
 /// What a file holds (the API's `content`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Content {
     Equity,
@@ -45,7 +45,7 @@ pub enum Content {
 }
 
 /// How a file is encoded (the API's `format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     Parquet,
@@ -125,16 +125,40 @@ pub enum ArtifactError {
 /// `equity.parquet`, `equity.csv`, `trades.parquet`, `trades.csv`, `bars.parquet` (or one
 /// `bars-SYMBOL.parquet` per symbol).
 pub fn write_all(backtest: &Backtest, config: &JobConfig, data: &[Bars]) -> Result<Vec<ArtifactFile>, ArtifactError> {
+    files(backtest, config, data)?.collect()
+}
+
+/// [`write_all`]'s files one at a time, each made when the iterator reaches it, so that a caller
+/// uploading them holds one file's bytes at once (the worker: ~1.1 GB in all for the largest
+/// job). The bars are checked against the run before the first file.
+pub fn files<'a>(
+    backtest: &'a Backtest,
+    config: &'a JobConfig,
+    data: &'a [Bars],
+) -> Result<impl Iterator<Item = Result<ArtifactFile, ArtifactError>> + 'a, ArtifactError> {
+    if data.len() != config.symbols.len()
+        || backtest.windows.len() != data.len()
+        || backtest.windows.iter().zip(data).any(|(w, bars)| w.end > bars.len())
+    {
+        return Err(ArtifactError::BarsMismatch);
+    }
     let rows = equity::EquityRows::of(backtest, config, data)?;
     let trades = &backtest.result.trades;
-    let mut files = vec![
-        ArtifactFile::new("equity.parquet", Content::Equity, Format::Parquet, rows.to_parquet()?),
-        ArtifactFile::new("equity.csv", Content::Equity, Format::Csv, rows.to_csv()),
-        ArtifactFile::new("trades.parquet", Content::Trades, Format::Parquet, trades::to_parquet(trades)?),
-        ArtifactFile::new("trades.csv", Content::Trades, Format::Csv, trades::to_csv(trades)),
-    ];
-    files.extend(bars_files(backtest, config, data)?);
-    Ok(files)
+    let file = move |i: usize| -> Result<ArtifactFile, ArtifactError> {
+        Ok(match i {
+            0 => ArtifactFile::new("equity.parquet", Content::Equity, Format::Parquet, rows.to_parquet()?),
+            1 => ArtifactFile::new("equity.csv", Content::Equity, Format::Csv, rows.to_csv()),
+            2 => ArtifactFile::new("trades.parquet", Content::Trades, Format::Parquet, trades::to_parquet(trades)?),
+            3 => ArtifactFile::new("trades.csv", Content::Trades, Format::Csv, trades::to_csv(trades)),
+            _ => {
+                let s = i - 4;
+                let symbol = &config.symbols[s];
+                let bytes = pipai_market_data::bars_to_parquet(&data[s].slice(backtest.windows[s].clone()))?;
+                ArtifactFile::new(bars_file_name(&config.symbols, symbol), Content::Bars, Format::Parquet, bytes)
+            }
+        })
+    };
+    Ok((0..4 + data.len()).map(file))
 }
 
 /// The name of the bars file of `symbol` in a job trading `symbols`.
@@ -148,21 +172,7 @@ pub fn bars_file_name(symbols: &[String], symbol: &str) -> String {
 
 /// The bars each symbol's run simulated, exactly, in the market-data file schema.
 pub fn bars_files(backtest: &Backtest, config: &JobConfig, data: &[Bars]) -> Result<Vec<ArtifactFile>, ArtifactError> {
-    if data.len() != config.symbols.len() || backtest.windows.len() != data.len() {
-        return Err(ArtifactError::BarsMismatch);
-    }
-    config
-        .symbols
-        .iter()
-        .zip(data.iter().zip(&backtest.windows))
-        .map(|(symbol, (bars, window))| {
-            if window.end > bars.len() {
-                return Err(ArtifactError::BarsMismatch);
-            }
-            let bytes = pipai_market_data::bars_to_parquet(&bars.slice(window.clone()))?;
-            Ok(ArtifactFile::new(bars_file_name(&config.symbols, symbol), Content::Bars, Format::Parquet, bytes))
-        })
-        .collect()
+    files(backtest, config, data)?.skip(4).collect()
 }
 
 /// Writes each file into `dir` (created if missing) under its name.

@@ -26,6 +26,7 @@ mod s3;
 mod sqs;
 mod stream;
 mod sweep_queue;
+mod webhook;
 
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -41,6 +42,7 @@ pub use s3::S3Results;
 pub use sqs::SqsQueue;
 pub use stream::job_change;
 pub use sweep_queue::{inserted_sweep, SqsSweepQueue};
+pub use webhook::{HttpWebhookSender, SystemResolver};
 
 /// The default loader (`BehaviorVersion::latest()`, credentials, region and `AWS_ENDPOINT_URL`
 /// from the environment as usual) with this crate's HTTPS client (rustls on ring). Add
@@ -110,6 +112,12 @@ pub async fn api_from_env(
     sdk: &SdkConfig,
     settings: pipai_service::ApiSettings,
 ) -> Result<pipai_service::Api<DynamoStore, S3Results, S3MarketData>, ConfigError> {
+    // `notify_url` host names are resolved (and their addresses checked) at creation.
+    let webhooks = pipai_service::webhook::WebhookSettings {
+        resolver: pipai_service::webhook::Resolver::new(SystemResolver),
+        ..settings.webhooks
+    };
+    let settings = pipai_service::ApiSettings { webhooks, ..settings };
     Ok(pipai_service::Api {
         store: DynamoStore::from_env(sdk)?,
         results: S3Results::from_env(sdk)?,

@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use pipai_service::ports::{ResultStore, StoreError};
@@ -154,6 +155,29 @@ impl ResultStore for S3Results {
             removed += count;
         }
         Ok(removed)
+    }
+
+    /// A presigned GetObject of `results/{job_id}/{name}`, signed locally by the SDK against the
+    /// client's endpoint (the configured one: moto locally), path-style when that is overridden.
+    async fn presign_artifact(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let key = Self::key(job_id.as_str(), name)?;
+        let resource = || format!("s3://{}/{key}", self.bucket);
+        let config = PresigningConfig::expires_in(expires_in)
+            .map_err(|e| StoreError::caused_by(format!("presigning {}", resource()), e))?;
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .presigned(config)
+            .await
+            .map_err(|e| store_err("s3", "GetObject (presign)", &resource(), e))?;
+        Ok(presigned.uri().to_string())
     }
 }
 

@@ -36,7 +36,23 @@ pub fn job_change(record: &EventRecord) -> Result<JobChange, String> {
         (ChangeKind::Remove, _) | (_, None) => None,
         (_, Some(st)) => Some(st.parse::<JobStatus>().map_err(|e| at_job(&e))?),
     };
-    Ok(JobChange { kind, job_id, user_id, status, slot_released: image.slot_released.unwrap_or(false) })
+    // The old image's status tells a transition into a terminal state from later writes.
+    let old_status = match kind {
+        ChangeKind::Modify => serde_dynamo::from_item::<_, JobImage>(change.old_image.clone())
+            .ok()
+            .and_then(|old| old.status)
+            .and_then(|s| s.parse::<JobStatus>().ok()),
+        _ => None,
+    };
+    Ok(JobChange {
+        kind,
+        job_id,
+        user_id,
+        status,
+        slot_released: image.slot_released.unwrap_or(false),
+        old_status,
+        notify: image.notify_url.is_some(),
+    })
 }
 
 #[cfg(test)]
@@ -78,7 +94,9 @@ mod tests {
                 job_id: "bt_00aa11bb".parse().unwrap(),
                 user_id: Some("u1".parse().unwrap()),
                 status: Some(JobStatus::Done),
-                slot_released: false
+                slot_released: false,
+                old_status: Some(JobStatus::Running),
+                notify: false,
             }
         );
         let c = job_change(&e.records[1]).unwrap();

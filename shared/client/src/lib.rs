@@ -141,6 +141,26 @@ impl ApiClient {
         &self.settings
     }
 
+    /// A plain GET of `url`, unsigned (a presigned download such as an artifact's `url`), its
+    /// body streamed into `out` when the status is 2xx (a body of any size: no time limit but
+    /// connecting). The status, and the bytes written.
+    pub fn download(&self, url: &str, out: &mut dyn std::io::Write) -> Result<(u16, u64), ClientError> {
+        let transport = |source| ClientError::Transport { method: Method::Get, url: url.to_string(), source };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(self.settings.timeout))
+            .build()
+            .new_agent();
+        let mut answer = agent.get(url).call().map_err(transport)?;
+        let status = answer.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Ok((status, 0));
+        }
+        let copied =
+            std::io::copy(&mut answer.body_mut().as_reader(), out).map_err(|e| transport(ureq::Error::Io(e)))?;
+        Ok((status, copied))
+    }
+
     /// `method path?query` with `body`, signed now. `path` starts at `/v1/`; query pairs are
     /// given unencoded.
     pub fn send<K: AsRef<str>, V: AsRef<str>>(

@@ -41,7 +41,10 @@ def main(bars_csv: str, result_json: str) -> None:
     t_ms = bars["open_time"].to_numpy(np.int64)
     o, c = bars["open"].to_numpy(), bars["close"].to_numpy()
     n = len(c)
-    fast, slow = vbt.MA.run(c, FAST), vbt.MA.run(c, SLOW)
+    # The Numba engine's rolling mean is numpy's cumsum difference, the floats the engine computes;
+    # vectorbt's default ("auto": Rust when vectorbt-rust is installed) rounds differently, which
+    # at an exact tie of the two averages makes a cross ours does not see (see the README).
+    fast, slow = vbt.MA.run(c, FAST, engine="numba"), vbt.MA.run(c, SLOW, engine="numba")
     up, dn = fast.ma_crossed_above(slow).to_numpy(), fast.ma_crossed_below(slow).to_numpy()
     entries, exits = shift_to_fill_bars(up, n), shift_to_fill_bars(dn, n)
     exits[n], entries[n] = True, False  # the end of the window closes the position

@@ -25,6 +25,10 @@ pub struct CurveSummary {
 /// The tracker the loops feed with [`Curve::extend`].
 pub struct Curve {
     bar_ms: i64,
+    /// Whether the per-bar equity is kept ([`Curve::metrics_only`] keeps none).
+    keep: bool,
+    /// Whether any bar was tracked.
+    tracked: bool,
     equity: Vec<f64>,
     daily: Vec<(i64, f64)>,
     /// UTC day of the held bar, and the first millisecond of the next day: comparing a bar's
@@ -89,11 +93,23 @@ impl Drawdown {
 impl Curve {
     /// A curve for `n` bars starting at `first_open`, from `capital`.
     pub fn new(capital: f64, first_open: i64, last_open: i64, bar_ms: i64, n: usize) -> Curve {
+        Curve::with_keep(capital, first_open, last_open, bar_ms, Some(n))
+    }
+
+    /// A curve that keeps only what the metrics need (no per-bar equity; its summary's `equity`
+    /// is empty): for sweeps, which evaluate many configs and keep their metrics only.
+    pub fn metrics_only(capital: f64, first_open: i64, last_open: i64, bar_ms: i64) -> Curve {
+        Curve::with_keep(capital, first_open, last_open, bar_ms, None)
+    }
+
+    fn with_keep(capital: f64, first_open: i64, last_open: i64, bar_ms: i64, keep: Option<usize>) -> Curve {
         let day = day_start(first_open);
         let days = ((day_start(last_open) - day) / DAY_MS).max(0) as usize + 1;
         Curve {
             bar_ms,
-            equity: Vec::with_capacity(n),
+            keep: keep.is_some(),
+            tracked: false,
+            equity: Vec::with_capacity(keep.unwrap_or(0)),
             daily: Vec::with_capacity(days),
             day,
             next_day: day + DAY_MS,
@@ -126,7 +142,10 @@ impl Curve {
         if m == 0 {
             return;
         }
-        self.equity.extend_from_slice(&equity[..m]);
+        if self.keep {
+            self.equity.extend_from_slice(&equity[..m]);
+        }
+        self.tracked = true;
         // Each bar opening a later day makes the bar before it its day's last.
         let mut k = 0;
         while open_time[m - 1] >= self.next_day {
@@ -180,8 +199,10 @@ impl Curve {
     /// must have been tracked.
     pub fn finish(mut self, final_equity: f64) -> CurveSummary {
         let dd = &mut self.drawdown;
-        if let Some(last) = self.equity.last_mut() {
-            *last = final_equity;
+        if self.tracked {
+            if let Some(last) = self.equity.last_mut() {
+                *last = final_equity;
+            }
             self.daily.push((self.day, final_equity));
             dd.account(self.held_close, final_equity);
             if dd.under {
@@ -199,7 +220,18 @@ impl Curve {
 
     /// The last equity pushed (before [`Curve::finish`]).
     pub fn last(&self) -> Option<f64> {
-        self.equity.last().copied()
+        self.tracked.then_some(self.held_equity)
+    }
+
+    /// Replaces the equity of the last bar tracked (held, not yet accounted): a chained curve
+    /// (`batch`) learns a fold's final equity after its last bar was handed over.
+    pub fn set_last(&mut self, equity: f64) {
+        if self.tracked {
+            self.held_equity = equity;
+            if let Some(last) = self.equity.last_mut() {
+                *last = equity;
+            }
+        }
     }
 }
 

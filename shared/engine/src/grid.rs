@@ -1,9 +1,12 @@
 //! The grid loop: resting limit orders at fixed levels (`docs/templates.md`, `tpl_grid`).
 
+use std::borrow::BorrowMut;
+
+use crate::curve::Curve;
 use crate::fees::Liquidity;
 use crate::sim::{
-    curve_for, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, Stop, StopReason, BLOCK,
-    CHECK_EVERY, MAINTENANCE_MARGIN,
+    curve_for, Account, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd, Stop,
+    StopReason, Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 use crate::templates::Spacing;
 
@@ -76,24 +79,10 @@ pub fn grid_loop(
     observer: &mut dyn Observer,
 ) -> Result<RawRun, Stop> {
     let n = bars.len();
-    let levels = levels(n_levels, lower, upper, spacing);
-    let budget = capital * exec.leverage / (n_levels - 1) as f64;
-    let maker = exec.fees.maker_rate(bars.open_time[0]);
-    let qty: Vec<f64> = levels[..n_levels - 1].iter().map(|l| budget / (l * (1.0 + maker))).collect();
-    let first_open = bars.open[0];
-    let cells = levels[..n_levels - 1].iter().map(|&l| if l < first_open { Cell::Armed } else { Cell::Idle }).collect();
-    let mut grid = Grid { levels, qty, cells, max_buy: 0.0, min_sell: 0.0, min_idle: 0.0, held: 0.0 };
-    grid.refresh();
-
+    let p = GridParams { levels: n_levels, lower, upper, spacing };
+    let curve = curve_for(&bars, capital, bar_ms);
+    let mut sim = GridSim::new(&p, bars.open_time[0], bars.open[0], curve, capital, exec, Vec::new());
     let mut check = BarCheck::new(&bars);
-    let mut curve = curve_for(&bars, capital, bar_ms);
-    let mut trades = Vec::new();
-    let mut cash = capital;
-    let mut traded = 0.0;
-    let mut in_market = 0u64;
-    let mut shortfall = 0.0;
-    let mut stopped = None;
-
     let mut equity = [0.0; BLOCK];
     let mut start = 0;
     while start < n {
@@ -103,98 +92,174 @@ pub fn grid_loop(
             let (time, opens, highs, lows, closes) =
                 (&bars.open_time[b..e], &bars.open[b..e], &bars.high[b..e], &bars.low[b..e], &bars.close[b..e]);
             check.block(time, opens, highs, lows, closes);
-            let equity = &mut equity[..e - b];
-            let bars_of_block = time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(equity.iter_mut());
-            for (((((&t, &open), &high), &low), &close), equity) in bars_of_block {
-                if low <= grid.max_buy || high >= grid.min_sell {
-                    for k in 0..grid.cells.len() {
-                        let (buy, sell, q) = (grid.levels[k], grid.levels[k + 1], grid.qty[k]);
-                        match grid.cells[k] {
-                            Cell::Armed if low <= buy => {
-                                let fee = exec.fee(t, q, buy, Liquidity::Maker);
-                                cash -= q * buy + fee;
-                                traded += q * buy;
-                                grid.cells[k] = Cell::Holding { time: t, fee };
-                            }
-                            Cell::Holding { time, fee: entry_fee } if high >= sell => {
-                                let fee = exec.fee(t, q, sell, Liquidity::Maker);
-                                cash += q * sell - fee;
-                                traded += q * sell;
-                                trades.push(cell_trade(time, buy, t, sell, q, entry_fee, fee, ExitReason::Grid));
-                                grid.cells[k] = Cell::Armed;
-                            }
-                            _ => {}
-                        }
-                    }
-                    grid.refresh();
-                }
-                if grid.held > 0.0 && cash < 0.0 {
-                    let liq = -cash / (grid.held * (1.0 - MAINTENANCE_MARGIN));
-                    if low <= liq {
-                        let price = liq.min(open);
-                        for k in 0..grid.cells.len() {
-                            if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
-                                let q = grid.qty[k];
-                                let fee = exec.fee(t, q, price, Liquidity::Taker);
-                                cash += q * price - fee;
-                                traded += q * price;
-                                trades.push(cell_trade(
-                                    time,
-                                    grid.levels[k],
-                                    t,
-                                    price,
-                                    q,
-                                    entry_fee,
-                                    fee,
-                                    ExitReason::Liquidation,
-                                ));
-                            }
-                        }
-                        grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
-                        grid.refresh();
-                        grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
-                        stopped = Some(StopReason::Liquidated);
-                        if cash < 0.0 {
-                            shortfall = -cash;
-                            cash = 0.0;
-                            stopped = Some(StopReason::Bankrupt);
-                        }
-                    }
-                }
-                if close > grid.min_idle {
-                    for k in 0..grid.cells.len() {
-                        if grid.cells[k] == Cell::Idle && grid.levels[k] < close {
-                            grid.cells[k] = Cell::Armed;
-                        }
-                    }
-                    grid.refresh();
-                }
-                in_market += (grid.held > 0.0) as u64;
-                *equity = cash + grid.held * close;
-            }
-            curve.extend(time, equity);
+            sim.block(time, opens, highs, lows, closes, &mut equity[..e - b]);
         }
         check.end_chunk(std::slice::from_ref(&bars), start, stop, observer)?;
         start = stop;
     }
+    let end = sim.finish(bars.open_time[n - 1], bars.close[n - 1], bar_ms);
+    Ok(RawRun::new(end.curve, end.trades, end.traded, end.in_market, end.shortfall, end.stopped))
+}
 
-    let last = n - 1;
-    let mut final_equity = curve.last().unwrap_or(capital);
-    if grid.held > 0.0 {
-        let t = bars.open_time[last] + bar_ms;
-        let price = exec.market_price(bars.close[last], false);
-        for k in 0..grid.cells.len() {
-            if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
-                let q = grid.qty[k];
-                let fee = exec.fee(t, q, price, Liquidity::Taker);
-                cash += q * price - fee;
-                traded += q * price;
-                trades.push(cell_trade(time, grid.levels[k], t, price, q, entry_fee, fee, ExitReason::EndOfWindow));
-            }
-        }
-        final_equity = cash;
+/// A grid's parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridParams {
+    pub levels: usize,
+    pub lower: f64,
+    pub upper: f64,
+    pub spacing: Spacing,
+}
+
+/// The simulation of [`grid_loop`] as a value, advanced a block of bars at a time (as
+/// `sim::SignalSim` is for the signal templates): a job's loop drives one, a sweep many.
+pub struct GridSim<E, T> {
+    account: Account<T>,
+    grid: Grid,
+    exec: E,
+}
+
+impl<E: BorrowMut<Execution>, T: Trades> GridSim<E, T> {
+    /// A flat account of `capital` before the window's first bar, which opens at `first_time` at
+    /// `first_open`; `curve` is the window's.
+    pub fn new(
+        p: &GridParams,
+        first_time: i64,
+        first_open: f64,
+        curve: Curve,
+        capital: f64,
+        mut exec: E,
+        trades: T,
+    ) -> Self {
+        let n_levels = p.levels;
+        let levels = levels(n_levels, p.lower, p.upper, p.spacing);
+        let budget = capital * exec.borrow_mut().leverage / (n_levels - 1) as f64;
+        let maker = exec.borrow_mut().fees.maker_rate(first_time);
+        let qty: Vec<f64> = levels[..n_levels - 1].iter().map(|l| budget / (l * (1.0 + maker))).collect();
+        let cells =
+            levels[..n_levels - 1].iter().map(|&l| if l < first_open { Cell::Armed } else { Cell::Idle }).collect();
+        let mut grid = Grid { levels, qty, cells, max_buy: 0.0, min_sell: 0.0, min_idle: 0.0, held: 0.0 };
+        grid.refresh();
+        GridSim { account: Account::new(curve, capital, trades), grid, exec }
     }
-    Ok(RawRun::new(curve.finish(final_equity), trades, traded, in_market, shortfall, stopped))
+
+    /// The next bars of the window (every slice of the same length); `equity` is scratch of that
+    /// length, left holding the bars' equity.
+    pub fn block(
+        &mut self,
+        time: &[i64],
+        opens: &[f64],
+        highs: &[f64],
+        lows: &[f64],
+        closes: &[f64],
+        equity: &mut [f64],
+    ) {
+        let (grid, exec, trades) = (&mut self.grid, self.exec.borrow_mut(), &mut self.account.trades);
+        let (mut cash, mut traded, mut in_market) = (self.account.cash, self.account.traded, self.account.in_market);
+        let bars_of_block = time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(equity.iter_mut());
+        for (((((&t, &open), &high), &low), &close), equity) in bars_of_block {
+            if low <= grid.max_buy || high >= grid.min_sell {
+                for k in 0..grid.cells.len() {
+                    let (buy, sell, q) = (grid.levels[k], grid.levels[k + 1], grid.qty[k]);
+                    match grid.cells[k] {
+                        Cell::Armed if low <= buy => {
+                            let fee = exec.fee(t, q, buy, Liquidity::Maker);
+                            cash -= q * buy + fee;
+                            traded += q * buy;
+                            grid.cells[k] = Cell::Holding { time: t, fee };
+                        }
+                        Cell::Holding { time, fee: entry_fee } if high >= sell => {
+                            let fee = exec.fee(t, q, sell, Liquidity::Maker);
+                            cash += q * sell - fee;
+                            traded += q * sell;
+                            trades.record(cell_trade(time, buy, t, sell, q, entry_fee, fee, ExitReason::Grid));
+                            grid.cells[k] = Cell::Armed;
+                        }
+                        _ => {}
+                    }
+                }
+                grid.refresh();
+            }
+            if grid.held > 0.0 && cash < 0.0 {
+                let liq = -cash / (grid.held * (1.0 - MAINTENANCE_MARGIN));
+                if low <= liq {
+                    let price = liq.min(open);
+                    for k in 0..grid.cells.len() {
+                        if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
+                            let q = grid.qty[k];
+                            let fee = exec.fee(t, q, price, Liquidity::Taker);
+                            cash += q * price - fee;
+                            traded += q * price;
+                            let level = grid.levels[k];
+                            trades.record(cell_trade(
+                                time,
+                                level,
+                                t,
+                                price,
+                                q,
+                                entry_fee,
+                                fee,
+                                ExitReason::Liquidation,
+                            ));
+                        }
+                    }
+                    grid.cells.iter_mut().for_each(|c| *c = Cell::Idle);
+                    grid.refresh();
+                    grid.min_idle = f64::INFINITY; // the grid stops: nothing is armed again
+                    self.account.stopped = Some(StopReason::Liquidated);
+                    if cash < 0.0 {
+                        self.account.shortfall = -cash;
+                        cash = 0.0;
+                        self.account.stopped = Some(StopReason::Bankrupt);
+                    }
+                }
+            }
+            if close > grid.min_idle {
+                for k in 0..grid.cells.len() {
+                    if grid.cells[k] == Cell::Idle && grid.levels[k] < close {
+                        grid.cells[k] = Cell::Armed;
+                    }
+                }
+                grid.refresh();
+            }
+            in_market += (grid.held > 0.0) as u64;
+            *equity = cash + grid.held * close;
+        }
+        (self.account.cash, self.account.traded, self.account.in_market) = (cash, traded, in_market);
+        self.account.curve.extend(time, &equity[..time.len()]);
+    }
+
+    /// After the window's last bar (opening at `last_open`, closing at `last_close`): the
+    /// end-of-window close of the held cells, and the account's figures.
+    pub fn finish(mut self, last_open: i64, last_close: f64, bar_ms: i64) -> SimEnd<T> {
+        let mut final_equity = self.account.last_equity();
+        let grid = &self.grid;
+        if grid.held > 0.0 {
+            let t = last_open + bar_ms;
+            let exec = self.exec.borrow_mut();
+            let price = exec.market_price(last_close, false);
+            for k in 0..grid.cells.len() {
+                if let Cell::Holding { time, fee: entry_fee } = grid.cells[k] {
+                    let q = grid.qty[k];
+                    let fee = exec.fee(t, q, price, Liquidity::Taker);
+                    self.account.cash += q * price - fee;
+                    self.account.traded += q * price;
+                    let level = grid.levels[k];
+                    self.account.trades.record(cell_trade(
+                        time,
+                        level,
+                        t,
+                        price,
+                        q,
+                        entry_fee,
+                        fee,
+                        ExitReason::EndOfWindow,
+                    ));
+                }
+            }
+            final_equity = self.account.cash;
+        }
+        self.account.end(final_equity)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

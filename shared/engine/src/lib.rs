@@ -46,6 +46,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::ops::Range;
 
 use crate::fees::FeeSchedule;
+use crate::signals::Signal;
 use crate::sim::{BarsView, Execution, RawRun, Sizing, Stop};
 use crate::templates::StrategyParams;
 
@@ -92,35 +93,90 @@ impl Backtest {
 /// first would give, symbol by symbol. The only difference a caller can see: progress may be
 /// reported for the chunks before the one holding a bad bar.
 pub fn run(config: &JobConfig, data: &[Bars], observer: &mut dyn Observer) -> Result<Backtest, EngineError> {
-    run_as(config, data, observer, Output::Full)
+    run_warm(config, data, config.start_ms(), observer)
+}
+
+/// [`run`] with the indicators warmed up on the bars from `warmup_from_ms` to the window's start
+/// (the bars before the window in `data`): the strategy's signals inside the window are the ones
+/// it has with that history, while the account starts flat with `capital` at the window's first
+/// bar, as in [`run`] (which this is with `warmup_from_ms` at the window's start). The warm-up
+/// bars are checked as the window's are. Only the signal templates have indicators to warm up;
+/// grid and momentum rotation ignore the warm-up bars (rotation's lookback starts in the window).
+pub fn run_warm(
+    config: &JobConfig,
+    data: &[Bars],
+    warmup_from_ms: i64,
+    observer: &mut dyn Observer,
+) -> Result<Backtest, EngineError> {
+    let Simulated { raw, windows, capital } = simulate(config, data, warmup_from_ms, observer)?;
+    let views: Vec<BarsView> = data.iter().zip(&windows).map(|(bars, w)| BarsView::new(bars, w.clone())).collect();
+    let v = views[0];
+    let values = metrics::compute(capital, &raw);
+    let final_equity = raw.equity.last().copied().unwrap_or(capital);
+    let result = BacktestResult {
+        metrics: result::Metrics::from_values(&values),
+        structured_metrics: result::StructuredMetrics::from_values(&values),
+        equity_curve: raw
+            .daily
+            .iter()
+            .map(|&(t, e)| result::EquityPoint { time_ms: t, equity: result::money(e) })
+            .collect(),
+        trades: result::trades(&raw.trades, &config.symbols),
+        summary: result::Summary {
+            final_equity: result::money(final_equity),
+            bars: v.len() as u64,
+            first_bar_time: time::iso(v.open_time[0]),
+            last_bar_time: time::iso(v.open_time[v.len() - 1]),
+            stopped_reason: raw.stopped,
+            bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
+        },
+        benchmark: benchmark::buy_and_hold(&views, capital, execution(config), config.timeframe.millis()),
+        provenance: provenance::Provenance::of(config, data, &windows),
+    };
+    Ok(Backtest { result, bar_equity: raw.equity, windows })
 }
 
 /// [`run`]'s `metrics` and `structured_metrics` only (identical to its), without the work the
 /// rest of the result costs: the daily curve and the trades in decimals, the benchmark, and the
-/// provenance's hash of every bar (about 15 ms of CPU per year of 1m bars). For sweeps.
+/// provenance's hash of every bar (about 15 ms of CPU per year of 1m bars).
 pub fn run_metrics(
     config: &JobConfig,
     data: &[Bars],
     observer: &mut dyn Observer,
 ) -> Result<(result::Metrics, result::StructuredMetrics), EngineError> {
-    let out = run_as(config, data, observer, Output::MetricsOnly)?;
-    Ok((out.result.metrics, out.result.structured_metrics))
+    let Simulated { raw, capital, .. } = simulate(config, data, config.start_ms(), observer)?;
+    let values = metrics::compute(capital, &raw);
+    Ok((result::Metrics::from_values(&values), result::StructuredMetrics::from_values(&values)))
 }
 
-/// How much of the result [`run_as`] builds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Output {
-    Full,
-    /// The metrics; the rest of the result left empty (never handed out: [`run_metrics`]).
-    MetricsOnly,
+/// The starting capital of `config`'s account, in the numeric core's floats.
+pub(crate) fn capital_of(config: &JobConfig) -> f64 {
+    config.capital.to_f64().unwrap_or(0.0)
 }
 
-fn run_as(
+/// The fills' prices and fees of `config`, fresh (no fills yet in the fee tiers' window).
+pub(crate) fn execution(config: &JobConfig) -> Execution {
+    Execution {
+        fees: FeeSchedule::for_config(config),
+        slippage: config.slippage_bps.and_then(|d| d.to_f64()).unwrap_or(0.0) / 10_000.0,
+        leverage: config.leverage as f64,
+    }
+}
+
+/// A finished simulation, before the result is built.
+pub(crate) struct Simulated {
+    pub raw: RawRun,
+    pub windows: Vec<Range<usize>>,
+    pub capital: f64,
+}
+
+/// The loop of `config`'s template over its window, signals warmed up from `warmup_from_ms`.
+pub(crate) fn simulate(
     config: &JobConfig,
     data: &[Bars],
+    warmup_from_ms: i64,
     observer: &mut dyn Observer,
-    output: Output,
-) -> Result<Backtest, EngineError> {
+) -> Result<Simulated, EngineError> {
     let params = config.strategy_params()?;
     if data.len() != config.symbols.len() {
         return Err(EngineError::Data(format!(
@@ -167,46 +223,46 @@ fn run_as(
         views.push(view);
     }
 
-    let capital = config.capital.to_f64().unwrap_or(0.0);
+    let capital = capital_of(config);
     let bar_ms = config.timeframe.millis();
-    let execution = || Execution {
-        fees: FeeSchedule::for_config(config),
-        slippage: config.slippage_bps.and_then(|d| d.to_f64()).unwrap_or(0.0) / 10_000.0,
-        leverage: config.leverage as f64,
-    };
-    let mut exec = execution();
+    let mut exec = execution(config);
     let v = views[0];
+    // The warm-up bars of the signal templates: the first symbol's from `warmup_from_ms` to the
+    // window, checked as the window's are (before it: they come first).
+    let window = &windows[0];
+    let warm_start = if warmup_from_ms < start {
+        data[0].open_time[..window.start].partition_point(|&t| t < warmup_from_ms)
+    } else {
+        window.start
+    };
+    let warm = BarsView::new(&data[0], warm_start..window.start);
+    if let Some(error) = warm.first_bad_bar(0) {
+        return Err(bad_bar(Stop::BadBar { symbol: 0, error }));
+    }
+    let series = warm_start..window.end;
+    let (high, low) = (&data[0].high[series.clone()], &data[0].low[series]);
+    let mut signal_loop = |signal, direction, fraction| {
+        sim::signal_loop(
+            v,
+            Warmed::new(signal, &warm),
+            direction,
+            capital,
+            Sizing { fraction },
+            &mut exec,
+            bar_ms,
+            observer,
+        )
+    };
     let outcome = match params {
-        StrategyParams::MaCross { fast, slow, direction, fraction } => sim::signal_loop(
-            v,
-            signals::MaCross::new(fast, slow),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
-        StrategyParams::Breakout { lookback, direction, fraction } => sim::signal_loop(
-            v,
-            signals::Breakout::new(v.high, v.low, lookback),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
-        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => sim::signal_loop(
-            v,
-            signals::RsiReversion::new(period, oversold, overbought),
-            direction,
-            capital,
-            Sizing { fraction },
-            &mut exec,
-            bar_ms,
-            observer,
-        ),
+        StrategyParams::MaCross { fast, slow, direction, fraction } => {
+            signal_loop(AnySignal::MaCross(signals::MaCross::new(fast, slow)), direction, fraction)
+        }
+        StrategyParams::Breakout { lookback, direction, fraction } => {
+            signal_loop(AnySignal::Breakout(signals::Breakout::new(high, low, lookback)), direction, fraction)
+        }
+        StrategyParams::RsiReversion { period, oversold, overbought, direction, fraction } => {
+            signal_loop(AnySignal::Rsi(signals::RsiReversion::new(period, oversold, overbought)), direction, fraction)
+        }
         StrategyParams::Grid { levels, lower, upper, spacing } => {
             grid::grid_loop(v, levels, lower, upper, spacing, capital, &mut exec, bar_ms, observer)
         }
@@ -225,37 +281,50 @@ fn run_as(
         Err(stop) => return Err(bad_bar(stop)),
     };
 
-    let values = metrics::compute(capital, &raw);
-    let final_equity = raw.equity.last().copied().unwrap_or(capital);
-    let full = output == Output::Full;
-    let result = BacktestResult {
-        metrics: result::Metrics::from_values(&values),
-        structured_metrics: result::StructuredMetrics::from_values(&values),
-        equity_curve: match full {
-            true => {
-                raw.daily.iter().map(|&(t, e)| result::EquityPoint { time_ms: t, equity: result::money(e) }).collect()
-            }
-            false => Vec::new(),
-        },
-        trades: if full { result::trades(&raw.trades, &config.symbols) } else { Vec::new() },
-        summary: result::Summary {
-            final_equity: result::money(final_equity),
-            bars: v.len() as u64,
-            first_bar_time: time::iso(v.open_time[0]),
-            last_bar_time: time::iso(v.open_time[v.len() - 1]),
-            stopped_reason: raw.stopped,
-            bankruptcy_shortfall: (raw.bankruptcy_shortfall > 0.0).then(|| result::money(raw.bankruptcy_shortfall)),
-        },
-        benchmark: match full {
-            true => benchmark::buy_and_hold(&views, capital, execution(), bar_ms),
-            false => benchmark::Benchmark::default(),
-        },
-        provenance: match full {
-            true => provenance::Provenance::of(config, data, &windows),
-            false => provenance::Provenance::default(),
-        },
-    };
-    Ok(Backtest { result, bar_equity: raw.equity, windows })
+    Ok(Simulated { raw, windows, capital })
+}
+
+/// One of the signal templates' indicators (the loop is compiled once for all three; the match
+/// is once per block of bars).
+enum AnySignal<'a> {
+    MaCross(signals::MaCross),
+    Breakout(signals::Breakout<'a>),
+    Rsi(signals::RsiReversion),
+}
+
+impl Signal for AnySignal<'_> {
+    #[inline]
+    fn block(&mut self, first: usize, high: &[f64], low: &[f64], close: &[f64], events: &mut [u8]) {
+        match self {
+            AnySignal::MaCross(s) => s.block(first, high, low, close, events),
+            AnySignal::Breakout(s) => s.block(first, high, low, close, events),
+            AnySignal::Rsi(s) => s.block(first, high, low, close, events),
+        }
+    }
+}
+
+/// A signal that has seen the warm-up bars: the window's bar `i` is bar `offset + i` of its series.
+struct Warmed<S> {
+    inner: S,
+    offset: usize,
+}
+
+impl<S: Signal> Warmed<S> {
+    fn new(mut inner: S, warm: &BarsView<'_>) -> Warmed<S> {
+        let mut events = [signals::NONE; sim::BLOCK];
+        for b in (0..warm.len()).step_by(sim::BLOCK) {
+            let e = (b + sim::BLOCK).min(warm.len());
+            inner.block(b, &warm.high[b..e], &warm.low[b..e], &warm.close[b..e], &mut events[..e - b]);
+        }
+        Warmed { inner, offset: warm.len() }
+    }
+}
+
+impl<S: Signal> Signal for Warmed<S> {
+    #[inline]
+    fn block(&mut self, first: usize, high: &[f64], low: &[f64], close: &[f64], events: &mut [u8]) {
+        self.inner.block(self.offset + first, high, low, close, events);
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! (`curve::Curve`); [`daily_equity`] and [`drawdown`] are their reference definitions over a whole
 //! series, which the tracker is tested against.
 
-use crate::sim::RawRun;
+use crate::sim::{RawRun, RawTrade, Trades};
 use crate::time::day_start;
 
 pub const YEAR_DAYS: f64 = 365.0;
@@ -138,13 +138,103 @@ pub fn drawdown(capital: f64, open_time: &[i64], bar_ms: i64, equity: &[f64]) ->
     (max_dd, longest)
 }
 
+/// What the trade metrics need of a run's trades: running sums in trade order, which are the very
+/// floats summing the whole lists gives (a sweep keeps these instead of the trades).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TradeStats {
+    pub trades: u64,
+    pub wins: u64,
+    pub losses: u64,
+    /// Σ pnl, Σ pnl of winners, Σ pnl of losers, Σ pnl / entry notional, in trade order.
+    pub pnl: f64,
+    pub win_pnl: f64,
+    pub loss_pnl: f64,
+    pub returns: f64,
+    pub duration_ms: i128,
+}
+
+impl Default for TradeStats {
+    fn default() -> Self {
+        // The starting value of `Iterator::sum` for floats (so an empty or all -0.0 sum agrees).
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        TradeStats {
+            trades: 0,
+            wins: 0,
+            losses: 0,
+            pnl: zero,
+            win_pnl: zero,
+            loss_pnl: zero,
+            returns: zero,
+            duration_ms: 0,
+        }
+    }
+}
+
+impl TradeStats {
+    pub fn of(trades: &[RawTrade]) -> TradeStats {
+        let mut stats = TradeStats::default();
+        for &t in trades {
+            stats.record(t);
+        }
+        stats
+    }
+}
+
+impl Trades for TradeStats {
+    #[inline]
+    fn record(&mut self, t: RawTrade) {
+        let pnl = t.pnl();
+        self.trades += 1;
+        self.pnl += pnl;
+        if pnl > 0.0 {
+            self.wins += 1;
+            self.win_pnl += pnl;
+        }
+        if pnl < 0.0 {
+            self.losses += 1;
+            self.loss_pnl += pnl;
+        }
+        self.returns += pnl / (t.entry_price * t.qty);
+        self.duration_ms += (t.exit_time - t.entry_time) as i128;
+    }
+}
+
+/// What the metrics read of a run: its [`RawRun`] less the per-bar equity and the trades.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFigures<'a> {
+    pub daily: &'a [(i64, f64)],
+    pub final_equity: f64,
+    pub max_drawdown: f64,
+    pub max_drawdown_ms: i64,
+    pub trades: &'a TradeStats,
+    pub traded_notional: f64,
+    pub bars_in_market: u64,
+}
+
 /// All metrics of a run.
 pub fn compute(capital: f64, run: &RawRun) -> MetricValues {
-    let daily = &run.daily;
+    let trades = TradeStats::of(&run.trades);
+    compute_figures(
+        capital,
+        &RunFigures {
+            daily: &run.daily,
+            final_equity: run.equity.last().copied().unwrap_or(capital),
+            max_drawdown: run.max_drawdown,
+            max_drawdown_ms: run.max_drawdown_ms,
+            trades: &trades,
+            traded_notional: run.traded_notional,
+            bars_in_market: run.bars_in_market,
+        },
+    )
+}
+
+/// All metrics of a run, from its figures.
+pub fn compute_figures(capital: f64, run: &RunFigures<'_>) -> MetricValues {
+    let daily = run.daily;
     let returns = daily_returns(capital, daily);
     let days = returns.len() as f64;
     let annual = YEAR_DAYS.sqrt();
-    let final_equity = run.equity.last().copied().unwrap_or(capital);
+    let final_equity = run.final_equity;
 
     let m = if returns.is_empty() { 0.0 } else { mean(&returns) };
     let sd = std_dev(&returns);
@@ -168,27 +258,22 @@ pub fn compute(capital: f64, run: &RawRun) -> MetricValues {
     let (var_95, cvar_95) = var_cvar(&sorted, 0.05);
     let (var_99, cvar_99) = var_cvar(&sorted, 0.01);
 
-    let pnls: Vec<f64> = run.trades.iter().map(|t| t.pnl()).collect();
-    let wins: Vec<f64> = pnls.iter().copied().filter(|&p| p > 0.0).collect();
-    let losses: Vec<f64> = pnls.iter().copied().filter(|&p| p < 0.0).collect();
-    let n_trades = pnls.len();
+    // The sums of the pnl lists, each divided by its length: the lists' means.
+    let t = run.trades;
+    let n_trades = t.trades;
     let (win_rate, expected_value, expectancy, avg_duration) = if n_trades == 0 {
         (None, None, None, None)
     } else {
-        let returns_per_trade: Vec<f64> = run.trades.iter().map(|t| t.pnl() / (t.entry_price * t.qty)).collect();
-        let total_ms: i128 = run.trades.iter().map(|t| (t.exit_time - t.entry_time) as i128).sum();
         // Half-to-even, the rounding used at every decimal boundary of the result.
-        let avg_seconds = (total_ms as f64 / n_trades as f64 / 1000.0).round_ties_even() as i64;
+        let avg_seconds = (t.duration_ms as f64 / n_trades as f64 / 1000.0).round_ties_even() as i64;
         (
-            Some(wins.len() as f64 / n_trades as f64),
-            finite(mean(&pnls)),
-            finite(mean(&returns_per_trade)),
+            Some(t.wins as f64 / n_trades as f64),
+            finite(t.pnl / n_trades as f64),
+            finite(t.returns / n_trades as f64),
             Some(avg_seconds),
         )
     };
-    let gross_win: f64 = wins.iter().sum();
-    let gross_loss: f64 = losses.iter().sum();
-    let profit_factor = (!losses.is_empty()).then(|| gross_win / gross_loss.abs()).and_then(finite);
+    let profit_factor = (t.losses > 0).then(|| t.win_pnl / t.loss_pnl.abs()).and_then(finite);
     let mean_equity = if daily.is_empty() { 0.0 } else { daily.iter().map(|d| d.1).sum::<f64>() / days };
     let turnover = (mean_equity > 0.0).then(|| run.traded_notional / mean_equity * YEAR_DAYS / days).and_then(finite);
 
@@ -201,7 +286,7 @@ pub fn compute(capital: f64, run: &RawRun) -> MetricValues {
         profit_factor,
         cagr,
         expected_value,
-        total_trades: n_trades as u64,
+        total_trades: n_trades,
         avg_trade_duration_seconds: avg_duration,
         total_return,
         bars_in_market: run.bars_in_market,
@@ -211,8 +296,8 @@ pub fn compute(capital: f64, run: &RawRun) -> MetricValues {
         cvar_95,
         var_99,
         cvar_99,
-        avg_win: (!wins.is_empty()).then(|| mean(&wins)),
-        avg_loss: (!losses.is_empty()).then(|| mean(&losses)),
+        avg_win: (t.wins > 0).then(|| t.win_pnl / t.wins as f64),
+        avg_loss: (t.losses > 0).then(|| t.loss_pnl / t.losses as f64),
         expectancy,
         turnover_annualised: turnover,
     }

@@ -1,9 +1,12 @@
 //! The multi-symbol loop: momentum rotation (`docs/templates.md`, `tpl_momentum_rotation`).
 
+use std::borrow::BorrowMut;
+
+use crate::curve::Curve;
 use crate::fees::Liquidity;
 use crate::sim::{
-    curve_for, reportable, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, Stop, StopReason,
-    BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
+    curve_for, reportable, Account, BarCheck, BarsView, Execution, ExitReason, Observer, RawRun, RawTrade, SimEnd,
+    Stop, StopReason, Trades, BLOCK, CHECK_EVERY, MAINTENANCE_MARGIN,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +42,6 @@ pub fn rotation_loop(
     observer: &mut dyn Observer,
 ) -> Result<RawRun, Stop> {
     let n = symbols[0].len();
-    let mut held: Vec<Option<Held>> = vec![None; symbols.len()];
     // The symbols share one time column (the caller checks they are aligned), so times are
     // checked on the first symbol; only each window's first bar has its own predecessor.
     let mut check = BarCheck::new(&symbols[0]);
@@ -48,34 +50,8 @@ pub fn rotation_loop(
             check.fail();
         }
     }
-    let mut curve = curve_for(&symbols[0], capital, bar_ms);
-    let mut trades = Vec::new();
-    let mut cash = capital;
-    let mut traded = 0.0;
-    let mut in_market = 0u64;
-    let mut shortfall = 0.0;
-    let mut stopped = None;
-    let mut pending: Option<Vec<usize>> = None;
-
-    let close_position =
-        |s: usize, h: Held, t: i64, price: f64, reason, exec: &mut Execution, cash: &mut f64, traded: &mut f64| {
-            let fee = exec.fee(t, h.qty, price, Liquidity::Taker);
-            *cash += h.qty * price - fee;
-            *traded += h.qty * price;
-            RawTrade {
-                symbol: s,
-                long: true,
-                entry_time: h.time,
-                entry_price: h.price,
-                exit_time: t,
-                exit_price: price,
-                qty: h.qty,
-                entry_fee: h.fee,
-                exit_fee: fee,
-                exit_reason: reason,
-            }
-        };
-
+    let curve = curve_for(&symbols[0], capital, bar_ms);
+    let mut sim = RotationSim::new(symbols.len(), curve, capital, p, exec, Vec::new());
     let mut equity = [0.0; BLOCK];
     let mut start = 0;
     while start < n {
@@ -87,107 +63,158 @@ pub fn rotation_loop(
             for v in &symbols[1..] {
                 check.prices(&v.open[b..e], &v.high[b..e], &v.low[b..e], &v.close[b..e]);
             }
-            for i in b..e {
-                let t = symbols[0].open_time[i];
-                if let Some(selected) = pending.take() {
-                    for (s, slot) in held.iter_mut().enumerate() {
-                        if let Some(h) = *slot {
-                            if !selected.contains(&s) {
-                                let price = exec.market_price(symbols[s].open[i], false);
-                                trades.push(close_position(
-                                    s,
-                                    h,
-                                    t,
-                                    price,
-                                    ExitReason::Signal,
-                                    exec,
-                                    &mut cash,
-                                    &mut traded,
-                                ));
-                                *slot = None;
-                            }
-                        }
-                    }
-                    let marked: f64 =
-                        held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].open[i])).sum();
-                    let eq = cash + marked;
-                    let budget = eq * p.fraction * exec.leverage;
-                    let per_symbol = budget / p.top_n as f64;
-                    let mut remaining = (budget - marked).max(0.0);
-                    for &s in &selected {
-                        if held[s].is_some() || eq <= 0.0 {
-                            continue;
-                        }
-                        let notional = per_symbol.min(remaining);
-                        if notional <= 0.0 {
-                            break;
-                        }
-                        let price = exec.market_price(symbols[s].open[i], true);
-                        let rate = exec.fees.taker_rate(t);
-                        let qty = notional / (price * (1.0 + rate));
-                        if !reportable(qty) {
-                            continue;
-                        }
-                        let fee = exec.fee(t, qty, price, Liquidity::Taker);
-                        cash -= qty * price + fee;
-                        traded += qty * price;
-                        remaining -= notional;
-                        held[s] = Some(Held { qty, time: t, price, fee });
-                    }
-                }
-                let any_held = held.iter().any(|h| h.is_some());
-                if any_held && cash < 0.0 {
-                    // Account-wide maintenance check at every symbol's low (the adverse extreme).
-                    let at_lows: f64 =
-                        held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].low[i])).sum();
-                    if cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
-                        for (s, slot) in held.iter_mut().enumerate() {
-                            if let Some(h) = slot.take() {
-                                let price = symbols[s].low[i];
-                                trades.push(close_position(
-                                    s,
-                                    h,
-                                    t,
-                                    price,
-                                    ExitReason::Liquidation,
-                                    exec,
-                                    &mut cash,
-                                    &mut traded,
-                                ));
-                            }
-                        }
-                        if cash <= 0.0 {
-                            shortfall = -cash;
-                            cash = 0.0;
-                            stopped = Some(StopReason::Bankrupt);
-                        }
-                    }
-                }
-                let marked: f64 =
-                    held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
-                in_market += held.iter().any(|h| h.is_some()) as u64;
-                equity[i - b] = cash + marked;
-                if stopped.is_none() && i >= p.lookback && (i - p.lookback).is_multiple_of(p.rebalance_every) {
-                    pending = Some(select(symbols, i, p.lookback, p.top_n));
-                }
-            }
-            curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
+            sim.block(symbols, b, e, &mut equity[..e - b]);
         }
         check.end_chunk(symbols, start, stop, observer)?;
         start = stop;
     }
+    let end = sim.finish(symbols, bar_ms);
+    Ok(RawRun::new(end.curve, end.trades, end.traded, end.in_market, end.shortfall, end.stopped))
+}
 
-    let last = n - 1;
-    let t = symbols[0].open_time[last] + bar_ms;
-    let mut final_equity = curve.last().unwrap_or(capital);
-    for (s, slot) in held.iter_mut().enumerate() {
-        if let Some(h) = slot.take() {
-            let price = exec.market_price(symbols[s].close[last], false);
-            trades.push(close_position(s, h, t, price, ExitReason::EndOfWindow, exec, &mut cash, &mut traded));
-            final_equity = cash;
+/// The simulation of [`rotation_loop`] as a value, advanced a block of bars at a time (as
+/// `sim::SignalSim` is for the signal templates): a job's loop drives one, a sweep many.
+pub struct RotationSim<E, T> {
+    account: Account<T>,
+    held: Vec<Option<Held>>,
+    pending: Option<Vec<usize>>,
+    /// The next rebalancing bar: `lookback`, then every `rebalance_every` bars (a counter rather
+    /// than a division every bar).
+    rebalance_at: usize,
+    lookback: usize,
+    top_n: usize,
+    rebalance_every: usize,
+    fraction: f64,
+    exec: E,
+}
+
+impl<E: BorrowMut<Execution>, T: Trades> RotationSim<E, T> {
+    /// A flat account of `capital` before the window's first bar; `curve` is the window's.
+    pub fn new(n_symbols: usize, curve: Curve, capital: f64, p: &RotationParams, exec: E, trades: T) -> Self {
+        RotationSim {
+            account: Account::new(curve, capital, trades),
+            held: vec![None; n_symbols],
+            pending: None,
+            rebalance_at: p.lookback,
+            lookback: p.lookback,
+            top_n: p.top_n,
+            rebalance_every: p.rebalance_every,
+            fraction: p.fraction,
+            exec,
         }
     }
-    Ok(RawRun::new(curve.finish(final_equity), trades, traded, in_market, shortfall, stopped))
+
+    /// Closes held position `h` of symbol `s` at `price` (a taker fill) at time `t`.
+    fn close_position(&mut self, s: usize, h: Held, t: i64, price: f64, reason: ExitReason) {
+        let fee = self.exec.borrow_mut().fee(t, h.qty, price, Liquidity::Taker);
+        self.account.cash += h.qty * price - fee;
+        self.account.traded += h.qty * price;
+        self.account.trades.record(RawTrade {
+            symbol: s,
+            long: true,
+            entry_time: h.time,
+            entry_price: h.price,
+            exit_time: t,
+            exit_price: price,
+            qty: h.qty,
+            entry_fee: h.fee,
+            exit_fee: fee,
+            exit_reason: reason,
+        });
+    }
+
+    /// The window's bars `b..e` of every symbol; `equity` (of length `e - b`) is scratch, left
+    /// holding the bars' equity.
+    pub fn block(&mut self, symbols: &[BarsView<'_>], b: usize, e: usize, equity: &mut [f64]) {
+        for i in b..e {
+            let t = symbols[0].open_time[i];
+            if let Some(selected) = self.pending.take() {
+                for s in 0..self.held.len() {
+                    if let Some(h) = self.held[s] {
+                        if !selected.contains(&s) {
+                            let price = self.exec.borrow_mut().market_price(symbols[s].open[i], false);
+                            self.close_position(s, h, t, price, ExitReason::Signal);
+                            self.held[s] = None;
+                        }
+                    }
+                }
+                let held = &self.held;
+                let marked: f64 =
+                    held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].open[i])).sum();
+                let eq = self.account.cash + marked;
+                let exec = self.exec.borrow_mut();
+                let budget = eq * self.fraction * exec.leverage;
+                let per_symbol = budget / self.top_n as f64;
+                let mut remaining = (budget - marked).max(0.0);
+                for &s in &selected {
+                    if self.held[s].is_some() || eq <= 0.0 {
+                        continue;
+                    }
+                    let notional = per_symbol.min(remaining);
+                    if notional <= 0.0 {
+                        break;
+                    }
+                    let price = exec.market_price(symbols[s].open[i], true);
+                    let rate = exec.fees.taker_rate(t);
+                    let qty = notional / (price * (1.0 + rate));
+                    if !reportable(qty) {
+                        continue;
+                    }
+                    let fee = exec.fee(t, qty, price, Liquidity::Taker);
+                    self.account.cash -= qty * price + fee;
+                    self.account.traded += qty * price;
+                    remaining -= notional;
+                    self.held[s] = Some(Held { qty, time: t, price, fee });
+                }
+            }
+            let any_held = self.held.iter().any(|h| h.is_some());
+            if any_held && self.account.cash < 0.0 {
+                // Account-wide maintenance check at every symbol's low (the adverse extreme).
+                let at_lows: f64 =
+                    self.held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].low[i])).sum();
+                if self.account.cash + at_lows <= MAINTENANCE_MARGIN * at_lows {
+                    for s in 0..self.held.len() {
+                        if let Some(h) = self.held[s].take() {
+                            let price = symbols[s].low[i];
+                            self.close_position(s, h, t, price, ExitReason::Liquidation);
+                        }
+                    }
+                    if self.account.cash <= 0.0 {
+                        self.account.shortfall = -self.account.cash;
+                        self.account.cash = 0.0;
+                        self.account.stopped = Some(StopReason::Bankrupt);
+                    }
+                }
+            }
+            let marked: f64 =
+                self.held.iter().enumerate().filter_map(|(s, h)| h.map(|h| h.qty * symbols[s].close[i])).sum();
+            self.account.in_market += self.held.iter().any(|h| h.is_some()) as u64;
+            equity[i - b] = self.account.cash + marked;
+            if i == self.rebalance_at {
+                self.rebalance_at += self.rebalance_every;
+                if self.account.stopped.is_none() {
+                    self.pending = Some(select(symbols, i, self.lookback, self.top_n));
+                }
+            }
+        }
+        self.account.curve.extend(&symbols[0].open_time[b..e], &equity[..e - b]);
+    }
+
+    /// After the window's last bar: the end-of-window close of every held position, and the
+    /// account's figures.
+    pub fn finish(mut self, symbols: &[BarsView<'_>], bar_ms: i64) -> SimEnd<T> {
+        let last = symbols[0].len() - 1;
+        let t = symbols[0].open_time[last] + bar_ms;
+        let mut final_equity = self.account.last_equity();
+        for s in 0..self.held.len() {
+            if let Some(h) = self.held[s].take() {
+                let price = self.exec.borrow_mut().market_price(symbols[s].close[last], false);
+                self.close_position(s, h, t, price, ExitReason::EndOfWindow);
+                final_equity = self.account.cash;
+            }
+        }
+        self.account.end(final_equity)
+    }
 }
 
 #[cfg(test)]

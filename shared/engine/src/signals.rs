@@ -70,7 +70,7 @@ impl MaCross {
 /// The event for (previous, current) sign of fast - slow, each as `1 + sign` (0, 1, 2), at
 /// `3 * previous + current`: up when the sign turns positive from <= 0, down when it turns
 /// negative from >= 0. Padded to 16 so a masked index needs no bounds check.
-const CROSSING: [u8; 16] = [NONE, NONE, UP, DOWN, NONE, UP, DOWN, NONE, NONE, 0, 0, 0, 0, 0, 0, 0];
+pub(crate) const CROSSING: [u8; 16] = [NONE, NONE, UP, DOWN, NONE, UP, DOWN, NONE, NONE, 0, 0, 0, 0, 0, 0, 0];
 
 impl Signal for MaCross {
     // Not inlined: compiled on its own, the loop keeps its state in registers (inlined into the
@@ -240,33 +240,70 @@ impl Signal for Breakout<'_> {
 
 /// Wilder RSI reversion: up (oversold) when `RSI < oversold`, down when `RSI > overbought`.
 pub struct RsiReversion {
-    period: usize,
+    rsi: RsiSeries,
     oversold: f64,
     overbought: f64,
+}
+
+impl RsiReversion {
+    pub fn new(period: usize, oversold: f64, overbought: f64) -> RsiReversion {
+        RsiReversion { rsi: RsiSeries::new(period), oversold, overbought }
+    }
+}
+
+/// The event of an RSI value: NaN (not yet defined) is neither below nor above a threshold.
+#[inline(always)]
+pub fn rsi_event(rsi: f64, oversold: f64, overbought: f64) -> u8 {
+    if rsi < oversold {
+        UP
+    } else if rsi > overbought {
+        DOWN
+    } else {
+        NONE
+    }
+}
+
+impl Signal for RsiReversion {
+    fn block(&mut self, first: usize, _high: &[f64], _low: &[f64], close: &[f64], events: &mut [u8]) {
+        let mut rsi = [0.0; crate::sim::BLOCK];
+        for (k, (close, events)) in close.chunks(rsi.len()).zip(events.chunks_mut(rsi.len())).enumerate() {
+            let rsi = &mut rsi[..close.len()];
+            self.rsi.block(first + k * crate::sim::BLOCK, close, rsi);
+            for (event, &r) in events.iter_mut().zip(rsi.iter()) {
+                *event = rsi_event(r, self.oversold, self.overbought);
+            }
+        }
+    }
+}
+
+/// Wilder's RSI of the closes, bar by bar (NaN before bar `period`, where it is not defined); a
+/// sweep computes it once per period and thresholds it per config.
+pub struct RsiSeries {
+    period: usize,
     prev_close: f64,
     gain: f64,
     loss: f64,
 }
 
-impl RsiReversion {
-    pub fn new(period: usize, oversold: f64, overbought: f64) -> RsiReversion {
-        RsiReversion { period, oversold, overbought, prev_close: 0.0, gain: 0.0, loss: 0.0 }
+impl RsiSeries {
+    pub fn new(period: usize) -> RsiSeries {
+        RsiSeries { period, prev_close: 0.0, gain: 0.0, loss: 0.0 }
     }
-}
 
-impl Signal for RsiReversion {
+    /// The RSI at the closes of bars `first..first + n` (`n` = `close.len()` = `rsi.len()`);
+    /// called for consecutive blocks from bar 0.
     // Not inlined: compiled on its own, the loop keeps its state in registers (inlined into the
     // simulation loop, register pressure there spilled the running sum onto its dependency chain).
     #[inline(never)]
-    fn block(&mut self, first: usize, _high: &[f64], _low: &[f64], close: &[f64], events: &mut [u8]) {
+    pub fn block(&mut self, first: usize, close: &[f64], rsi: &mut [f64]) {
         let period = self.period;
         let p = period as f64;
         let (mut prev_close, mut gain, mut loss) = (self.prev_close, self.gain, self.loss);
-        for (k, (&c, event)) in close.iter().zip(events.iter_mut()).enumerate() {
+        for (k, (&c, out)) in close.iter().zip(rsi.iter_mut()).enumerate() {
             let i = first + k;
             let d = c - prev_close;
             prev_close = c;
-            *event = NONE;
+            *out = f64::NAN;
             if i == 0 {
                 continue;
             }
@@ -287,14 +324,7 @@ impl Signal for RsiReversion {
                 gain = (gain * (p - 1.0) + g) / p;
                 loss = (loss * (p - 1.0) + l) / p;
             }
-            let rsi = rsi_value(gain, loss);
-            *event = if rsi < self.oversold {
-                UP
-            } else if rsi > self.overbought {
-                DOWN
-            } else {
-                NONE
-            };
+            *out = rsi_value(gain, loss);
         }
         (self.prev_close, self.gain, self.loss) = (prev_close, gain, loss);
     }

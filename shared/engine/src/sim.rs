@@ -10,6 +10,8 @@
 //! computes its indicator, simulates, and hands the block's equity to the curve tracker
 //! ([`Curve`]), all while the block is in L1.
 
+use std::borrow::BorrowMut;
+
 use crate::bars::{check_bar, BarsError};
 use crate::curve::{Curve, CurveSummary};
 use crate::fees::{FeeSchedule, Liquidity};
@@ -405,8 +407,20 @@ struct Hot {
     alert_high: f64,
 }
 
+/// Where a loop puts its closed trades: a `Vec` for a job, running sums for a sweep
+/// (`metrics::TradeStats`).
+pub trait Trades {
+    fn record(&mut self, trade: RawTrade);
+}
+
+impl Trades for Vec<RawTrade> {
+    fn record(&mut self, trade: RawTrade) {
+        self.push(trade);
+    }
+}
+
 /// The account of a single-symbol signal run: everything but [`Hot`] changes only at fills.
-struct Book<'e> {
+struct Book<E, T> {
     hot: Hot,
     pos: Option<Open>,
     /// Liquidation thresholds of the position, as in [`Hot`] without a pending order.
@@ -417,15 +431,15 @@ struct Book<'e> {
     /// Bar from which the open position counts as in the market (none for a zero quantity).
     in_market_from: Option<usize>,
     in_market: u64,
-    trades: Vec<RawTrade>,
+    trades: T,
     traded: f64,
     shortfall: f64,
     stopped: Option<StopReason>,
     sizing: Sizing,
-    exec: &'e mut Execution,
+    exec: E,
 }
 
-impl Book<'_> {
+impl<E: BorrowMut<Execution>, T: Trades> Book<E, T> {
     /// Bar `i`, with a pending order (filled at its open) or whose range reaches the liquidation
     /// price, in the order of `docs/execution-model.md`.
     #[cold]
@@ -437,7 +451,7 @@ impl Book<'_> {
             if let Some(p) = self.pos {
                 let exits = if p.long { pending & EXIT_LONG != 0 } else { pending & EXIT_SHORT != 0 };
                 if exits {
-                    let price = self.exec.market_price(open, !p.long);
+                    let price = self.exec.borrow_mut().market_price(open, !p.long);
                     self.close(p, i, t, price, ExitReason::Signal);
                 }
             }
@@ -472,7 +486,7 @@ impl Book<'_> {
         if eq <= 0.0 {
             return;
         }
-        let exec = &mut *self.exec;
+        let exec = self.exec.borrow_mut();
         let price = exec.market_price(open, long);
         let rate = exec.fees.taker_rate(t);
         let qty = eq * self.sizing.fraction * exec.leverage / (price * (1.0 + rate));
@@ -496,11 +510,11 @@ impl Book<'_> {
 
     /// Closes position `p` at `price` (a taker fill) during bar `i`.
     fn close(&mut self, p: Open, i: usize, t: i64, price: f64, reason: ExitReason) {
-        let fee = self.exec.fee(t, p.qty, price, Liquidity::Taker);
+        let fee = self.exec.borrow_mut().fee(t, p.qty, price, Liquidity::Taker);
         let hot = &mut self.hot;
         hot.cash += hot.signed_qty * price - fee;
         self.traded += p.qty * price;
-        self.trades.push(close_trade(p, t, price, fee, reason));
+        self.trades.record(close_trade(p, t, price, fee, reason));
         self.pos = None;
         hot.signed_qty = 0.0;
         (self.liq_low, self.liq_high) = (f64::NEG_INFINITY, f64::INFINITY);
@@ -541,24 +555,9 @@ pub fn signal_loop<S: Signal>(
     observer: &mut dyn Observer,
 ) -> Result<RawRun, Stop> {
     let n = bars.len();
-    let flags_of = flag_table(direction);
     let mut check = BarCheck::new(&bars);
-    let mut curve = curve_for(&bars, capital, bar_ms);
-    let mut book = Book {
-        hot: Hot { cash: capital, signed_qty: 0.0, alert_low: f64::NEG_INFINITY, alert_high: f64::INFINITY },
-        pos: None,
-        liq_low: f64::NEG_INFINITY,
-        liq_high: f64::INFINITY,
-        pending: 0,
-        in_market_from: None,
-        in_market: 0,
-        trades: Vec::new(),
-        traded: 0.0,
-        shortfall: 0.0,
-        stopped: None,
-        sizing,
-        exec,
-    };
+    let curve = curve_for(&bars, capital, bar_ms);
+    let mut sim = SignalSim::new(curve, direction, capital, sizing, exec, Vec::new());
     let mut events = [NONE; BLOCK];
     let mut equity = [0.0; BLOCK];
     let mut start = 0;
@@ -573,40 +572,208 @@ pub fn signal_loop<S: Signal>(
             // with the most loads in flight (measured faster than letting the indicator do it).
             check.block(time, opens, highs, lows, closes);
             signal.block(b, highs, lows, closes, events);
-            let mut hot = book.hot;
-            let bars_of_block =
-                time.iter().zip(opens).zip(highs).zip(lows).zip(closes).zip(events.iter()).zip(equity.iter_mut());
-            for (k, ((((((&t, &open), &high), &low), &close), &event), equity)) in bars_of_block.enumerate() {
-                if (low <= hot.alert_low) | (high >= hot.alert_high) {
-                    book.hot = hot;
-                    book.at_bar(b + k, t, open, high, low);
-                    hot = book.hot;
-                }
-                *equity = hot.cash + hot.signed_qty * close;
-                let f = flags_of[event as usize & 3];
-                if f != 0 {
-                    book.hot = hot;
-                    book.signal(f);
-                    hot = book.hot;
-                }
-            }
-            book.hot = hot;
-            curve.extend(time, equity);
+            sim.block(b, time, opens, highs, lows, closes, events, equity);
         }
         check.end_chunk(std::slice::from_ref(&bars), start, stop, observer)?;
         start = stop;
     }
+    let end = sim.finish(bars.open_time[n - 1], bars.close[n - 1], n, bar_ms);
+    Ok(RawRun::new(end.curve, end.trades, end.traded, end.in_market, end.shortfall, end.stopped))
+}
 
-    let mut final_equity = curve.last().unwrap_or(capital);
-    if let Some(p) = book.pos {
-        let last = n - 1;
-        let t = bars.open_time[last] + bar_ms;
-        let price = book.exec.market_price(bars.close[last], !p.long);
-        // Closed after the last bar's close, which found it open: the last bar counts.
-        book.close(p, n, t, price, ExitReason::EndOfWindow);
-        final_equity = book.hot.cash;
+/// The simulation of [`signal_loop`] as a value, advanced a block of bars (and their events) at
+/// a time: the job's loop drives one, a sweep (`batch`) many side by side on shared events.
+pub struct SignalSim<E, T> {
+    book: Book<E, T>,
+    curve: Curve,
+    flags_of: [u8; 4],
+    capital: f64,
+}
+
+/// What a [`SignalSim`] ends with.
+pub struct SimEnd<T> {
+    pub curve: CurveSummary,
+    /// Equity after the end-of-window close (the curve's last bar).
+    pub final_equity: f64,
+    pub trades: T,
+    pub traded: f64,
+    pub in_market: u64,
+    pub shortfall: f64,
+    pub stopped: Option<StopReason>,
+}
+
+/// The account of a grid or rotation run: what every loop's end reports.
+pub struct Account<T> {
+    pub curve: Curve,
+    pub trades: T,
+    pub cash: f64,
+    pub traded: f64,
+    pub in_market: u64,
+    pub shortfall: f64,
+    pub stopped: Option<StopReason>,
+    pub capital: f64,
+}
+
+impl<T> Account<T> {
+    /// `capital` in cash, nothing traded yet; `curve` is the window's.
+    pub fn new(curve: Curve, capital: f64, trades: T) -> Self {
+        Account { curve, trades, cash: capital, traded: 0.0, in_market: 0, shortfall: 0.0, stopped: None, capital }
     }
-    Ok(RawRun::new(curve.finish(final_equity), book.trades, book.traded, book.in_market, book.shortfall, book.stopped))
+
+    /// The equity before the end-of-window close: the last bar's, or the capital.
+    pub fn last_equity(&self) -> f64 {
+        self.curve.last().unwrap_or(self.capital)
+    }
+
+    /// The account's end, with the equity after its end-of-window close.
+    pub fn end(self, final_equity: f64) -> SimEnd<T> {
+        SimEnd::of(self.curve, final_equity, self.trades, self.traded, self.in_market, self.shortfall)
+            .stopped(self.stopped)
+    }
+}
+
+impl<T> SimEnd<T> {
+    /// The end of an account tracked by `curve`, after its end-of-window close.
+    pub fn of(curve: Curve, final_equity: f64, trades: T, traded: f64, in_market: u64, shortfall: f64) -> Self {
+        SimEnd { curve: curve.finish(final_equity), final_equity, trades, traded, in_market, shortfall, stopped: None }
+    }
+
+    /// With the reason the account stopped trading, if it did.
+    pub fn stopped(self, stopped: Option<StopReason>) -> Self {
+        SimEnd { stopped, ..self }
+    }
+}
+
+impl<E: BorrowMut<Execution>, T: Trades> SignalSim<E, T> {
+    /// A flat account of `capital` before the window's first bar; `curve` is the window's.
+    pub fn new(curve: Curve, direction: Direction, capital: f64, sizing: Sizing, exec: E, trades: T) -> Self {
+        SignalSim {
+            book: Book {
+                hot: Hot { cash: capital, signed_qty: 0.0, alert_low: f64::NEG_INFINITY, alert_high: f64::INFINITY },
+                pos: None,
+                liq_low: f64::NEG_INFINITY,
+                liq_high: f64::INFINITY,
+                pending: 0,
+                in_market_from: None,
+                in_market: 0,
+                trades,
+                traded: 0.0,
+                shortfall: 0.0,
+                stopped: None,
+                sizing,
+                exec,
+            },
+            curve,
+            flags_of: flag_table(direction),
+            capital,
+        }
+    }
+
+    /// The window's bars `b..b + n` (`n` = the length of every slice), with the events at their
+    /// closes; `equity` is scratch of the same length, left holding the bars' equity.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn block(
+        &mut self,
+        b: usize,
+        time: &[i64],
+        opens: &[f64],
+        highs: &[f64],
+        lows: &[f64],
+        closes: &[f64],
+        events: &[u8],
+        equity: &mut [f64],
+    ) {
+        let book = &mut self.book;
+        let flags_of = self.flags_of;
+        let n = time.len();
+        let (opens, highs, lows, closes, events, equity) =
+            (&opens[..n], &highs[..n], &lows[..n], &closes[..n], &events[..n], &mut equity[..n]);
+        let mut hot = book.hot;
+        let mut k = 0;
+        while k < n {
+            if book.pending == 0 {
+                // No order waiting: until the next bar with an event (every event has flags under
+                // every direction) only a liquidation can change the account, at the first bar
+                // reaching the alert prices; before it the equity is `cash + qty * close`, the
+                // loop below's floats, computed in a loop of their own (which vectorizes).
+                let quiet = first_nonzero(&events[k..]);
+                let stop = k + first_alert(&lows[k..k + quiet], &highs[k..k + quiet], hot.alert_low, hot.alert_high);
+                let (cash, qty) = (hot.cash, hot.signed_qty);
+                for (e, &close) in equity[k..stop].iter_mut().zip(&closes[k..stop]) {
+                    *e = cash + qty * close;
+                }
+                k = stop;
+                if k == n {
+                    break;
+                }
+            }
+            // Bar `k`: an event, an alert or a waiting order.
+            let (t, open, high, low, close) = (time[k], opens[k], highs[k], lows[k], closes[k]);
+            if (low <= hot.alert_low) | (high >= hot.alert_high) {
+                book.hot = hot;
+                book.at_bar(b + k, t, open, high, low);
+                hot = book.hot;
+            }
+            equity[k] = hot.cash + hot.signed_qty * close;
+            let f = flags_of[events[k] as usize & 3];
+            if f != 0 {
+                book.hot = hot;
+                book.signal(f);
+                hot = book.hot;
+            }
+            k += 1;
+        }
+        book.hot = hot;
+        self.curve.extend(time, &equity[..time.len().min(equity.len())]);
+    }
+
+    /// After the window's `n` bars, the last opening at `last_open` and closing at `last_close`:
+    /// the end-of-window close of any open position, and the account's figures.
+    pub fn finish(mut self, last_open: i64, last_close: f64, n: usize, bar_ms: i64) -> SimEnd<T> {
+        let book = &mut self.book;
+        let mut final_equity = self.curve.last().unwrap_or(self.capital);
+        if let Some(p) = book.pos {
+            let t = last_open + bar_ms;
+            let price = book.exec.borrow_mut().market_price(last_close, !p.long);
+            // Closed after the last bar's close, which found it open: the last bar counts.
+            book.close(p, n, t, price, ExitReason::EndOfWindow);
+            final_equity = book.hot.cash;
+        }
+        let b = self.book;
+        SimEnd::of(self.curve, final_equity, b.trades, b.traded, b.in_market, b.shortfall).stopped(b.stopped)
+    }
+}
+
+/// The number of leading zero bytes of `bytes`, sixteen at a time.
+#[inline]
+fn first_nonzero(bytes: &[u8]) -> usize {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut zeros = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+            break;
+        }
+        zeros += 16;
+    }
+    zeros + bytes[zeros..].iter().position(|&b| b != 0).unwrap_or(bytes.len() - zeros)
+}
+
+/// The index of the first bar whose low reaches `alert_low` or whose high reaches `alert_high`
+/// (`lows.len()` if none), eight bars at a time.
+#[inline]
+fn first_alert(lows: &[f64], highs: &[f64], alert_low: f64, alert_high: f64) -> usize {
+    let n = lows.len().min(highs.len());
+    let hit = |k: usize| (lows[k] <= alert_low) | (highs[k] >= alert_high);
+    let mut at = 0;
+    for (l, h) in lows[..n].chunks_exact(8).zip(highs[..n].chunks_exact(8)) {
+        let any = l.iter().zip(h).fold(false, |acc, (&l, &h)| acc | (l <= alert_low) | (h >= alert_high));
+        if any {
+            break;
+        }
+        at += 8;
+    }
+    (at..n).find(|&k| hit(k)).unwrap_or(n)
 }
 
 fn close_trade(p: Open, time: i64, price: f64, fee: f64, reason: ExitReason) -> RawTrade {

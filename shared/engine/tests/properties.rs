@@ -4,33 +4,19 @@
 //! byte-identical output.
 
 use chrono::{TimeZone, Utc};
-use pipai_engine::{run, Bar, Bars, JobConfig, NoObserver};
+use pipai_engine::{run, Bars, JobConfig, NoObserver};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 const START: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
 
+#[path = "support/walk.rs"]
+mod support;
+
 /// A random walk from `seed`: open = previous close, wicks around the body.
 fn walk(seed: u64, n: usize, start_price: f64, step_ms: i64) -> Bars {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut bars = Bars::with_capacity(n);
-    let mut close = start_price;
-    for i in 0..n {
-        let open = close;
-        close = (open * (1.0 + (next() - 0.5) * 0.04)).max(0.01);
-        let high = open.max(close) * (1.0 + next() * 0.01);
-        let low = open.min(close) * (1.0 - next() * 0.01);
-        bars.push(Bar { open_time: START + i as i64 * step_ms, open, high, low, close, volume: 1.0 + next() });
-    }
-    bars
+    support::walk(seed, n, start_price, (START, step_ms), 0.04, 0.01)
 }
 
 fn config(template: &str, params: Value, symbols: &[&str], leverage: u32, fee_model: &str, n: usize) -> JobConfig {

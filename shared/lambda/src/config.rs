@@ -1,15 +1,40 @@
 //! Typed configuration from environment variables, read once at cold start; a missing or bad
 //! variable stops the function before it serves anything.
 
+use pipai_service::notifier::NotifierSettings;
 use pipai_service::settings::{ConfigError, Env};
+use pipai_service::webhook::{WebhookPolicy, WebhookSettings};
 use pipai_service::worker::WorkerSettings;
 use pipai_service::ApiSettings;
 
-/// The API functions' settings: `REQUEST_WEIGHT_BUDGET` (default 1200 per key per minute).
+/// The API functions' settings: `REQUEST_WEIGHT_BUDGET` (default 1200 per key per minute) and
+/// the webhook policy ([`webhook_policy`]).
 pub fn api_settings() -> Result<ApiSettings, ConfigError> {
     let defaults = ApiSettings::default();
     let budget = Env::process().int_in("REQUEST_WEIGHT_BUDGET", defaults.weight_budget.into(), 1..=1_000_000_000)?;
-    Ok(ApiSettings { weight_budget: budget as u32, ..defaults })
+    let webhooks = WebhookSettings { policy: webhook_policy(&Env::process())?, ..defaults.webhooks.clone() };
+    Ok(ApiSettings { weight_budget: budget as u32, webhooks, ..defaults })
+}
+
+/// `PIPAI_ALLOW_HTTP_LOOPBACK_WEBHOOKS` (`true`/`1` or `false`/`0`, default false): whether
+/// `http://127.0.0.1[:port]` is an acceptable `notify_url` (local stacks only).
+pub fn webhook_policy(env: &Env) -> Result<WebhookPolicy, ConfigError> {
+    const NAME: &str = "PIPAI_ALLOW_HTTP_LOOPBACK_WEBHOOKS";
+    let allow = match env.optional(NAME).as_deref().map(str::trim) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => return Err(ConfigError::invalid(NAME, format!("{other:?} is not true, false, 1 or 0"))),
+    };
+    Ok(WebhookPolicy { allow_http_loopback: allow })
+}
+
+/// The notifier's: the webhook policy and `PIPAI_WEBHOOK_BACKOFF_BASE_MS` (default 30000), the
+/// delay before the first retry (each further one doubles, up to 15 minutes).
+pub fn notifier_settings() -> Result<NotifierSettings, ConfigError> {
+    let env = Env::process();
+    let defaults = NotifierSettings::default();
+    let base = env.int_in("PIPAI_WEBHOOK_BACKOFF_BASE_MS", defaults.backoff_base_ms as i64, 0..=900_000)?;
+    Ok(NotifierSettings { policy: webhook_policy(&env)?, backoff_base_ms: base as u64, ..defaults })
 }
 
 /// The worker's: `JOBS_DLQ_URL`, to tell dead-lettered messages from fresh ones, and

@@ -5,7 +5,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use pipai_service::model::QueueMessage;
-use pipai_service::ports::{JobStore, MarketData, ResultStore};
+use pipai_service::notifier::{NotificationLog, NotificationMessage, NotificationQueue, Notifier, WebhookSender};
+use pipai_service::ports::{JobStore, KeyStore, MarketData, ResultStore};
 use pipai_service::worker::{Delivery, Worker};
 
 use crate::config::queue_name;
@@ -82,6 +83,34 @@ where
         tracing::warn!(job_id = %job_id, error = %pipai_service::error::report(&e), "storage failure; the message will be retried");
         Delivery::Retry
     })
+}
+
+/// The notifier's batches: every message is one notification attempt; failures (storage only)
+/// are reported per message and come back after the queue's visibility timeout.
+pub async fn handle_notifications<S, Q, H>(notifier: &Notifier<S, Q, H>, event: SqsEvent) -> SqsBatchResponse
+where
+    S: JobStore + KeyStore + NotificationLog,
+    Q: NotificationQueue,
+    H: WebhookSender,
+{
+    let mut failures = Vec::new();
+    for message in event.records {
+        let body = message.body.as_deref().unwrap_or_default();
+        let Some(notification) = NotificationMessage::parse(body) else {
+            tracing::error!(message_id = ?message.message_id, body, "not a notification message; dropped");
+            continue;
+        };
+        let outcome = notifier.process(&notification, pipai_service::clock::now_ms()).await;
+        if let Err(e) = outcome {
+            tracing::warn!(event_id = %notification.event_id, error = %pipai_service::error::report(&e), "storage failure; the message will be retried");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message.message_id.clone().unwrap_or_default();
+            failures.push(failure);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
 }
 
 #[cfg(test)]

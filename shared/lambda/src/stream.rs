@@ -5,6 +5,7 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use pipai_service::events::{apply_change, JobChange};
+use pipai_service::notifier::NotificationQueue;
 use pipai_service::ports::{JobQueue, JobStore};
 
 pub async fn handle_batch<S, Q>(
@@ -15,7 +16,7 @@ pub async fn handle_batch<S, Q>(
 ) -> DynamoDbEventResponse
 where
     S: JobStore,
-    Q: JobQueue,
+    Q: JobQueue + NotificationQueue,
 {
     let mut failures = Vec::new();
     for record in &event.records {

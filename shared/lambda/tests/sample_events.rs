@@ -190,6 +190,71 @@ async fn delete_and_compare_events_reach_their_routes() {
     assert!(store.get_job(&id("bt_88a21000")).await.unwrap().is_none());
 }
 
+// ---- A done job's downloadable files.
+
+/// The job is run by the worker (which uploads its files), then the sample lists them: each
+/// presigned URL of the memory store gives a file's bytes; before the run the route is a 409.
+#[tokio::test]
+async fn get_artifacts_event_reaches_its_route() {
+    let store = store_with_demo();
+    let api = api(store).await;
+    store.put_job_raw(JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), sample_config(), now_ms()));
+    serve_event(&api, "get-artifacts.json", Route::GetArtifacts, 409).await;
+    let worker = Worker { store, results: store, market: store, settings: WorkerSettings::default() };
+    worker.process(&id("bt_3c91ef00"), now_ms() + 60_000).await.unwrap();
+    serve_event(&api, "get-artifacts.json", Route::GetArtifacts, 200).await;
+    let req = lambda_http::request::from_str(&resign(&event("get-artifacts.json"))).unwrap();
+    let resp = http::handle(&api, Route::GetArtifacts, req).await.unwrap();
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    let names: Vec<&str> = body["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["equity.parquet", "equity.csv", "trades.parquet", "trades.csv", "bars.parquet", "report.html"]);
+    for f in body["files"].as_array().unwrap() {
+        let bytes = store.artifact_of_url(f["url"].as_str().unwrap()).expect("the url points at the file");
+        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
+    }
+    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
+}
+
+// ---------------------------------------------------------------- completion webhooks
+
+/// Answers every POST with 204 and counts them (no network).
+#[derive(Default)]
+struct Accepting(std::sync::atomic::AtomicUsize);
+
+impl pipai_service::notifier::WebhookSender for Accepting {
+    async fn post(&self, _: &pipai_service::notifier::WebhookPost<'_>) -> pipai_service::notifier::SendOutcome {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pipai_service::notifier::SendOutcome::Answered(204)
+    }
+}
+
+#[tokio::test]
+async fn the_notifier_sample_delivers_its_event() {
+    let store = store_with_demo();
+    let master = api(store).await.master;
+    let mut job = JobRecord::new_queued(id("bt_3c91ef00"), "demo".parse().unwrap(), sample_config(), now_ms());
+    job.status = JobStatus::Done;
+    job.finished_at_ms = Some(now_ms());
+    job.webhook.notify_url = Some("https://93.184.216.34/hook".to_string().try_into().unwrap());
+    job.webhook.key_id = Some(KEY.parse().unwrap());
+    store.put_job_raw(job);
+    let notifier = pipai_service::notifier::Notifier {
+        store,
+        queue: store,
+        sender: Accepting::default(),
+        master,
+        settings: Default::default(),
+    };
+    let batch: SqsEvent = serde_json::from_str(&event("job-notifier.json")).unwrap();
+    let resp = sqs::handle_notifications(&notifier, batch).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(notifier.sender.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let job = store.get_job(&id("bt_3c91ef00")).await.unwrap().unwrap();
+    let record = &job.webhook.notifications[0];
+    assert_eq!((record.event_id.as_str(), record.attempts), ("evt_d9ed65e216594e22949b21ad6109bd5f", 1));
+    assert!(record.delivered_at_ms.is_some());
+}
+
 // ---- Sweeps.
 
 #[tokio::test]

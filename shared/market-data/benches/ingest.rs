@@ -32,8 +32,7 @@ fn ingest(csvs: &[String], threads: usize) -> (usize, usize) {
     for csv in csvs {
         append(&mut bars, &parse_csv("month.csv", csv.as_bytes()).expect("own CSV").0);
     }
-    let plan = IngestPlan::new("BTCUSDT", Timeframe::M1, &bars, true).expect("valid bars");
-    drop(bars);
+    let plan = IngestPlan::from_bars("BTCUSDT", Timeframe::M1, bars, true).expect("valid bars");
     let months = plan.months().len();
     std::thread::scope(|s| {
         let plan = &plan;

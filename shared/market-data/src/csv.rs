@@ -6,7 +6,8 @@
 //!
 //! - **A zip archive** (bytes start with `PK\x03\x04`, as the files Binance's public data dump
 //!   ships): the archive must hold exactly one file, or exactly one `*.csv` among others; that
-//!   CSV is read from memory and parsed as below. Errors then name the file `archive.zip/inner.csv`.
+//!   CSV is inflated a few MiB at a time and parsed as it comes (never extracted to disk, never
+//!   held whole: [`parse_zip`]), as below. Errors then name the file `archive.zip/inner.csv`.
 //! - **A Binance kline CSV**: 12 columns `open_time, open, high, low, close, volume, close_time,
 //!   quote_asset_volume, number_of_trades, taker_buy_base_volume, taker_buy_quote_volume, ignore`,
 //!   with or without a header row (the header is recognised by its first field being the text
@@ -180,8 +181,7 @@ pub fn is_zip(bytes: &[u8]) -> bool {
 /// error messages.
 pub fn parse_klines(name: &str, bytes: &[u8]) -> Result<Bars, CsvError> {
     if is_zip(bytes) {
-        let (inner, csv) = unzip_single_csv(name, bytes)?;
-        parse_csv(&format!("{name}/{inner}"), &csv).map(|(bars, _)| bars)
+        parse_zip(name, bytes).map(|(bars, _)| bars)
     } else {
         parse_csv(name, bytes).map(|(bars, _)| bars)
     }
@@ -256,6 +256,24 @@ fn page_size() -> usize {
     usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
+impl FileBytes {
+    /// The file's bytes for the Parquet reader, without a copy, and the file, to give back the
+    /// pages the reader is done with ([`FileBytes::release`]) while it holds the bytes.
+    pub fn into_shared(self) -> (std::sync::Arc<FileBytes>, bytes::Bytes) {
+        let file = std::sync::Arc::new(self);
+        (file.clone(), bytes::Bytes::from_owner(SharedFile(file)))
+    }
+}
+
+/// A file's bytes owned by several.
+struct SharedFile(std::sync::Arc<FileBytes>);
+
+impl AsRef<[u8]> for SharedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// The file's bytes for the Parquet reader, without a copy.
 impl From<FileBytes> for bytes::Bytes {
     fn from(file: FileBytes) -> bytes::Bytes {
@@ -283,9 +301,11 @@ impl std::ops::Deref for FileBytes {
     }
 }
 
-/// The single CSV inside a zip archive: `(inner file name, contents)`. The archive must hold
-/// exactly one file, or exactly one whose name ends in `.csv`.
-pub fn unzip_single_csv(name: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), CsvError> {
+/// Parses the single CSV inside a zip archive (exactly one file, or exactly one whose name ends
+/// in `.csv`), streamed: inflated a few MiB at a time and parsed as it comes (see
+/// [`chunked::parse_stream`]), never extracted, never held whole. Errors name the file
+/// `archive.zip/inner.csv`.
+pub fn parse_zip(name: &str, bytes: &[u8]) -> Result<(Bars, KlineFormat), CsvError> {
     let zip_err = |e: zip::result::ZipError| CsvError::Zip { file: name.to_string(), reason: e.to_string() };
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(zip_err)?;
     let mut files = Vec::new();
@@ -312,18 +332,21 @@ pub fn unzip_single_csv(name: &str, bytes: &[u8]) -> Result<(String, Vec<u8>), C
             reason: format!("expected exactly one CSV inside, found {names:?}"),
         });
     };
-    let f = archive.by_index(index).map_err(zip_err)?;
-    let mut out = Vec::with_capacity(f.size().min(MAX_UNZIPPED_BYTES) as usize);
-    f.take(MAX_UNZIPPED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|source| CsvError::Io { file: format!("{name}/{inner}"), source })?;
-    if out.len() as u64 > MAX_UNZIPPED_BYTES {
-        return Err(CsvError::Zip {
+    let mut f = archive.by_index(index).map_err(zip_err)?;
+    let inner_name = format!("{name}/{inner}");
+    let size = f.size();
+    chunked::parse_stream(
+        &inner_name,
+        &mut f,
+        chunked::STREAM_BLOCK_BYTES,
+        size,
+        MAX_UNZIPPED_BYTES,
+        &|source| CsvError::Io { file: inner_name.clone(), source },
+        &|| CsvError::Zip {
             file: name.to_string(),
             reason: format!("{inner} is larger than {MAX_UNZIPPED_BYTES} bytes"),
-        });
-    }
-    Ok((inner, out))
+        },
+    )
 }
 
 /// Parses CSV bytes (no zip detection) and tells which format was detected: the chunked parser

@@ -25,7 +25,7 @@
 use pipai_engine::bars::{Bars, BarsError, Timeframe};
 
 use crate::coverage::{Coverage, CoverageError};
-use crate::layout::{split_by_month, validate_symbol, InvalidSymbol};
+use crate::layout::{month_ranges, validate_symbol, InvalidSymbol};
 use crate::resample::resample;
 use crate::time::Month;
 use pipai_engine::time::iso;
@@ -65,9 +65,10 @@ pub struct IngestPlan {
     symbol: String,
     /// The base series first, then the derived ones, finest first.
     series: Vec<Replaced>,
-    /// The new base bars, split into UTC months.
-    months: Vec<(Month, Bars)>,
-    rows: usize,
+    /// The new base bars.
+    bars: Bars,
+    /// Their UTC months, and the rows of each.
+    months: Vec<(Month, std::ops::Range<usize>)>,
 }
 
 /// The timeframes coarser than `base` that are built from it when deriving: all of them (each
@@ -80,13 +81,18 @@ impl IngestPlan {
     /// Plans the ingest of `bars` (valid, sorted, on `base`'s UTC grid) for `symbol`; with
     /// `derive`, every coarser timeframe is written too.
     pub fn new(symbol: &str, base: Timeframe, bars: &Bars, derive: bool) -> Result<IngestPlan, IngestError> {
+        Self::from_bars(symbol, base, bars.clone(), derive)
+    }
+
+    /// [`IngestPlan::new`], keeping `bars` (no copy).
+    pub fn from_bars(symbol: &str, base: Timeframe, bars: Bars, derive: bool) -> Result<IngestPlan, IngestError> {
         validate_symbol(symbol)?;
         if bars.is_empty() {
             return Err(IngestError::Empty);
         }
         bars.validate()?;
         // On the grid, strictly increasing.
-        let coverage = Coverage::from_bars(symbol, base, bars)?;
+        let coverage = Coverage::from_bars(symbol, base, &bars)?;
         let (first, last) = (coverage.first_open_time, coverage.last_open_time);
         let mut series = vec![Replaced { timeframe: base, from_ms: first, to_ms: last }];
         if derive {
@@ -100,7 +106,8 @@ impl IngestPlan {
                 });
             }
         }
-        Ok(IngestPlan { symbol: symbol.to_string(), series, months: split_by_month(bars), rows: bars.len() })
+        let months = month_ranges(&bars);
+        Ok(IngestPlan { symbol: symbol.to_string(), series, bars, months })
     }
 
     pub fn symbol(&self) -> &str {
@@ -119,7 +126,7 @@ impl IngestPlan {
 
     /// New base bars.
     pub fn rows(&self) -> usize {
-        self.rows
+        self.bars.len()
     }
 
     /// Whether the rewrite of `month` in the series `timeframe` keeps bars of its current
@@ -145,12 +152,12 @@ impl IngestPlan {
         coverages: &[Option<Coverage>],
         partitions: &[Option<Bars>],
     ) -> Result<Vec<(Timeframe, Bars)>, IngestError> {
-        let (month, new_base) =
+        let (month, rows) =
             self.months.get(index).ok_or(IngestError::NoSuchMonth { index, months: self.months.len() })?;
         let mut out: Vec<(Timeframe, Bars)> = Vec::with_capacity(self.series.len());
         for (k, r) in self.series.iter().enumerate() {
             let new = if k == 0 {
-                new_base.clone()
+                self.bars.slice(rows.clone())
             } else {
                 // The base month as written, over the replaced buckets (whole buckets: the
                 // range's last bucket ends one step later).
@@ -167,11 +174,13 @@ impl IngestPlan {
                 if let Some(&t) = kept.open_time.iter().find(|&&t| t < month.start_ms() || t >= month.end_ms()) {
                     return Err(IngestError::CurrentOutsideMonth { timeframe: r.timeframe, month: *month, time: t });
                 }
-                splice(kept, r.from_ms, r.to_ms, &new)
+                let spliced = splice(kept, r.from_ms, r.to_ms, &new);
+                spliced.validate()?;
+                spliced
             } else {
+                // The plan's bars were validated, and their aggregates are valid.
                 new
             };
-            bars.validate()?;
             out.push((r.timeframe, bars));
         }
         Ok(out)

@@ -10,8 +10,8 @@
 //!   DynamoDB table, see `pipai-aws`) is the record, and a reader plans its GETs from it.
 //! - `v1` is the layout/schema version: a change of the file schema (columns, their types) gets a
 //!   new prefix, so old and new readers never meet a file they cannot read. The page codec is
-//!   not part of it: v1 files were first written with Snappy and now with ZSTD, and the reader
-//!   reads both (no v1 data was ever deployed with Snappy).
+//!   not part of it: v1 files were first written with Snappy, then ZSTD, now uncompressed
+//!   (issue 14), and the reader reads all three (no v1 data was ever deployed with Snappy).
 //! - A month partition holds the bars with `month.start_ms() <= open_time < month.end_ms()`
 //!   (44,640 1m bars for a full 31-day month). It is always rewritten whole, in one PUT, so a
 //!   reader sees the old or the new file, never a mix ([`crate::ingest`] says what goes in it).
@@ -77,13 +77,18 @@ pub fn partition_keys_for_window(
 
 /// Splits sorted bars into UTC-month partitions, in time order; months without bars are absent.
 pub fn split_by_month(bars: &Bars) -> Vec<(Month, Bars)> {
+    month_ranges(bars).into_iter().map(|(month, rows)| (month, bars.slice(rows))).collect()
+}
+
+/// The rows of each UTC month of sorted bars, in time order; months without bars are absent.
+pub fn month_ranges(bars: &Bars) -> Vec<(Month, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bars.len() {
         let month = Month::of_ms(bars.open_time[i]);
         let end = month.end_ms();
         let j = i + bars.open_time[i..].partition_point(|&t| t < end);
-        out.push((month, bars.slice(i..j)));
+        out.push((month, i..j));
         i = j;
     }
     out

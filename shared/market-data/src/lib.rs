@@ -60,6 +60,8 @@ pub use crate::csv::{parse_klines, read_klines, CsvError, RowError};
 pub use crate::generate::{generate_1m, Preset};
 pub use crate::ingest::{IngestError, IngestPlan, IngestReport};
 pub use crate::layout::{partition_key, split_by_month};
-pub use crate::parquet::{bars_from_parquet, bars_to_parquet, ParquetBarsError};
+pub use crate::parquet::{
+    bars_from_parquet, bars_from_parquet_files, bars_from_parquet_files_releasing, bars_to_parquet, ParquetBarsError,
+};
 pub use crate::resample::resample;
 pub use crate::time::Month;

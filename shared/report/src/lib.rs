@@ -447,3 +447,37 @@ fn config_and_provenance(out: &mut String, input: &ReportInput) {
     }
     out.push_str("</div></div></section>");
 }
+
+/// The report of a finished run of `config` on `data` (the series given to `pipai_engine::run`):
+/// the per-bar equity, the result's own `benchmark` and `provenance`. What the worker uploads
+/// as `report.html` and `pipai run --artifacts` writes; one mapping for both.
+pub fn render_run(config: &JobConfig, backtest: &pipai_engine::Backtest, data: &[pipai_engine::Bars]) -> String {
+    let result = &backtest.result;
+    let bar_equity =
+        backtest.bar_open_times(data).map(|open_times| BarEquity { open_times, equity: &backtest.bar_equity });
+    let b = &result.benchmark;
+    let benchmark = BenchmarkView {
+        equity_curve: &b.equity_curve,
+        metrics: [
+            ("total_return", &b.total_return),
+            ("cagr", &b.cagr),
+            ("sharpe", &b.sharpe),
+            ("max_drawdown", &b.max_drawdown),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), opt(v)))
+        .collect(),
+    };
+    let p = &result.provenance;
+    let mut provenance = vec![
+        ("engine_version".to_string(), p.engine_version.clone()),
+        ("config_sha256".to_string(), p.config_sha256.clone()),
+    ];
+    for d in &p.data {
+        provenance.push((
+            format!("data {} {}", d.symbol, d.timeframe),
+            format!("{} bars, {} to {}, sha256 {}", d.bars, d.first_open_time, d.last_open_time, d.sha256),
+        ));
+    }
+    render(&ReportInput { config, result, bar_equity, benchmark: Some(benchmark), provenance })
+}

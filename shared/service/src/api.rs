@@ -47,10 +47,12 @@ pub enum Route {
     GetSweep,
     ListSweeps,
     CancelSweep,
+    // A done job's downloadable files (handler in artifacts.rs).
+    GetArtifacts,
 }
 
 impl Route {
-    pub const ALL: [Route; 17] = [
+    pub const ALL: [Route; 18] = [
         Route::CreateJob,
         Route::GetJob,
         Route::ListJobs,
@@ -68,6 +70,7 @@ impl Route {
         Route::GetSweep,
         Route::ListSweeps,
         Route::CancelSweep,
+        Route::GetArtifacts,
     ];
 
     /// Request weight (seeds: create 20, list 5, get 2; the rest documented in docs/api.md).
@@ -90,6 +93,7 @@ impl Route {
             Route::GetSweep => 2,
             Route::ListSweeps => 5,
             Route::CancelSweep => 5,
+            Route::GetArtifacts => 2,
         }
     }
 
@@ -113,6 +117,7 @@ impl Route {
             Route::GetSweep => ("GET", "/v1/backtest/sweeps/{id}"),
             Route::ListSweeps => ("GET", "/v1/backtest/sweeps"),
             Route::CancelSweep => ("POST", "/v1/backtest/sweeps/{id}/cancel"),
+            Route::GetArtifacts => ("GET", "/v1/backtest/jobs/{id}/artifacts"),
         }
     }
 
@@ -137,6 +142,7 @@ impl Route {
             ("GET", ["", "v1", "backtest", "sweeps"]) => Some(Route::ListSweeps),
             ("GET", ["", "v1", "backtest", "sweeps", _]) => Some(Route::GetSweep),
             ("POST", ["", "v1", "backtest", "sweeps", _, "cancel"]) => Some(Route::CancelSweep),
+            ("GET", ["", "v1", "backtest", "jobs", _, "artifacts"]) => Some(Route::GetArtifacts),
             _ => None,
         }
     }
@@ -149,11 +155,18 @@ pub struct ApiSettings {
     pub max_active_jobs: u32,
     /// A GET response larger than this returns its arrays in pages (Lambda's limit is 6 MB).
     pub response_budget_bytes: usize,
+    /// `notify_url` rules and name resolution (completion webhooks).
+    pub webhooks: crate::webhook::WebhookSettings,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { weight_budget: 1200, max_active_jobs: MAX_ACTIVE_JOBS, response_budget_bytes: 4 * 1024 * 1024 }
+        ApiSettings {
+            weight_budget: 1200,
+            max_active_jobs: MAX_ACTIVE_JOBS,
+            response_budget_bytes: 4 * 1024 * 1024,
+            webhooks: Default::default(),
+        }
     }
 }
 
@@ -220,18 +233,27 @@ where
             Route::GetSweep => self.get_sweep(req, &principal).await,
             Route::ListSweeps => self.list_sweeps(req, &principal).await,
             Route::CancelSweep => self.cancel_sweep(req, &principal, now_ms).await,
+            Route::GetArtifacts => self.get_artifacts(req, &principal, now_ms).await,
         };
         outcome.unwrap_or_else(ApiError::into_response).with_header(auth::HEADER_USED_WEIGHT, used.to_string())
     }
 
     async fn create_job(&self, req: &ApiRequest, who: &Principal, now_ms: i64) -> Result<ApiResponse, ApiError> {
         reject_query(req, &[])?;
-        let (config, strategy_version) = self.job_config_of(&req.body, who, now_ms).await?;
+        // `notify_url` is the job's, not the config's: taken out before the config is parsed.
+        let mut body = pipai_engine::parse_json_object_strict(&req.body)?;
+        let notify_url = body.remove("notify_url");
+        let (config, strategy_version) = self.job_config_of(body, who, now_ms).await?;
         for (i, symbol) in config.symbols.iter().enumerate() {
             self.check_coverage(i, symbol, config.timeframe, config.start_ms(), config.end_ms()).await?;
         }
         let mut job = JobRecord::new_queued(JobId::random(), who.user_id.clone(), config, now_ms);
         job.strategy_version = strategy_version;
+        if let Some(url) = notify_url.filter(|v| !v.is_null()) {
+            let url = self.settings.webhooks.accept(&url).await;
+            job.webhook.notify_url = Some(url.map_err(|e| ApiError::InvalidParameter(format!("notify_url: {e}")))?);
+            job.webhook.key_id = Some(who.key_id.clone());
+        }
         for _ in 0..5 {
             match self.store.create_job(&job, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {

@@ -8,9 +8,15 @@
 //! - A removal (`DELETE /v1/backtest/jobs/{id}`, or the TTL) is never a slot release: a job is
 //!   deleted only once its slot was given back (`DeleteOutcome::SlotHeld` in `ports`), and a late
 //!   terminal record of a deleted job finds no job to flag.
+//! - Completion webhook: a job with a `notify_url` whose record moves it into a terminal state
+//!   (old image not terminal) gets its notification enqueued (`crate::notifier`). Later writes
+//!   to the terminal job (slot flag, notification records) are not transitions and enqueue
+//!   nothing; a replayed transition enqueues the same event id again, which the notifier drops
+//!   once delivered.
 
 use crate::ids::{JobId, UserId};
 use crate::model::JobStatus;
+use crate::notifier::{job_notification, NotificationQueue};
 use crate::ports::{JobQueue, JobStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +36,15 @@ pub struct JobChange {
     /// `None` for a removal (or an image without a status).
     pub status: Option<JobStatus>,
     pub slot_released: bool,
+    /// The old image's status (`None` for an insert, or an old image without one).
+    pub old_status: Option<JobStatus>,
+    /// The job has a `notify_url`.
+    pub notify: bool,
 }
 
 /// Applies one change. `Err` means "retry this record and the ones after it".
 #[tracing::instrument(skip_all, fields(job_id = %change.job_id))]
-pub async fn apply_change<S: JobStore, Q: JobQueue>(
+pub async fn apply_change<S: JobStore, Q: JobQueue + NotificationQueue>(
     store: &S,
     queue: &Q,
     change: &JobChange,
@@ -47,6 +57,13 @@ pub async fn apply_change<S: JobStore, Q: JobQueue>(
     if let (true, false, Some(user_id)) = (terminal, change.slot_released, &change.user_id) {
         let released = store.release_slot(&change.job_id, user_id).await?;
         tracing::info!(released, "terminal job; slot release");
+    }
+    let became_terminal = terminal && !change.old_status.is_some_and(JobStatus::is_terminal);
+    if let (true, true, Some(status)) = (became_terminal, change.notify, change.status) {
+        if let Some(message) = job_notification(&change.job_id, status) {
+            queue.send_notification(&message, 0).await?;
+            tracing::info!(event_id = %message.event_id, "notification enqueued");
+        }
     }
     Ok(())
 }

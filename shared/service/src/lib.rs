@@ -3,6 +3,7 @@
 //! ports on DynamoDB, SQS and S3; [`memory`] implements them in memory for tests.
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod clock;
 pub mod compare;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod memory;
 pub mod model;
+pub mod notifier;
 pub mod pages;
 pub mod ports;
 pub mod secrets;
@@ -21,6 +23,7 @@ pub mod strategies;
 pub mod sweep_api;
 pub mod sweep_worker;
 pub mod sweeps;
+pub mod webhook;
 pub mod worker;
 
 pub use api::{Api, ApiSettings, Route};

@@ -9,8 +9,10 @@ use pipai_market_data::Coverage;
 
 use crate::ids::{JobId, KeyId, RunToken, StrategyId, SweepId, UserId};
 use crate::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
+use crate::notifier::{NotificationLog, NotificationMessage, NotificationQueue, NotificationRecord};
 use crate::ports::*;
 use crate::sweeps::*;
+use crate::webhook::Subject;
 
 #[derive(Default)]
 struct State {
@@ -27,6 +29,8 @@ struct State {
     sweeps: HashMap<SweepId, SweepRecord>,
     chunks: BTreeMap<(SweepId, u32), ChunkRecord>,
     chunk_queue: Vec<(SweepId, u32)>,
+    /// The notifications queue: messages and their delays in seconds.
+    notifications: Vec<(NotificationMessage, u32)>,
 }
 
 /// Every port in one struct, behind a mutex.
@@ -329,6 +333,28 @@ impl ResultStore for MemoryStore {
             before - s.artifacts.len()
         }))
     }
+
+    /// `memory://results/{job_id}/{name}?expires_in={seconds}`: tests read the artifact back
+    /// with [`MemoryStore::artifact_of_url`].
+    async fn presign_artifact(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        Ok(format!("memory://results/{job_id}/{name}?expires_in={}", expires_in.as_secs()))
+    }
+}
+
+impl MemoryStore {
+    /// The bytes a [`ResultStore::presign_artifact`] URL of this store points at.
+    pub fn artifact_of_url(&self, url: &str) -> Option<Vec<u8>> {
+        let path = url.strip_prefix("memory://results/")?.split('?').next()?;
+        let (job_id, name) = path.split_once('/')?;
+        self.with(|s| {
+            s.artifacts.iter().find(|((id, n), _)| id.as_str() == job_id && n == name).map(|(_, b)| b.clone())
+        })
+    }
 }
 
 impl MarketData for MemoryStore {
@@ -524,6 +550,40 @@ impl SweepStore for MemoryStore {
 impl SweepQueue for MemoryStore {
     async fn enqueue_chunks(&self, id: &SweepId, n_chunks: u32) -> Result<(), StoreError> {
         self.with(|s| s.chunk_queue.extend((0..n_chunks).map(|c| (id.clone(), c))));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- completion webhooks
+
+impl MemoryStore {
+    /// Takes every queued notification with its delay in seconds.
+    pub fn drain_notifications(&self) -> Vec<(NotificationMessage, u32)> {
+        self.with(|s| std::mem::take(&mut s.notifications))
+    }
+}
+
+impl NotificationLog for MemoryStore {
+    async fn record_notification(&self, subject: &Subject, record: &NotificationRecord) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match subject {
+            Subject::Job(id) => match s.jobs.get_mut(id) {
+                None => false,
+                Some(job) => {
+                    let all = &mut job.webhook.notifications;
+                    match all.iter_mut().find(|r| r.event_id == record.event_id) {
+                        Some(r) => *r = record.clone(),
+                        None => all.push(record.clone()),
+                    }
+                    true
+                }
+            },
+        }))
+    }
+}
+
+impl NotificationQueue for MemoryStore {
+    async fn send_notification(&self, message: &NotificationMessage, delay_s: u32) -> Result<(), StoreError> {
+        self.with(|s| s.notifications.push((message.clone(), delay_s)));
         Ok(())
     }
 }

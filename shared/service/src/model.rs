@@ -9,6 +9,8 @@ use pipai_engine::time::iso;
 use pipai_engine::{BacktestResult, JobConfig, StrategyConfig};
 
 use crate::ids::{JobId, KeyId, RunToken, StrategyId, UserId};
+use crate::notifier::{NotificationRecord, NotificationView};
+use crate::webhook::NotifyUrl;
 
 /// A user may have at most this many jobs queued or running (seed 003: 429 on the 6th).
 pub const MAX_ACTIVE_JOBS: u32 = 5;
@@ -128,6 +130,19 @@ pub struct JobRecord {
     /// The version of the strategy the job was made from (`config.strategy_id`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy_version: Option<u32>,
+    /// Completion webhook: where, which key signs, and the deliveries so far.
+    #[serde(default, flatten)]
+    pub webhook: JobWebhook,
+}
+
+/// A job's completion webhook (docs/webhooks.md): kept beside the config, never in it, so
+/// `config` (and its provenance hash) is the same with or without one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobWebhook {
+    pub notify_url: Option<NotifyUrl>,
+    /// The key that created the job: its secret signs the deliveries.
+    pub key_id: Option<KeyId>,
+    pub notifications: Vec<NotificationRecord>,
 }
 
 impl JobRecord {
@@ -148,6 +163,7 @@ impl JobRecord {
             attempts: 0,
             slot_released: false,
             strategy_version: None,
+            webhook: JobWebhook::default(),
         }
     }
 
@@ -168,6 +184,8 @@ impl JobRecord {
             result,
             error: self.error.as_ref(),
             strategy_version: self.strategy_version,
+            notify_url: self.webhook.notify_url.as_ref(),
+            notifications: self.webhook.notify_url.as_ref().map(|_| NotificationView::all(&self.webhook.notifications)),
         }
     }
 
@@ -198,6 +216,11 @@ pub struct JobView<'a, R> {
     /// Only on jobs made from a strategy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strategy_version: Option<u32>,
+    /// Only on jobs created with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<&'a NotifyUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<NotificationView<'a>>>,
 }
 
 /// The `result` of a job in the list's summary form.

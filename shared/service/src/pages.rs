@@ -88,6 +88,20 @@ pub struct StoredResult {
     pub benchmark: Option<pipai_engine::benchmark::Benchmark>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<pipai_engine::provenance::Provenance>,
+    /// The downloadable files uploaded beside it (`crate::artifacts`); absent when they could
+    /// not be written, and from results stored before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<StoredFile>>,
+}
+
+/// One downloadable file of a done job, at `results/{job_id}/{name}`: the artifacts route's
+/// entry without its `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub name: String,
+    pub content: pipai_artifacts::Content,
+    pub format: pipai_artifacts::Format,
+    pub bytes: u64,
 }
 
 impl ResultPages {

@@ -246,6 +246,18 @@ pub trait ResultStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     /// Deletes every artifact of the job (everything under its result prefix); how many there were.
     fn delete_artifacts(&self, job_id: &JobId) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// A URL that GETs the artifact without signing until `expires_in` from now (S3: a presigned
+    /// GetObject). Whether the object exists is not checked. Stores that cannot say so.
+    fn presign_artifact(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        expires_in: std::time::Duration,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        let _ = expires_in;
+        let message = format!("{job_id}/{name}: this result store cannot presign URLs");
+        async move { Err(StoreError::new(message)) }
+    }
 }
 
 /// Why bars could not be loaded.
@@ -423,6 +435,14 @@ impl<T: ResultStore> ResultStore for &T {
     }
     fn delete_artifacts(&self, job_id: &JobId) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).delete_artifacts(job_id)
+    }
+    fn presign_artifact(
+        &self,
+        job_id: &JobId,
+        name: &str,
+        expires_in: std::time::Duration,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        (**self).presign_artifact(job_id, name, expires_in)
     }
 }
 

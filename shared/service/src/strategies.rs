@@ -112,11 +112,10 @@ where
     /// and the same 409.
     pub(crate) async fn job_config_of(
         &self,
-        body: &[u8],
+        body: Map<String, Value>,
         who: &Principal,
         now_ms: i64,
     ) -> Result<(JobConfig, Option<u32>), ApiError> {
-        let body = parse_json_object_strict(body)?;
         let Some(given) = body.get("strategy_id").filter(|v| !v.is_null()) else {
             return Ok((JobConfig::from_value(&Value::Object(body), now_of(now_ms))?, None));
         };

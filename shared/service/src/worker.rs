@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::clock::now_ms;
 use crate::ids::{JobId, RunToken};
 use crate::model::{FailCode, JobError, ResultSummary};
-use crate::pages::{PagedArrayWriter, ResultArray, ResultPages, StoredResult, RESULT_ARTIFACT};
+use crate::pages::{PagedArrayWriter, ResultArray, ResultPages, StoredFile, StoredResult, RESULT_ARTIFACT};
 use crate::ports::*;
 
 #[derive(Debug, Clone)]
@@ -196,9 +196,10 @@ where
 
         let outcome = self.simulate(config.clone(), data, deadline_ms, &mut progress).await?;
         let completion = match outcome {
-            RunOutcome::Finished(backtest) => {
+            RunOutcome::Finished(backtest, data) => {
                 let result = &backtest.result;
-                if !self.store_result(job_id, result, &mut progress).await? {
+                let run = FinishedRun { backtest: &backtest, config: &config, data: &data, deadline_ms };
+                if !self.store_result(job_id, run, &mut progress).await? {
                     tracing::info!("stopped while storing the result: cancelled or taken over");
                     return Ok(Delivery::Done);
                 }
@@ -213,15 +214,17 @@ where
         self.finish(job_id, &token, completion).await
     }
 
-    /// Writes the arrays in pages (`crate::pages`), then `result.json` (the metrics and both
-    /// page indexes: present only once the arrays are), reporting progress from `SIMULATION_END`
-    /// on and keeping the lease through slow uploads. `Ok(false)` when the run lost the job.
+    /// Writes the arrays in pages (`crate::pages`), then the downloadable files
+    /// ([`Self::store_files`]), then `result.json` (the metrics, both page indexes and the list
+    /// of files: present only once the rest is), reporting progress from `SIMULATION_END` on
+    /// and keeping the lease through slow uploads. `Ok(false)` when the run lost the job.
     async fn store_result(
         &self,
         job_id: &JobId,
-        result: &pipai_engine::BacktestResult,
+        run: FinishedRun<'_>,
         progress: &mut ProgressWriter<'_, S>,
     ) -> Result<bool, StoreError> {
+        let result = &run.backtest.result;
         // Serializing takes the first half of the write share, uploading the second.
         let serialized_at = SIMULATION_END + (1.0 - SIMULATION_END) / 2.0;
         let elements = (result.equity_curve.len() + result.trades.len()).max(1);
@@ -243,28 +246,96 @@ where
         let (equity, equity_index) = equity.finish();
         let (trades, trades_index) = trades.finish();
         let pages = ResultPages { equity_curve: equity_index, trades: trades_index };
+        let total = (equity.len() + trades.len()) as f64;
+        let uploads = [(ResultArray::EquityCurve.artifact(), equity), (ResultArray::Trades.artifact(), trades)];
+        // The arrays take the first half of the upload share, the files the rest.
+        let arrays_at = |uploaded: f64| serialized_at + (1.0 - serialized_at) / 2.0 * uploaded / total;
+        let mut uploaded = 0.0;
+        for (name, bytes) in uploads {
+            let size = bytes.len() as f64;
+            let upload = self.results.put_artifact(job_id, name, bytes, "application/json");
+            if !keep_lease_during(upload, progress, arrays_at(uploaded)).await? {
+                return Ok(false);
+            }
+            uploaded = (uploaded + size).min(total);
+        }
+        let files = match self.store_files(job_id, run, progress, arrays_at(total)).await? {
+            FilesOutcome::Stored(files) => Some(files),
+            FilesOutcome::Failed => None,
+            FilesOutcome::Lost => return Ok(false),
+        };
         let stored = StoredResult {
             summary: ResultSummary::of(result),
             pages,
             benchmark: Some(result.benchmark.clone()),
             provenance: Some(result.provenance.clone()),
+            files,
         };
-        let total = (equity.len() + trades.len()) as f64;
-        let uploads = [
-            (ResultArray::EquityCurve.artifact(), equity),
-            (ResultArray::Trades.artifact(), trades),
-            (RESULT_ARTIFACT, to_json(&stored)),
-        ];
-        let mut uploaded = 0.0;
-        for (name, bytes) in uploads {
-            let size = bytes.len() as f64;
-            let upload = self.results.put_artifact(job_id, name, bytes, "application/json");
-            if !keep_lease_during(upload, progress, serialized_at + (1.0 - serialized_at) * uploaded / total).await? {
-                return Ok(false);
+        let upload = self.results.put_artifact(job_id, RESULT_ARTIFACT, to_json(&stored), "application/json");
+        keep_lease_during(upload, progress, 0.99).await
+    }
+
+    /// The downloadable files (`pipai_artifacts::files`, then `report.html` from
+    /// `pipai_report::render_run`) at `results/{job_id}/{name}`, made and uploaded one at a time
+    /// so one file's bytes are held at once. A file that cannot be made or uploaded, or no time
+    /// left before the invocation's deadline (less than twice `deadline_margin_ms`), is logged
+    /// and leaves the job without files ([`FilesOutcome::Failed`]): the result itself is never
+    /// lost for them (the artifacts route then answers 409; what was uploaded goes with the job).
+    async fn store_files(
+        &self,
+        job_id: &JobId,
+        FinishedRun { backtest, config, data, deadline_ms }: FinishedRun<'_>,
+        progress: &mut ProgressWriter<'_, S>,
+        from: f64,
+    ) -> Result<FilesOutcome, StoreError> {
+        let files = match pipai_artifacts::files(backtest, config, data) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(error = %e, "artifact files not written; the job keeps its result without them");
+                return Ok(FilesOutcome::Failed);
             }
-            uploaded = (uploaded + size).min(total);
+        };
+        let report = std::iter::once_with(|| {
+            Ok(pipai_artifacts::ArtifactFile::report_html(
+                pipai_report::render_run(config, backtest, data).into_bytes(),
+            ))
+        });
+        let count = 5 + data.len();
+        let started = std::time::Instant::now();
+        let mut stored = Vec::with_capacity(count);
+        // Never let the files run the invocation out of time: a killed run would be delivered
+        // again, and after the last delivery its job would fail, result and all.
+        let files_until = deadline_ms - 2 * self.settings.deadline_margin_ms;
+        for (i, file) in files.chain(report).enumerate() {
+            if now_ms() >= files_until {
+                tracing::error!(made = i, "no time left for the artifact files; the job keeps its result without them");
+                return Ok(FilesOutcome::Failed);
+            }
+            let file = match file {
+                Ok(file) => file,
+                Err(e) => {
+                    tracing::error!(error = %e, "an artifact file could not be made; the job keeps its result without files");
+                    return Ok(FilesOutcome::Failed);
+                }
+            };
+            let entry =
+                StoredFile { name: file.name.clone(), content: file.content, format: file.format, bytes: file.bytes() };
+            let upload = self.results.put_artifact(job_id, &file.name, file.data, file.format.content_type());
+            let at = from + (0.99 - from) * i as f64 / count as f64;
+            match keep_lease_during(upload, progress, at).await {
+                Ok(true) => stored.push(entry),
+                Ok(false) => return Ok(FilesOutcome::Lost),
+                // The upload failed (or a progress write did: the `result.json` write after this
+                // meets that store error again and the message is retried).
+                Err(e) => {
+                    tracing::error!(error = %e, file = %entry.name, "an artifact file could not be uploaded; the job keeps its result without files");
+                    return Ok(FilesOutcome::Failed);
+                }
+            }
         }
-        Ok(true)
+        let bytes: u64 = stored.iter().map(|f| f.bytes).sum();
+        tracing::info!(files = stored.len(), bytes, ms = started.elapsed().as_millis() as u64, "artifact files stored");
+        Ok(FilesOutcome::Stored(stored))
     }
 
     async fn finish(&self, job_id: &JobId, token: &RunToken, completion: Completion) -> Result<Delivery, StoreError> {
@@ -298,7 +369,8 @@ where
                     Control::Continue
                 }
             };
-            run_engine(&config, &data, &mut observer)
+            let run = run_engine(&config, &data, &mut observer);
+            (run, data)
         });
         let mut timed_out = false;
         let mut lost = false;
@@ -321,15 +393,15 @@ where
             }
         };
         Ok(match joined {
-            Ok(Ok(backtest)) if !lost => RunOutcome::Finished(Box::new(backtest)),
-            Ok(Ok(_)) => RunOutcome::Stopped,
-            Ok(Err(EngineError::Cancelled)) if timed_out => RunOutcome::Failed(
+            Ok((Ok(backtest), data)) if !lost => RunOutcome::Finished(Box::new(backtest), data),
+            Ok((Ok(_), _)) => RunOutcome::Stopped,
+            Ok((Err(EngineError::Cancelled), _)) if timed_out => RunOutcome::Failed(
                 FailCode::Timeout,
                 "the simulation did not finish within the worker's time limit; try a shorter window or a coarser timeframe".into(),
             ),
-            Ok(Err(EngineError::Cancelled)) => RunOutcome::Stopped,
-            Ok(Err(EngineError::Data(m))) => RunOutcome::Failed(FailCode::DataUnavailable, m),
-            Ok(Err(EngineError::Config(e))) => RunOutcome::Failed(FailCode::SimulationError, e.to_string()),
+            Ok((Err(EngineError::Cancelled), _)) => RunOutcome::Stopped,
+            Ok((Err(EngineError::Data(m)), _)) => RunOutcome::Failed(FailCode::DataUnavailable, m),
+            Ok((Err(EngineError::Config(e)), _)) => RunOutcome::Failed(FailCode::SimulationError, e.to_string()),
             Err(join) => {
                 tracing::error!(error = %join, "the simulation panicked");
                 RunOutcome::Failed(FailCode::SimulationError, "the simulation stopped on an internal error".into())
@@ -379,8 +451,29 @@ async fn keep_lease_during<S: JobStore>(
     }
 }
 
+/// A run that finished: the engine's answer, the config and the bars it was given.
+#[derive(Clone, Copy)]
+struct FinishedRun<'a> {
+    backtest: &'a pipai_engine::Backtest,
+    config: &'a JobConfig,
+    data: &'a [Bars],
+    /// When the invocation will be killed: the files give way to the result before it.
+    deadline_ms: i64,
+}
+
+/// What became of a done job's downloadable files.
+enum FilesOutcome {
+    /// All uploaded, listed for `result.json`.
+    Stored(Vec<StoredFile>),
+    /// Not all could be made or uploaded (logged): the job is done without them.
+    Failed,
+    /// The run no longer holds the job.
+    Lost,
+}
+
 enum RunOutcome {
-    Finished(Box<pipai_engine::Backtest>),
+    /// The run, and the bars it was given (for the downloadable files).
+    Finished(Box<pipai_engine::Backtest>, Vec<Bars>),
     Failed(FailCode, String),
     /// Cancelled by the user, or the lease was lost: nothing more to write.
     Stopped,

@@ -78,7 +78,15 @@ async fn create(kit: &Kit, client: &Client, b: &Value) -> JobId {
 /// What the stream delivers for the job's current state.
 async fn stream_record(store: &MemoryStore, id: &JobId, kind: ChangeKind) -> JobChange {
     let j = store.get_job(id).await.unwrap().unwrap();
-    JobChange { kind, job_id: j.id, user_id: Some(j.user_id), status: Some(j.status), slot_released: j.slot_released }
+    JobChange {
+        kind,
+        job_id: j.id,
+        user_id: Some(j.user_id),
+        status: Some(j.status),
+        slot_released: j.slot_released,
+        old_status: None,
+        notify: false,
+    }
 }
 
 async fn settle(kit: &Kit, id: &JobId) {
@@ -375,6 +383,8 @@ async fn a_remove_record_never_releases_a_slot() {
             user_id: Some(user("u")),
             status,
             slot_released,
+            old_status: Some(JobStatus::Done),
+            notify: false,
         };
         apply_change(&store, &store, &change).await.unwrap();
     }

@@ -24,7 +24,15 @@ fn worker(kit: &Kit) -> Worker<&'static MemoryStore, &'static MemoryStore, &'sta
 /// What the stream would deliver for the job's current state.
 async fn stream_record(store: &MemoryStore, id: &JobId, kind: ChangeKind) -> JobChange {
     let j = store.get_job(id).await.unwrap().unwrap();
-    JobChange { kind, job_id: j.id, user_id: Some(j.user_id), status: Some(j.status), slot_released: j.slot_released }
+    JobChange {
+        kind,
+        notify: j.webhook.notify_url.is_some(),
+        job_id: j.id,
+        user_id: Some(j.user_id),
+        status: Some(j.status),
+        slot_released: j.slot_released,
+        old_status: None,
+    }
 }
 
 async fn create(kit: &Kit, client: &Client, b: &serde_json::Value) -> JobId {
@@ -273,6 +281,8 @@ async fn stream_bookkeeping_ignores_what_it_need_not_act_on() {
         user_id: Some(user("u")),
         status: Some(JobStatus::Running),
         slot_released: false,
+        old_status: None,
+        notify: false,
     };
     apply_change(&store, &store, &base).await.unwrap();
     apply_change(&store, &store, &JobChange { kind: ChangeKind::Remove, status: None, ..base.clone() }).await.unwrap();

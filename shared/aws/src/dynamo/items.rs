@@ -4,7 +4,9 @@
 //!
 //! [`JobItem`] <-> [`JobRecord`] is the one place that knows how a job is stored.
 
-use pipai_service::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, KeyStatus, StrategyRecord};
+use pipai_service::model::{ApiKeyRecord, JobError, JobRecord, JobStatus, JobWebhook, KeyStatus, StrategyRecord};
+use pipai_service::notifier::NotificationRecord;
+use pipai_service::webhook::NotifyUrl;
 use pipai_service::{JobId, KeyId, RunToken, StrategyId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -104,6 +106,13 @@ pub(super) struct JobItem {
     /// The version of the strategy the job was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) strategy_version: Option<u32>,
+    /// Completion webhook: the URL, the key whose secret signs, the deliveries (a list of maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) notify_url: Option<NotifyUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) notify_key_id: Option<KeyId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) notifications: Vec<NotificationRecord>,
 }
 
 impl JobItem {
@@ -130,6 +139,9 @@ impl JobItem {
             slot_released: job.slot_released,
             expires_at: job.finished_at_ms.filter(|_| job.status.is_terminal()).map(|t| retention.expires_at_s(t)),
             strategy_version: job.strategy_version,
+            notify_url: job.webhook.notify_url.clone(),
+            notify_key_id: job.webhook.key_id.clone(),
+            notifications: job.webhook.notifications.clone(),
         })
     }
 }
@@ -154,6 +166,11 @@ impl TryFrom<JobItem> for JobRecord {
             attempts: item.attempts,
             slot_released: item.slot_released,
             strategy_version: item.strategy_version,
+            webhook: JobWebhook {
+                notify_url: item.notify_url,
+                key_id: item.notify_key_id,
+                notifications: item.notifications,
+            },
         })
     }
 }
@@ -183,6 +200,9 @@ pub(crate) struct JobImage {
     /// Text: parsed by the reader, which says which record held an unknown status.
     pub(crate) status: Option<String>,
     pub(crate) slot_released: Option<bool>,
+    /// Present on jobs with a completion webhook (its text is not needed here).
+    #[serde(default)]
+    pub(crate) notify_url: Option<String>,
 }
 
 /// An item of the API keys table.

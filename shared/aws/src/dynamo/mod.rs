@@ -55,6 +55,7 @@ mod items;
 mod jobs;
 mod keys;
 mod list;
+mod notifications;
 mod requests;
 mod slots;
 mod strategies;

@@ -147,3 +147,26 @@ async fn replayed_stream_records_of_a_deleted_job_give_no_slot_back() {
     }
     assert_eq!(store.active_jobs(&user).await.unwrap(), 1);
 }
+
+/// A presigned artifact URL is a plain GET of the object against the configured endpoint (moto
+/// here), with the stored Content-Type; a missing object is an S3 error, not a 200.
+#[tokio::test]
+async fn a_presigned_artifact_url_gets_the_object_without_signing() {
+    let results = S3Results::from_lookup(&sdk().await, &moto().lookup()).unwrap();
+    let id = JobId::random();
+    let csv = b"open_time,equity,drawdown\n".to_vec();
+    results.put_artifact(&id, "equity.csv", csv.clone(), "text/csv; charset=utf-8").await.unwrap();
+    let ttl = std::time::Duration::from_secs(1800);
+    let url = results.presign_artifact(&id, "equity.csv", ttl).await.unwrap();
+    let endpoint = moto().var("AWS_ENDPOINT_URL");
+    assert!(url.starts_with(&endpoint), "{url} is not on {endpoint}");
+    assert!(url.contains(&format!("/results/{id}/equity.csv?")) && url.contains("X-Amz-Expires=1800"), "{url}");
+    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    let mut got = agent.get(&url).call().unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.headers().get("content-type").unwrap().to_str().unwrap(), "text/csv; charset=utf-8");
+    assert_eq!(got.body_mut().read_to_vec().unwrap(), csv);
+    let missing = results.presign_artifact(&id, "report.html", ttl).await.unwrap();
+    assert_eq!(agent.get(&missing).call().unwrap().status().as_u16(), 404);
+    assert!(results.presign_artifact(&id, "../x", ttl).await.is_err());
+}

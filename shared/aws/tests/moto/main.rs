@@ -10,3 +10,4 @@ mod private_moto;
 mod strategies;
 mod stream;
 mod sweeps;
+mod webhooks;

@@ -205,8 +205,13 @@ impl Stack {
             assert_eq!(got["result"][key], offline[key], "{key}");
         }
         let keys: Vec<String> = self.artifacts(id).await.into_iter().map(|(k, _, _)| k).collect();
-        let expected: Vec<String> =
-            ["equity_curve.json", "result.json", "trades.json"].iter().map(|n| format!("results/{id}/{n}")).collect();
+        // The result's own objects, and beside them the downloadable files (docs/api.md, "Artifacts").
+        let mut expected: Vec<String> = ["equity_curve.json", "result.json", "trades.json"]
+            .into_iter()
+            .chain(["equity.parquet", "equity.csv", "trades.parquet", "trades.csv", "bars.parquet", "report.html"])
+            .map(|n| format!("results/{id}/{n}"))
+            .collect();
+        expected.sort();
         assert_eq!(keys, expected);
         for (name, want) in [("equity_curve.json", &offline["equity_curve"]), ("trades.json", &offline["trades"])] {
             let bytes = self.api.results.get_artifact(id, name).await.unwrap().unwrap();
@@ -219,6 +224,7 @@ impl Stack {
             assert_eq!(stored[key], offline[key], "result.json {key}");
         }
         assert!(stored["pages"]["trades"].is_object() && stored.get("trades").is_none(), "{stored}");
+        assert_eq!(stored["files"].as_array().map(Vec::len), Some(6), "{stored}");
     }
 
     /// The stream function's invocation on `records`; it must not report a failure.

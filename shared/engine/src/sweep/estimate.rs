@@ -15,9 +15,11 @@ use super::expand::group;
 use super::spec::ValidationSpec;
 
 /// Bar evaluations (one config, one symbol, one bar) a worker's one vCPU does per second. Measured
-/// with `pipai sweep` (one thread) on the 100-config SMA grid of one year of 1m bars
-/// (docs/sweeps.md); revisit when the batch engine changes.
-pub const BAR_EVALUATIONS_PER_SECOND: u64 = 25_000_000;
+/// with `pipai sweep --threads 1` (reference `batch::evaluate`, one `run` per config) on the
+/// 100-config SMA grid of one year of 1m bars: 52.7 M evaluations in about 0.5 s of wall time on
+/// the 2-core development machine under a load average of 7, so about 100 M/s; halved here for a
+/// Lambda vCPU's margin. Revisit when the batch engine changes.
+pub const BAR_EVALUATIONS_PER_SECOND: u64 = 50_000_000;
 /// Bars a worker loads (fetch and decode the market-data Parquet files) per second.
 pub const BARS_LOADED_PER_SECOND: u64 = 5_000_000;
 /// The time a chunk is sized to take: well inside the job worker's 120 s timeout (template.yaml).
