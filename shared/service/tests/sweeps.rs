@@ -148,6 +148,8 @@ async fn a_grid_sweep_runs_to_done_ranked_and_exact() {
         user_id: Some(record.user_id),
         status: Some(record.status),
         slot_released: false,
+        old_status: None,
+        notify: false,
     };
     apply_change(&kit.store, &kit.store, &change).await.unwrap();
     kit.store.drain_queue();
