@@ -251,3 +251,61 @@ fn refused_notify_urls_are_400_and_create_nothing() {
     }
     assert_eq!(api.list(&[])["data"].as_array().unwrap().len(), 0);
 }
+
+// ---------------------------------------------------------------- sweeps
+
+/// A small grid (4 configs, one chunk) that notifies `url` when it ends.
+fn sweep_with_hook(url: &str) -> Value {
+    serde_json::json!({
+        "base": small_job("tpl_ma_cross"),
+        "space": {"params.fast": [5, 10], "params.slow": [30, 50]},
+        "notify_url": url
+    })
+}
+
+/// Polls the sweep until `done` holds of it.
+fn wait_sweep(api: &Api, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, sweep) = api.call(pipai_client::Method::Get, &format!("/v1/backtest/sweeps/{id}"), &[], b"");
+        assert_eq!(status, 200, "{sweep}");
+        if done(&sweep) {
+            return sweep;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "sweep {id} never got there: {sweep}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+#[ignore = "needs the local stack with PIPAI_LOCAL_ALLOW_HTTP_WEBHOOKS=1: infra/local.sh up"]
+fn a_done_sweep_posts_a_signed_sweep_done_event_and_shows_the_delivery() {
+    let api = fresh_client("hook-sweep");
+    let receiver = Receiver::start(Answer::Statuses(&[]));
+    let (status, created) =
+        api.call(pipai_client::Method::Post, "/v1/backtest/sweeps", &[], sweep_with_hook(&receiver.url()).to_string().as_bytes());
+    assert_eq!(status, 201, "{created}");
+    assert_eq!((&created["notify_url"], &created["notifications"]), (&Value::from(receiver.url()), &serde_json::json!([])));
+    let id = created["id"].as_str().unwrap().to_string();
+    let sweep = wait_sweep(&api, &id, |s| s["status"] != "queued" && s["status"] != "running");
+    assert_eq!(sweep["status"], "done", "{sweep}");
+
+    let got = receiver.wait_for(1, Duration::from_secs(60));
+    let r = &got[0];
+    assert!(verifies(&api, r), "signature must verify with the key's secret: {r:?}");
+    assert!(!verifies(&fresh_client("hook-sweep-other"), r), "and not with another key's");
+    let event = r.event();
+    assert_eq!(event["type"], "sweep.done");
+    assert_eq!(event["id"], r.header("x-pipai-event-id"));
+    assert_eq!(event["created_at"], sweep["finished_at"]);
+    assert_eq!(event["data"]["id"], id.as_str());
+    assert_eq!((&event["data"]["status"], &event["data"]["best"]), (&Value::from("done"), &sweep["best"]));
+    assert!(event["data"].get("leaderboard").is_none(), "data is the list form");
+
+    let sweep = wait_sweep(&api, &id, |s| s["notifications"].get(0).is_some_and(|n| n["delivered_at"].is_string()));
+    let n = &sweep["notifications"][0];
+    assert_eq!((n["attempts"].as_u64(), n["last_status"].as_u64()), (Some(1), Some(200)), "{n}");
+    assert_eq!((&n["event_id"], &n["type"]), (&event["id"], &Value::from("sweep.done")));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.got.lock().unwrap().len(), 1, "delivered once");
+}

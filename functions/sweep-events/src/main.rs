@@ -1,4 +1,5 @@
-//! DynamoDB stream of the sweeps table: a new sweep sends its chunk messages (the outbox relay).
+//! DynamoDB stream of the sweeps table: a new sweep sends its chunk messages (the outbox relay),
+//! a sweep that ends with a webhook its completion notification.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -9,9 +10,11 @@ async fn main() -> Result<(), Error> {
     pipai_lambda::init_tracing();
     let sdk = pipai_aws::load_sdk_config().await;
     let queue = pipai_aws::SqsSweepQueue::from_env(&sdk)?;
+    let notifications = pipai_aws::SqsQueue::from_env(&sdk)?;
     run(service_fn(|event: LambdaEvent<Event>| async {
         Ok::<DynamoDbEventResponse, Error>(
-            pipai_lambda::sweeps::handle_stream_batch(&queue, event.payload, pipai_aws::inserted_sweep).await,
+            pipai_lambda::sweeps::handle_stream_batch(&queue, &notifications, event.payload, pipai_aws::sweep_change)
+                .await,
         )
     }))
     .await

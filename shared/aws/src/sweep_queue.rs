@@ -1,10 +1,14 @@
-//! [`SweepQueue`] on SQS (`SWEEP_CHUNKS_QUEUE_URL`), and the SweepsTable stream's decoder.
+//! [`SweepQueue`] on SQS (`SWEEP_CHUNKS_QUEUE_URL`), and the SweepsTable stream's decoder
+//! ([`sweep_change`]).
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use pipai_service::ids::SweepId;
 use pipai_service::ports::StoreError;
+use pipai_service::events::ChangeKind;
+use pipai_service::model::JobStatus;
+use pipai_service::sweep_events::SweepChange;
 use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepRecord};
 
 use crate::error::store_err;
@@ -66,22 +70,35 @@ impl SweepQueue for SqsSweepQueue {
     }
 }
 
-/// The sweep an INSERT record of SweepsTable stored (`None`: a chunk item, or not an insert).
-pub fn inserted_sweep(record: &EventRecord) -> Result<Option<SweepRecord>, String> {
+/// The sweep an INSERT or MODIFY record of SweepsTable holds, with the old image's status
+/// (`None`: a chunk item, or a removal). The stream carries both images (`NEW_AND_OLD_IMAGES`),
+/// so a transition into a terminal state is told from later writes to the terminal sweep.
+pub fn sweep_change(record: &EventRecord) -> Result<Option<SweepChange>, String> {
     #[derive(serde::Deserialize)]
     struct Image {
         sk: Option<String>,
+        status: Option<String>,
         record: Option<String>,
     }
-    if record.event_name != "INSERT" {
-        return Ok(None);
-    }
+    let kind = match record.event_name.as_str() {
+        "INSERT" => ChangeKind::Insert,
+        "MODIFY" => ChangeKind::Modify,
+        _ => return Ok(None),
+    };
     let at = |e: &dyn std::fmt::Display| format!("stream record {}: {e}", record.event_id);
     let image: Image = serde_dynamo::from_item(record.change.new_image.clone()).map_err(|e| at(&e))?;
-    match (image.sk.as_deref(), image.record) {
-        (Some("sweep"), Some(text)) => serde_json::from_str(&text).map(Some).map_err(|e| at(&e)),
-        _ => Ok(None),
-    }
+    let sweep: SweepRecord = match (image.sk.as_deref(), image.record) {
+        (Some("sweep"), Some(text)) => serde_json::from_str(&text).map_err(|e| at(&e))?,
+        _ => return Ok(None),
+    };
+    let old_status = match kind {
+        ChangeKind::Modify => serde_dynamo::from_item::<_, Image>(record.change.old_image.clone())
+            .ok()
+            .and_then(|old| old.status)
+            .and_then(|s| s.parse::<JobStatus>().ok()),
+        _ => None,
+    };
+    Ok(Some(SweepChange { kind, sweep, old_status }))
 }
 
 #[cfg(test)]
@@ -93,11 +110,21 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sweep-events.json");
         let event: aws_lambda_events::event::dynamodb::Event =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let sweep = inserted_sweep(&event.records[0]).unwrap().expect("an inserted sweep");
-        assert_eq!((sweep.id.as_str(), sweep.n_chunks), ("sw_3c91ef00", 1));
-        assert!(sweep.spec().is_ok());
+        let change = sweep_change(&event.records[0]).unwrap().expect("an inserted sweep");
+        assert_eq!((change.kind, change.old_status), (ChangeKind::Insert, None));
+        assert_eq!((change.sweep.id.as_str(), change.sweep.n_chunks), ("sw_3c91ef00", 1));
+        assert!(change.sweep.spec().is_ok());
         let mut chunk = event.records[0].clone();
         chunk.change.new_image.insert("sk".into(), serde_dynamo::AttributeValue::S("chunk#000000#0000".into()));
-        assert_eq!(inserted_sweep(&chunk).unwrap(), None);
+        assert_eq!(sweep_change(&chunk).unwrap(), None);
+
+        // The second record ends the sweep (a webhook sweep: its notification is due); a
+        // REMOVE is no change.
+        let ended = sweep_change(&event.records[1]).unwrap().expect("a modified sweep");
+        assert_eq!((ended.kind, ended.old_status, ended.sweep.status), (ChangeKind::Modify, Some(JobStatus::Running), JobStatus::Done));
+        assert!(ended.ends_the_sweep() && ended.sweep.webhook.notify_url.is_some());
+        let mut removed = event.records[1].clone();
+        removed.event_name = "REMOVE".into();
+        assert_eq!(sweep_change(&removed).unwrap(), None);
     }
 }

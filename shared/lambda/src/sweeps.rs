@@ -1,42 +1,56 @@
-//! Sweeps: the SweepsTable stream (the outbox relay: a stored sweep sends its chunk messages)
-//! and the chunk queue (and its dead-letter queue) to the chunk worker.
+//! Sweeps: the SweepsTable stream (the outbox relay: a stored sweep sends its chunk messages; a
+//! sweep that ends with a webhook sends its notification) and the chunk queue (and its
+//! dead-letter queue) to the chunk worker.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use pipai_service::ports::MarketData;
+use pipai_service::events::ChangeKind;
+use pipai_service::notifier::NotificationQueue;
+use pipai_service::ports::{MarketData, StoreError};
 use pipai_service::sweep_api::relay_sweep_insert;
+use pipai_service::sweep_events::{notify_sweep_end, SweepChange};
 use pipai_service::sweep_worker::SweepWorker;
-use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepRecord, SweepStore};
+use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepStore};
 use pipai_service::worker::Delivery;
 
 use crate::config::queue_name;
 
-/// Relays every inserted sweep (`decode` gives `None` for records that are not a new sweep);
-/// stops at the first failure, reported so Lambda retries from it.
-pub async fn handle_stream_batch<Q: SweepQueue>(
+/// Relays every inserted sweep and enqueues the completion notification of every sweep that
+/// ends (`decode` gives `None` for records that are not a sweep's); stops at the first failure,
+/// reported so Lambda retries from it.
+pub async fn handle_stream_batch<Q: SweepQueue, N: NotificationQueue>(
     queue: &Q,
+    notifications: &N,
     event: Event,
-    decode: impl Fn(&EventRecord) -> Result<Option<SweepRecord>, String>,
+    decode: impl Fn(&EventRecord) -> Result<Option<SweepChange>, String>,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
-        let sweep = match decode(record) {
-            Ok(Some(sweep)) => sweep,
+        let change = match decode(record) {
+            Ok(Some(change)) => change,
             Ok(None) => continue,
             Err(e) => {
                 tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
                 continue;
             }
         };
-        if let Err(e) = relay_sweep_insert(queue, &sweep).await {
-            tracing::warn!(sweep_id = %sweep.id, error = %pipai_service::error::report(&e), "relay failed; retrying from it");
+        let sweep = &change.sweep;
+        let outcome = async {
+            if change.kind == ChangeKind::Insert {
+                relay_sweep_insert(queue, sweep).await?;
+                tracing::info!(sweep_id = %sweep.id, chunks = sweep.n_chunks, "chunks enqueued");
+            }
+            notify_sweep_end(notifications, &change).await?;
+            Ok::<(), StoreError>(())
+        };
+        if let Err(e) = outcome.await {
+            tracing::warn!(sweep_id = %sweep.id, error = %pipai_service::error::report(&e), "stream record failed; retrying from it");
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = record.change.sequence_number.clone();
             response.batch_item_failures.push(failure);
             break;
         }
-        tracing::info!(sweep_id = %sweep.id, chunks = sweep.n_chunks, "chunks enqueued");
     }
     response
 }

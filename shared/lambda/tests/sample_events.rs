@@ -293,3 +293,35 @@ async fn the_sweep_worker_sample_runs_its_chunk() {
     let done = store.get_sweep(&sweep.id).await.unwrap().unwrap();
     assert_eq!((done.status, done.completed), (JobStatus::Done, 4));
 }
+
+#[tokio::test]
+async fn the_sweep_events_sample_relays_the_new_sweep_and_notifies_the_ended_one() {
+    use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+    use pipai_service::events::ChangeKind;
+    use pipai_service::sweep_events::SweepChange;
+    use pipai_service::sweeps::SweepRecord;
+    let store = store_with_demo();
+    let create: Value = serde_json::from_str(&event("create-sweep.json")).unwrap();
+    let spec = pipai_engine::sweep::SweepSpec::from_json_bytes(create["body"].as_str().unwrap().as_bytes()).unwrap();
+    let queued = SweepRecord::new_queued("sw_3c91ef00".parse().unwrap(), "demo".parse().unwrap(), &spec, 4, 1, now_ms());
+    let mut done = queued.clone();
+    done.status = JobStatus::Done;
+    done.finished_at_ms = Some(now_ms());
+    done.webhook.notify_url = Some("https://93.184.216.34/hook".to_string().try_into().unwrap());
+    done.webhook.key_id = Some(KEY.parse().unwrap());
+    // The images' decoding is pipai-aws's (`sweep_change`, tested on this same file there).
+    let decode = |r: &EventRecord| {
+        Ok(Some(match r.event_name.as_str() {
+            "INSERT" => SweepChange { kind: ChangeKind::Insert, sweep: queued.clone(), old_status: None },
+            _ => SweepChange { kind: ChangeKind::Modify, sweep: done.clone(), old_status: Some(JobStatus::Running) },
+        }))
+    };
+    let batch: Event = serde_json::from_str(&event("sweep-events.json")).unwrap();
+    assert_eq!(batch.records.len(), 2);
+    let resp = pipai_lambda::sweeps::handle_stream_batch(store, store, batch, decode).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(store.drain_chunk_queue(), [(queued.id.clone(), 0)], "the insert's chunk");
+    let notes = store.drain_notifications();
+    assert_eq!(notes.len(), 1, "the end's notification");
+    assert_eq!(notes[0].0.event_type.to_string(), "sweep.done");
+}

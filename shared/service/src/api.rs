@@ -19,7 +19,7 @@ use crate::cursor::{CursorKind, CursorSeal};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::ids::JobId;
-use crate::model::{JobRecord, JobStatus, ListPage, ResultSummary, MAX_ACTIVE_JOBS};
+use crate::model::{JobRecord, JobStatus, JobWebhook, ListPage, ResultSummary, MAX_ACTIVE_JOBS};
 use crate::pages::{json_array, ResultArray, ResultPages, RESULT_ARTIFACT};
 use crate::ports::*;
 use crate::secrets::MasterKey;
@@ -249,11 +249,7 @@ where
         }
         let mut job = JobRecord::new_queued(JobId::random(), who.user_id.clone(), config, now_ms);
         job.strategy_version = strategy_version;
-        if let Some(url) = notify_url.filter(|v| !v.is_null()) {
-            let url = self.settings.webhooks.accept(&url).await;
-            job.webhook.notify_url = Some(url.map_err(|e| ApiError::InvalidParameter(format!("notify_url: {e}")))?);
-            job.webhook.key_id = Some(who.key_id.clone());
-        }
+        job.webhook = self.webhook_of(notify_url, who).await?;
         for _ in 0..5 {
             match self.store.create_job(&job, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {
@@ -268,6 +264,22 @@ where
             }
         }
         Err(ApiError::Internal("five job id collisions in a row".into()))
+    }
+
+    /// A create body's `notify_url` (`null` or absent: none): every URL rule checked, signed
+    /// later with the caller's key (jobs and sweeps alike).
+    pub(crate) async fn webhook_of(
+        &self,
+        notify_url: Option<serde_json::Value>,
+        who: &Principal,
+    ) -> Result<JobWebhook, ApiError> {
+        let Some(url) = notify_url.filter(|v| !v.is_null()) else { return Ok(JobWebhook::default()) };
+        let url = self.settings.webhooks.accept(&url).await;
+        Ok(JobWebhook {
+            notify_url: Some(url.map_err(|e| ApiError::InvalidParameter(format!("notify_url: {e}")))?),
+            key_id: Some(who.key_id.clone()),
+            notifications: Vec::new(),
+        })
     }
 
     /// 429: the user's active slots (jobs and sweeps share them) are all taken.

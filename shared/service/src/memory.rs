@@ -565,18 +565,21 @@ impl MemoryStore {
 
 impl NotificationLog for MemoryStore {
     async fn record_notification(&self, subject: &Subject, record: &NotificationRecord) -> Result<bool, StoreError> {
-        Ok(self.with(|s| match subject {
-            Subject::Job(id) => match s.jobs.get_mut(id) {
-                None => false,
-                Some(job) => {
-                    let all = &mut job.webhook.notifications;
-                    match all.iter_mut().find(|r| r.event_id == record.event_id) {
-                        Some(r) => *r = record.clone(),
-                        None => all.push(record.clone()),
-                    }
-                    true
-                }
-            },
+        Ok(self.with(|s| {
+            let all = match subject {
+                Subject::Job(id) => s.jobs.get_mut(id).map(|job| &mut job.webhook.notifications),
+                // A sweep's version is bumped, as by any other write to it (DynamoDB's too).
+                Subject::Sweep(id) => s.sweeps.get_mut(id).map(|sweep| {
+                    sweep.version += 1;
+                    &mut sweep.webhook.notifications
+                }),
+            };
+            let Some(all) = all else { return false };
+            match all.iter_mut().find(|r| r.event_id == record.event_id) {
+                Some(r) => *r = record.clone(),
+                None => all.push(record.clone()),
+            }
+            true
         }))
     }
 }

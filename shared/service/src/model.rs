@@ -135,12 +135,12 @@ pub struct JobRecord {
     pub webhook: JobWebhook,
 }
 
-/// A job's completion webhook (docs/webhooks.md): kept beside the config, never in it, so
-/// `config` (and its provenance hash) is the same with or without one.
+/// A job's (or a sweep's) completion webhook (docs/webhooks.md): kept beside the config, never
+/// in it, so `config` (and its provenance hash) is the same with or without one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobWebhook {
     pub notify_url: Option<NotifyUrl>,
-    /// The key that created the job: its secret signs the deliveries.
+    /// The key that created the job (or sweep): its secret signs the deliveries.
     pub key_id: Option<KeyId>,
     pub notifications: Vec<NotificationRecord>,
 }

@@ -18,10 +18,11 @@ use pipai_engine::time::iso;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::ids::{JobId, KeyId};
-use crate::model::{JobRecord, JobStatus, KeyStatus};
+use crate::ids::{JobId, KeyId, SweepId};
+use crate::model::{JobRecord, JobStatus, JobWebhook, KeyStatus};
 use crate::ports::{JobStore, KeyStore, StoreError};
 use crate::secrets::MasterKey;
+use crate::sweeps::{SweepRecord, SweepStore};
 use crate::webhook::{retry_delay_ms, signed_headers, EventId, EventType, NotifyUrl, Subject, WebhookPolicy};
 use crate::worker::Delivery;
 
@@ -94,7 +95,7 @@ impl NotificationRecord {
     }
 }
 
-/// A record as the job view shows it: `{event_id, type, attempts, last_status, last_error,
+/// A record as the job (and sweep) view shows it: `{event_id, type, attempts, last_status, last_error,
 /// last_attempt_at, next_attempt_at, delivered_at, gave_up}`.
 #[derive(Debug, Serialize)]
 pub struct NotificationView<'a> {
@@ -145,16 +146,32 @@ impl Target {
     /// A job's target (`None` without a webhook or before it is terminal). `data` is the job as
     /// it was when it ended (no delivery records yet), so every delivery carries the same body.
     pub fn of_job(job: &JobRecord) -> Option<Target> {
-        let (Some(notify_url), Some(key_id)) = (&job.webhook.notify_url, &job.webhook.key_id) else { return None };
-        let mut ended = job.clone();
-        ended.webhook.notifications.clear();
-        let summary = serde_json::value::to_raw_value(&ended.summary_view()).expect("job views serialize");
+        let finished_at_ms = job.finished_at_ms.filter(|_| job.status.is_terminal())?;
+        Target::of(&job.webhook, finished_at_ms, || {
+            let mut ended = job.clone();
+            ended.webhook.notifications.clear();
+            serde_json::value::to_raw_value(&ended.summary_view()).expect("job views serialize")
+        })
+    }
+
+    /// A sweep's target, as a job's: `data` is the sweep's list (summary) form when it ended.
+    pub fn of_sweep(sweep: &SweepRecord) -> Option<Target> {
+        let finished_at_ms = sweep.finished_at_ms.filter(|_| sweep.status.is_terminal())?;
+        Target::of(&sweep.webhook, finished_at_ms, || {
+            let mut ended = sweep.clone();
+            ended.webhook.notifications.clear();
+            serde_json::value::to_raw_value(&ended.summary_view()).expect("sweep views serialize")
+        })
+    }
+
+    fn of(webhook: &JobWebhook, finished_at_ms: i64, summary: impl FnOnce() -> Box<RawValue>) -> Option<Target> {
+        let (Some(notify_url), Some(key_id)) = (&webhook.notify_url, &webhook.key_id) else { return None };
         Some(Target {
             notify_url: notify_url.clone(),
             key_id: key_id.clone(),
-            finished_at_ms: job.finished_at_ms.filter(|_| job.status.is_terminal())?,
-            summary,
-            notifications: job.webhook.notifications.clone(),
+            finished_at_ms,
+            summary: summary(),
+            notifications: webhook.notifications.clone(),
         })
     }
 }
@@ -243,13 +260,14 @@ pub struct Notifier<S, Q, H> {
 
 impl<S, Q, H> Notifier<S, Q, H>
 where
-    S: JobStore + KeyStore + NotificationLog,
+    S: JobStore + SweepStore + KeyStore + NotificationLog,
     Q: NotificationQueue,
     H: WebhookSender,
 {
     async fn target(&self, subject: &Subject) -> Result<Option<Target>, StoreError> {
         match subject {
             Subject::Job(id) => Ok(self.store.get_job(id).await?.as_ref().and_then(Target::of_job)),
+            Subject::Sweep(id) => Ok(self.store.get_sweep(id).await?.as_ref().and_then(Target::of_sweep)),
         }
     }
 
@@ -348,6 +366,11 @@ where
 /// The first notification of a job that just became terminal, for jobs with a webhook.
 pub fn job_notification(job_id: &JobId, status: JobStatus) -> Option<NotificationMessage> {
     NotificationMessage::first(Subject::Job(job_id.clone()), status)
+}
+
+/// The first notification of a sweep that just became terminal, for sweeps with a webhook.
+pub fn sweep_notification(sweep_id: &SweepId, status: JobStatus) -> Option<NotificationMessage> {
+    NotificationMessage::first(Subject::Sweep(sweep_id.clone()), status)
 }
 
 // A reference to a port is a port.

@@ -96,6 +96,8 @@ where
                 self.check_coverage(i, symbol, key.timeframe, key.start_ms, key.end_ms).await?;
             }
         }
+        // The webhook is kept beside the request (as a job's beside its config), checked here.
+        let webhook = self.webhook_of(spec.notify_url.take().map(serde_json::Value::String), who).await?;
         let cost = estimate::estimate(&configs, &spec.validation);
         if spec.dry_run {
             return Ok(ApiResponse::json(200, &cost));
@@ -103,6 +105,7 @@ where
         let n_chunks = u32::try_from(cost.chunks).map_err(|_| ApiError::Internal("chunk count overflows".into()))?;
         let mut sweep =
             SweepRecord::new_queued(SweepId::random(), who.user_id.clone(), &spec, configs.len(), n_chunks, now_ms);
+        sweep.webhook = webhook;
         for _ in 0..5 {
             match self.store.create_sweep(&sweep, self.settings.max_active_jobs).await? {
                 CreateOutcome::Created => {

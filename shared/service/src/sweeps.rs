@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::ids::{SweepId, UserId};
-use crate::model::{JobError, JobStatus};
+use crate::model::{JobError, JobStatus, JobWebhook};
+use crate::notifier::NotificationView;
 use crate::ports::{CreateOutcome, StoreError};
+use crate::webhook::NotifyUrl;
 
 /// The live leaderboard a sweep keeps (API.md: "the top 20 so far").
 pub const LEADERBOARD_TOP: usize = 20;
@@ -120,6 +122,9 @@ pub struct SweepRecord {
     pub version: u64,
     /// Set once the user's active slot has been given back (exactly once per sweep).
     pub slot_released: bool,
+    /// Completion webhook: where, which key signs, and the deliveries so far (as a job's).
+    #[serde(default)]
+    pub webhook: JobWebhook,
 }
 
 impl SweepRecord {
@@ -148,6 +153,7 @@ impl SweepRecord {
             finished_at_ms: None,
             version: 1,
             slot_released: false,
+            webhook: JobWebhook::default(),
         }
     }
 
@@ -195,6 +201,8 @@ impl SweepRecord {
             failed: self.failed,
             best: self.leaderboard.first().map(|e| e.at_rank(1)),
             error: self.error.as_ref(),
+            notify_url: self.webhook.notify_url.as_ref(),
+            notifications: self.webhook.notify_url.as_ref().map(|_| NotificationView::all(&self.webhook.notifications)),
         }
     }
 }
@@ -221,6 +229,11 @@ pub struct SweepSummary<'a> {
     pub failed: usize,
     pub best: Option<LeaderboardEntry>,
     pub error: Option<&'a JobError>,
+    /// Only on sweeps created with one (as on jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_url: Option<&'a NotifyUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Vec<NotificationView<'a>>>,
 }
 
 /// How a chunk ended.

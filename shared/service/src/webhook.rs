@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::JobId;
+use crate::ids::{JobId, SweepId};
 use crate::model::JobStatus;
 
 pub const SCHEME: &str = "PIPAI1-WEBHOOK";
@@ -371,11 +371,12 @@ impl WebhookSettings {
     }
 }
 
-/// What a notification is about. Sweeps add a variant (their id) beside jobs.
+/// What a notification is about: a job or a sweep (`{"kind": "job" | "sweep", "id": ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Subject {
     Job(JobId),
+    Sweep(SweepId),
 }
 
 impl Subject {
@@ -383,17 +384,19 @@ impl Subject {
     pub fn kind(&self) -> &'static str {
         match self {
             Subject::Job(_) => "job",
+            Subject::Sweep(_) => "sweep",
         }
     }
 
     pub fn id(&self) -> &str {
         match self {
             Subject::Job(id) => id.as_str(),
+            Subject::Sweep(id) => id.as_str(),
         }
     }
 }
 
-/// `job.done`, `job.failed`, `job.cancelled` (and `sweep.*`).
+/// `job.done`, `job.failed`, `job.cancelled`, `sweep.done`, `sweep.failed`, `sweep.cancelled`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventType {
@@ -710,6 +713,14 @@ mod tests {
         assert!(EventId::of(&job, &done).as_str().parse::<EventId>().is_ok());
         assert!(EventType::terminal(&job, JobStatus::Running).is_none());
         assert_eq!(serde_json::to_string(&job).unwrap(), r#"{"kind":"job","id":"bt_00aa11bb"}"#);
+
+        let sweep = Subject::Sweep("sw_00aa11bb".parse().unwrap());
+        let sweep_done = EventType::terminal(&sweep, JobStatus::Done).unwrap();
+        assert_eq!(sweep_done.to_string(), "sweep.done");
+        assert_eq!("sweep.cancelled".to_string().try_into(), Ok(EventType::terminal(&sweep, JobStatus::Cancelled).unwrap()));
+        assert_ne!(EventId::of(&sweep, &sweep_done), EventId::of(&job, &done));
+        assert_eq!(serde_json::to_string(&sweep).unwrap(), r#"{"kind":"sweep","id":"sw_00aa11bb"}"#);
+        assert_eq!(serde_json::from_str::<Subject>(r#"{"kind":"sweep","id":"sw_00aa11bb"}"#).unwrap(), sweep);
     }
 
     #[test]

@@ -323,3 +323,183 @@ async fn redirects_and_refused_addresses_are_failures() {
     assert_eq!(job["notifications"][0]["last_error"], "host resolves to 10.0.0.1");
     assert_eq!(job["notifications"][0]["attempts"], 2);
 }
+
+// ---------------------------------------------------------------- sweeps
+
+mod sweeps {
+    use pipai_service::sweep_api::relay_sweep_insert;
+    use pipai_service::sweep_events::{notify_sweep_end, SweepChange};
+    use pipai_service::sweep_worker::SweepWorker;
+    use pipai_service::sweeps::SweepStore;
+    use pipai_service::webhook::Subject;
+    use pipai_service::SweepId;
+
+    use super::*;
+
+    /// Two configs on one symbol: one chunk.
+    fn sweep_body(hook: Option<&str>) -> Value {
+        let mut b = json!({
+            "base": {"template_id": "tpl_ma_cross", "params": {"direction": "long"}, "symbols": ["BTCUSDT"],
+                     "timeframe": "1h", "start": "2025-01-01T00:00:00Z", "end": "2025-03-31T23:00:00Z",
+                     "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"},
+            "space": {"params.fast": [5, 10], "params.slow": [50]}
+        });
+        if let Some(url) = hook {
+            b["notify_url"] = json!(url);
+        }
+        b
+    }
+
+    async fn create_sweep(kit: &Kit, client: &Client, b: &Value) -> (u16, Value) {
+        static TICK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        let at = now_ms() + TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = kit.call(client, "POST", "/v1/backtest/sweeps", &body(b), at).await;
+        (resp.status, resp.body_json())
+    }
+
+    async fn created(kit: &Kit, client: &Client, hook: Option<&str>) -> SweepId {
+        let (status, sweep) = create_sweep(kit, client, &sweep_body(hook)).await;
+        assert_eq!(status, 201, "{sweep}");
+        sweep["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// The relay, then every chunk through the worker (`fail`: as from the dead-letter queue).
+    async fn run(kit: &Kit, id: &SweepId, fail: bool) {
+        let sweep = kit.store.get_sweep(id).await.unwrap().unwrap();
+        relay_sweep_insert(&kit.store, &sweep).await.unwrap();
+        let worker = SweepWorker { store: kit.store, market: kit.store };
+        for (id, chunk) in kit.store.drain_chunk_queue() {
+            let outcome = if fail { worker.fail_chunk(&id, chunk).await } else { worker.process_chunk(&id, chunk).await };
+            assert_eq!(outcome.unwrap(), Delivery::Done);
+        }
+    }
+
+    /// The stream record of the sweep's current state, coming from `old`.
+    async fn sweep_change(store: &MemoryStore, id: &SweepId, old: Option<JobStatus>) -> SweepChange {
+        let sweep = store.get_sweep(id).await.unwrap().unwrap();
+        SweepChange { kind: ChangeKind::Modify, sweep, old_status: old }
+    }
+
+    async fn get_sweep(kit: &Kit, client: &Client, id: &SweepId) -> Value {
+        kit.call(client, "GET", &format!("/v1/backtest/sweeps/{id}"), b"", now_ms()).await.body_json()
+    }
+
+    #[tokio::test]
+    async fn a_sweep_keeps_its_notify_url_beside_the_request_under_the_job_rules() {
+        let kit = webhook_kit();
+        let alice = kit.client("alice").await;
+        let (status, sweep) = create_sweep(&kit, &alice, &sweep_body(Some(HOOK))).await;
+        assert_eq!(status, 201, "{sweep}");
+        assert_eq!((&sweep["notify_url"], &sweep["notifications"]), (&json!(HOOK), &json!([])));
+        assert!(sweep["config"].get("notify_url").is_none(), "beside the request, not in it");
+        let stored = kit.store.get_sweep(&sweep["id"].as_str().unwrap().parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(stored.webhook.key_id.as_ref(), Some(&alice.key), "the creating key signs");
+        let list = kit.call(&alice, "GET", "/v1/backtest/sweeps", b"", now_ms()).await.body_json();
+        assert_eq!(list["data"][0]["notify_url"], HOOK, "every view, the list's too");
+
+        let (_, plain) = create_sweep(&kit, &alice, &sweep_body(None)).await;
+        assert!(plain.get("notify_url").is_none() && plain.get("notifications").is_none());
+        for (url, needle) in [("https://10.0.0.1/x", "private address"), ("https://rebind.example.com/x", "resolves to")] {
+            let (status, err) = create_sweep(&kit, &alice, &sweep_body(Some(url))).await;
+            assert_eq!(status, 400, "{err}");
+            assert!(err["message"].as_str().unwrap().starts_with("notify_url: "), "{err}");
+            assert!(err["message"].as_str().unwrap().contains(needle), "{err}");
+            let mut dry = sweep_body(Some(url));
+            dry["dry_run"] = json!(true);
+            assert_eq!(create_sweep(&kit, &alice, &dry).await.0, 400, "a dry run checks it too");
+        }
+        assert_eq!(kit.store.active_jobs(&user("alice")), 2, "the two accepted sweeps only");
+    }
+
+    #[tokio::test]
+    async fn done_failed_and_cancelled_sweeps_each_enqueue_one_event_and_plain_ones_none() {
+        let kit = webhook_kit();
+        let alice = kit.client("alice").await;
+        let done = created(&kit, &alice, Some(HOOK)).await;
+        let failed = created(&kit, &alice, Some(HOOK)).await;
+        let cancelled = created(&kit, &alice, Some(HOOK)).await;
+        let plain = created(&kit, &alice, None).await;
+        run(&kit, &done, false).await;
+        run(&kit, &failed, true).await;
+        run(&kit, &plain, false).await;
+        let resp = kit.call(&alice, "POST", &format!("/v1/backtest/sweeps/{cancelled}/cancel"), b"", now_ms()).await;
+        assert_eq!(resp.status, 200);
+
+        let mut types = vec![];
+        for (id, old) in
+            [(&done, JobStatus::Running), (&failed, JobStatus::Running), (&cancelled, JobStatus::Queued)]
+        {
+            let ended = sweep_change(kit.store, id, Some(old)).await;
+            assert!(notify_sweep_end(&kit.store, &ended).await.unwrap());
+            // A later write to the ended sweep (a notification record) is no transition.
+            let later = sweep_change(kit.store, id, Some(ended.sweep.status)).await;
+            assert!(!notify_sweep_end(&kit.store, &later).await.unwrap());
+            let queued = kit.store.drain_notifications();
+            assert_eq!(queued.len(), 1, "{id}");
+            let (message, delay) = &queued[0];
+            assert_eq!((&message.subject, message.attempt, *delay), (&Subject::Sweep(id.clone()), 1, 0));
+            types.push(message.event_type.to_string());
+        }
+        assert_eq!(types, ["sweep.done", "sweep.failed", "sweep.cancelled"]);
+        let plain_end = sweep_change(kit.store, &plain, Some(JobStatus::Running)).await;
+        assert_eq!(plain_end.sweep.status, JobStatus::Done);
+        assert!(!notify_sweep_end(&kit.store, &plain_end).await.unwrap(), "no notify_url, no message");
+        let running = SweepChange { old_status: Some(JobStatus::Queued), ..plain_end.clone() };
+        let insert = SweepChange { kind: ChangeKind::Insert, old_status: None, ..sweep_change(kit.store, &done, None).await };
+        assert!(!notify_sweep_end(&kit.store, &running).await.unwrap());
+        assert!(notify_sweep_end(&kit.store, &insert).await.unwrap(), "an insert of a terminal sweep ends it too");
+        kit.store.drain_notifications();
+        assert!(kit.store.drain_notifications().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_event_is_signed_by_its_key_carries_its_summary_and_is_delivered_once() {
+        let kit = webhook_kit();
+        let alice = kit.client("alice").await;
+        let id = created(&kit, &alice, Some(HOOK)).await;
+        run(&kit, &id, false).await;
+        let transition = sweep_change(kit.store, &id, Some(JobStatus::Running)).await;
+        notify_sweep_end(&kit.store, &transition).await.unwrap();
+        notify_sweep_end(&kit.store, &transition).await.unwrap(); // a replayed stream record
+        let queued = kit.store.drain_notifications();
+        assert_eq!(queued.len(), 2);
+        assert_eq!(queued[0], queued[1], "duplicates carry the same event id");
+        let before = get_sweep(&kit, &alice, &id).await;
+
+        let n = notifier(&kit, FakeSender::answering([SendOutcome::Answered(204), SendOutcome::Answered(204)]));
+        for (message, _) in &queued {
+            assert_eq!(n.process(message, now_ms()).await.unwrap(), Delivery::Done);
+        }
+        assert!(kit.store.drain_notifications().is_empty(), "delivered: no retry");
+        let seen = n.sender.seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "the replay is dropped once delivered");
+        let (url, headers, raw) = &seen[0];
+        assert_eq!(url, HOOK);
+        let h = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).unwrap();
+        let verified = webhook::verify(
+            &alice.secret,
+            &h(webhook::HEADER_TIMESTAMP),
+            &h(webhook::HEADER_EVENT_ID),
+            raw,
+            &h(webhook::HEADER_SIGNATURE),
+            None,
+        );
+        assert_eq!(verified, Ok(()));
+        let event: Value = serde_json::from_slice(raw).unwrap();
+        assert_eq!((&event["id"], &event["type"]), (&json!(queued[0].0.event_id.as_str()), &json!("sweep.done")));
+        assert_eq!(event["created_at"], before["finished_at"]);
+        assert_eq!((&event["data"]["id"], &event["data"]["status"]), (&json!(id.as_str()), &json!("done")));
+        assert_eq!(event["data"]["notifications"], json!([]), "the sweep as it ended");
+        assert!(event["data"].get("leaderboard").is_none() && event["data"].get("config").is_none(), "list form");
+        assert_eq!(event["data"]["best"], before["best"]);
+
+        let after = get_sweep(&kit, &alice, &id).await;
+        let record = &after["notifications"][0];
+        assert_eq!(record["event_id"], queued[0].0.event_id.as_str());
+        assert_eq!((record["attempts"].as_u64(), record["last_status"].as_u64()), (Some(1), Some(204)));
+        assert!(record["delivered_at"].is_string());
+        for key in ["status", "finished_at", "completed", "failed", "best", "leaderboard", "config"] {
+            assert_eq!(after[key], before[key], "{key} unchanged by the delivery");
+        }
+    }
+}

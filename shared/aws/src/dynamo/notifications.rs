@@ -1,5 +1,7 @@
 //! [`NotificationLog`] on the jobs table: a job's `notifications` attribute (a list of maps) is
-//! replaced as a whole, on a job that still exists; nothing else of the job is written.
+//! replaced as a whole, on a job that still exists; nothing else of the job is written. A
+//! sweep's records are in its record on SweepsTable (`sweeps`: the item put back over the
+//! version read).
 
 use pipai_service::notifier::{NotificationLog, NotificationRecord};
 use pipai_service::ports::{JobStore, StoreError};
@@ -38,6 +40,7 @@ impl NotificationLog for DynamoStore {
     async fn record_notification(&self, subject: &Subject, record: &NotificationRecord) -> Result<bool, StoreError> {
         match subject {
             Subject::Job(id) => self.record_job_notification(id, record).await,
+            Subject::Sweep(id) => self.record_sweep_notification(id, record).await,
         }
     }
 }

@@ -23,7 +23,7 @@ use pipai_service::sweeps::*;
 use serde::{Deserialize, Serialize};
 
 use super::items::{from_item, to_item};
-use super::transact::{build_err, CONDITION_FAILED};
+use super::transact::{build_err, conditional, CONDITION_FAILED};
 use super::DynamoStore;
 use crate::error::{bad_item, store_err};
 use crate::item::{n, s, Item};
@@ -322,6 +322,43 @@ impl SweepStore for DynamoStore {
             }
         }
         Ok(out)
+    }
+}
+
+// ---- Completion webhooks: a sweep's notification records (`NotificationLog`, in `notifications`).
+
+impl DynamoStore {
+    /// Replaces the sweep's record with `record.event_id` (or adds it): the sweep item put back
+    /// whole with its version bumped, only over the version read (a chunk or a cancel in between
+    /// is read again). `false` when there is no such sweep.
+    pub(super) async fn record_sweep_notification(
+        &self,
+        id: &SweepId,
+        record: &pipai_service::notifier::NotificationRecord,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..CANCEL_ATTEMPTS {
+            let Some(mut sweep) = self.get_sweep(id).await? else { return Ok(false) };
+            let all = &mut sweep.webhook.notifications;
+            match all.iter_mut().find(|r| r.event_id == record.event_id) {
+                Some(r) => *r = record.clone(),
+                None => all.push(record.clone()),
+            }
+            sweep.version += 1;
+            let put = self.sweep_put(&sweep)?;
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(sweep.version - 1))
+                .send()
+                .await;
+            if conditional(result, "PutItem (record_notification)", put.table_name())?.written() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::new(format!("record_notification {id}: the sweep kept changing")))
     }
 }
 

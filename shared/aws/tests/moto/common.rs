@@ -204,15 +204,26 @@ fn lambda_record(r: &Record, stream_arn: &str) -> Value {
 
 /// The jobs table's stream ARN.
 pub async fn jobs_stream_arn(sdk: &SdkConfig) -> String {
+    stream_arn(sdk, "JOBS_TABLE").await
+}
+
+/// The stream ARN of the table named by the variable `table_var`.
+pub async fn stream_arn(sdk: &SdkConfig, table_var: &str) -> String {
     let table =
-        aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(moto().var("JOBS_TABLE")).send().await.unwrap();
-    table.table().and_then(|t| t.latest_stream_arn()).expect("the jobs table has a stream").to_string()
+        aws_sdk_dynamodb::Client::new(sdk).describe_table().table_name(moto().var(table_var)).send().await.unwrap();
+    table.table().and_then(|t| t.latest_stream_arn()).expect("the table has a stream").to_string()
 }
 
 /// Every record of the jobs table's stream so far (all shards, oldest first) about job `job_id`,
 /// as Lambda would deliver them to the stream function.
 pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &pipai_service::JobId) -> Vec<Value> {
-    let stream_arn = jobs_stream_arn(sdk).await;
+    stream_records(sdk, "JOBS_TABLE", "job_id", job_id.as_str()).await
+}
+
+/// Every record of the stream of the table named by `table_var` so far (all shards, oldest
+/// first) whose key attribute `key` is `value`, as Lambda would deliver them.
+pub async fn stream_records(sdk: &SdkConfig, table_var: &str, key: &str, value: &str) -> Vec<Value> {
+    let stream_arn = stream_arn(sdk, table_var).await;
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
     let description = streams.describe_stream().stream_arn(&stream_arn).send().await.unwrap();
     let mut ours = Vec::new();
@@ -232,8 +243,8 @@ pub async fn jobs_stream_records(sdk: &SdkConfig, job_id: &pipai_service::JobId)
                 break;
             }
             for r in page.records() {
-                let key = r.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("job_id")).and_then(|v| v.as_s().ok());
-                if key.map(String::as_str) == Some(job_id.as_str()) {
+                let found = r.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get(key)).and_then(|v| v.as_s().ok());
+                if found.map(String::as_str) == Some(value) {
                     ours.push(lambda_record(r, &stream_arn));
                 }
             }

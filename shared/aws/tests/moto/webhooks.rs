@@ -87,3 +87,81 @@ async fn a_webhook_job_is_notified_once_per_transition_and_keeps_its_records() {
         sqs.delete_queue().queue_url(url).send().await.unwrap();
     }
 }
+
+/// A sweep keeps its webhook in its record on SweepsTable: records are put back over the version
+/// read (nothing else changes), and the table's stream tells the cancel (a transition, enqueued
+/// once) from the record writes.
+#[tokio::test]
+async fn a_webhook_sweep_keeps_its_records_and_its_stream_enqueues_the_end_once() {
+    use pipai_aws::sweep_change;
+    use pipai_service::notifier::sweep_notification;
+    use pipai_service::sweep_events::notify_sweep_end;
+    use pipai_service::sweeps::{SweepCancelOutcome, SweepRecord, SweepStore};
+    use pipai_service::SweepId;
+
+    let sdk = sdk().await;
+    let store = DynamoStore::from_lookup(&sdk, &moto().lookup()).unwrap();
+    let user = unique_user();
+    let body = json!({"base": {"template_id": "tpl_ma_cross", "params": {"direction": "long"}, "symbols": ["BTCUSDT"],
+                               "timeframe": "1h", "start": "2025-01-01T00:00:00Z", "end": "2025-01-31T00:00:00Z"},
+                      "space": {"params.fast": [5, 10], "params.slow": [50]}});
+    let spec = pipai_engine::sweep::SweepSpec::from_json_bytes(body.to_string().as_bytes()).unwrap();
+    let mut sweep = SweepRecord::new_queued(SweepId::random(), user.clone(), &spec, 2, 1, now_ms());
+    sweep.webhook.notify_url = Some("https://93.184.216.34/hook".to_string().try_into().unwrap());
+    sweep.webhook.key_id = Some(unique_key());
+    store.create_sweep(&sweep, 5).await.unwrap();
+    assert_eq!(store.get_sweep(&sweep.id).await.unwrap().unwrap().webhook, sweep.webhook, "stored and read back");
+    let SweepCancelOutcome::Cancelled(cancelled) = store.cancel_sweep(&sweep.id, &user, now_ms()).await.unwrap() else {
+        panic!("not cancelled")
+    };
+
+    let message = sweep_notification(&sweep.id, JobStatus::Cancelled).unwrap();
+    let subject = Subject::Sweep(sweep.id.clone());
+    let mut record = pipai_service::notifier::NotificationRecord {
+        event_id: message.event_id.clone(),
+        event_type: message.event_type.clone(),
+        attempts: 1,
+        last_status: Some(500),
+        last_error: Some("the receiver answered 500".into()),
+        last_attempt_at_ms: Some(now_ms()),
+        next_attempt_at_ms: Some(now_ms() + 1000),
+        delivered_at_ms: None,
+        gave_up: false,
+    };
+    assert!(store.record_notification(&subject, &record).await.unwrap());
+    record.attempts = 2;
+    record.delivered_at_ms = Some(now_ms());
+    assert!(store.record_notification(&subject, &record).await.unwrap());
+    let stored = store.get_sweep(&sweep.id).await.unwrap().unwrap();
+    assert_eq!(stored.webhook.notifications, vec![record.clone()], "replaced, not added");
+    let unchanged = SweepRecord { webhook: cancelled.webhook.clone(), version: cancelled.version + 2, ..stored };
+    assert_eq!(&unchanged, cancelled.as_ref(), "nothing else changed; the version moved on");
+    assert!(!store.record_notification(&Subject::Sweep(SweepId::random()), &record).await.unwrap(), "no such sweep");
+
+    // The stream: INSERT, the cancel (a transition), two record writes (not transitions).
+    let records = crate::common::stream_records(&sdk, "SWEEPS_TABLE", "pk", sweep.id.as_str()).await;
+    let event: Event = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let changes: Vec<_> = event.records.iter().filter_map(|r| sweep_change(r).unwrap()).collect();
+    assert_eq!(changes.len(), 4, "{changes:#?}");
+    assert_eq!(changes[1].old_status, Some(JobStatus::Queued));
+    assert_eq!(changes[2].old_status, Some(JobStatus::Cancelled));
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let jobs_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
+    let notes_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
+    let queue = SqsQueue::from_lookup(&sdk, &|k: &str| match k {
+        "JOBS_QUEUE_URL" => Some(jobs_url.clone()),
+        "NOTIFICATIONS_QUEUE_URL" => Some(notes_url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    for change in &changes {
+        notify_sweep_end(&queue, change).await.unwrap();
+    }
+    let got = sqs.receive_message().queue_url(&notes_url).max_number_of_messages(10).wait_time_seconds(0).send().await;
+    let bodies: Vec<String> = got.unwrap().messages().iter().filter_map(|m| m.body().map(str::to_string)).collect();
+    assert_eq!(bodies, [message.body()], "one message: the cancel");
+    for url in [&jobs_url, &notes_url] {
+        sqs.delete_queue().queue_url(url).send().await.unwrap();
+    }
+}
