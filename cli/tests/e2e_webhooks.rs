@@ -282,10 +282,17 @@ fn wait_sweep(api: &Api, id: &str, done: impl Fn(&Value) -> bool) -> Value {
 fn a_done_sweep_posts_a_signed_sweep_done_event_and_shows_the_delivery() {
     let api = fresh_client("hook-sweep");
     let receiver = Receiver::start(Answer::Statuses(&[]));
-    let (status, created) =
-        api.call(pipai_client::Method::Post, "/v1/backtest/sweeps", &[], sweep_with_hook(&receiver.url()).to_string().as_bytes());
+    let (status, created) = api.call(
+        pipai_client::Method::Post,
+        "/v1/backtest/sweeps",
+        &[],
+        sweep_with_hook(&receiver.url()).to_string().as_bytes(),
+    );
     assert_eq!(status, 201, "{created}");
-    assert_eq!((&created["notify_url"], &created["notifications"]), (&Value::from(receiver.url()), &serde_json::json!([])));
+    assert_eq!(
+        (&created["notify_url"], &created["notifications"]),
+        (&Value::from(receiver.url()), &serde_json::json!([]))
+    );
     let id = created["id"].as_str().unwrap().to_string();
     let sweep = wait_sweep(&api, &id, |s| s["status"] != "queued" && s["status"] != "running");
     assert_eq!(sweep["status"], "done", "{sweep}");

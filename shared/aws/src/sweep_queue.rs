@@ -4,10 +4,10 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use pipai_service::ids::SweepId;
-use pipai_service::ports::StoreError;
 use pipai_service::events::ChangeKind;
+use pipai_service::ids::SweepId;
 use pipai_service::model::JobStatus;
+use pipai_service::ports::StoreError;
 use pipai_service::sweep_events::SweepChange;
 use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepRecord};
 
@@ -121,7 +121,10 @@ mod tests {
         // The second record ends the sweep (a webhook sweep: its notification is due); a
         // REMOVE is no change.
         let ended = sweep_change(&event.records[1]).unwrap().expect("a modified sweep");
-        assert_eq!((ended.kind, ended.old_status, ended.sweep.status), (ChangeKind::Modify, Some(JobStatus::Running), JobStatus::Done));
+        assert_eq!(
+            (ended.kind, ended.old_status, ended.sweep.status),
+            (ChangeKind::Modify, Some(JobStatus::Running), JobStatus::Done)
+        );
         assert!(ended.ends_the_sweep() && ended.sweep.webhook.notify_url.is_some());
         let mut removed = event.records[1].clone();
         removed.event_name = "REMOVE".into();

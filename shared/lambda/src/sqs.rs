@@ -89,7 +89,7 @@ where
 /// are reported per message and come back after the queue's visibility timeout.
 pub async fn handle_notifications<S, Q, H>(notifier: &Notifier<S, Q, H>, event: SqsEvent) -> SqsBatchResponse
 where
-    S: JobStore + KeyStore + NotificationLog,
+    S: JobStore + pipai_service::sweeps::SweepStore + KeyStore + NotificationLog,
     Q: NotificationQueue,
     H: WebhookSender,
 {

@@ -303,7 +303,8 @@ async fn the_sweep_events_sample_relays_the_new_sweep_and_notifies_the_ended_one
     let store = store_with_demo();
     let create: Value = serde_json::from_str(&event("create-sweep.json")).unwrap();
     let spec = pipai_engine::sweep::SweepSpec::from_json_bytes(create["body"].as_str().unwrap().as_bytes()).unwrap();
-    let queued = SweepRecord::new_queued("sw_3c91ef00".parse().unwrap(), "demo".parse().unwrap(), &spec, 4, 1, now_ms());
+    let queued =
+        SweepRecord::new_queued("sw_3c91ef00".parse().unwrap(), "demo".parse().unwrap(), &spec, 4, 1, now_ms());
     let mut done = queued.clone();
     done.status = JobStatus::Done;
     done.finished_at_ms = Some(now_ms());

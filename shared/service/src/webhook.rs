@@ -717,7 +717,10 @@ mod tests {
         let sweep = Subject::Sweep("sw_00aa11bb".parse().unwrap());
         let sweep_done = EventType::terminal(&sweep, JobStatus::Done).unwrap();
         assert_eq!(sweep_done.to_string(), "sweep.done");
-        assert_eq!("sweep.cancelled".to_string().try_into(), Ok(EventType::terminal(&sweep, JobStatus::Cancelled).unwrap()));
+        assert_eq!(
+            "sweep.cancelled".to_string().try_into(),
+            Ok(EventType::terminal(&sweep, JobStatus::Cancelled).unwrap())
+        );
         assert_ne!(EventId::of(&sweep, &sweep_done), EventId::of(&job, &done));
         assert_eq!(serde_json::to_string(&sweep).unwrap(), r#"{"kind":"sweep","id":"sw_00aa11bb"}"#);
         assert_eq!(serde_json::from_str::<Subject>(r#"{"kind":"sweep","id":"sw_00aa11bb"}"#).unwrap(), sweep);

@@ -369,7 +369,8 @@ mod sweeps {
         relay_sweep_insert(&kit.store, &sweep).await.unwrap();
         let worker = SweepWorker { store: kit.store, market: kit.store };
         for (id, chunk) in kit.store.drain_chunk_queue() {
-            let outcome = if fail { worker.fail_chunk(&id, chunk).await } else { worker.process_chunk(&id, chunk).await };
+            let outcome =
+                if fail { worker.fail_chunk(&id, chunk).await } else { worker.process_chunk(&id, chunk).await };
             assert_eq!(outcome.unwrap(), Delivery::Done);
         }
     }
@@ -399,7 +400,9 @@ mod sweeps {
 
         let (_, plain) = create_sweep(&kit, &alice, &sweep_body(None)).await;
         assert!(plain.get("notify_url").is_none() && plain.get("notifications").is_none());
-        for (url, needle) in [("https://10.0.0.1/x", "private address"), ("https://rebind.example.com/x", "resolves to")] {
+        for (url, needle) in
+            [("https://10.0.0.1/x", "private address"), ("https://rebind.example.com/x", "resolves to")]
+        {
             let (status, err) = create_sweep(&kit, &alice, &sweep_body(Some(url))).await;
             assert_eq!(status, 400, "{err}");
             assert!(err["message"].as_str().unwrap().starts_with("notify_url: "), "{err}");
@@ -426,9 +429,7 @@ mod sweeps {
         assert_eq!(resp.status, 200);
 
         let mut types = vec![];
-        for (id, old) in
-            [(&done, JobStatus::Running), (&failed, JobStatus::Running), (&cancelled, JobStatus::Queued)]
-        {
+        for (id, old) in [(&done, JobStatus::Running), (&failed, JobStatus::Running), (&cancelled, JobStatus::Queued)] {
             let ended = sweep_change(kit.store, id, Some(old)).await;
             assert!(notify_sweep_end(&kit.store, &ended).await.unwrap());
             // A later write to the ended sweep (a notification record) is no transition.
@@ -445,7 +446,8 @@ mod sweeps {
         assert_eq!(plain_end.sweep.status, JobStatus::Done);
         assert!(!notify_sweep_end(&kit.store, &plain_end).await.unwrap(), "no notify_url, no message");
         let running = SweepChange { old_status: Some(JobStatus::Queued), ..plain_end.clone() };
-        let insert = SweepChange { kind: ChangeKind::Insert, old_status: None, ..sweep_change(kit.store, &done, None).await };
+        let insert =
+            SweepChange { kind: ChangeKind::Insert, old_status: None, ..sweep_change(kit.store, &done, None).await };
         assert!(!notify_sweep_end(&kit.store, &running).await.unwrap());
         assert!(notify_sweep_end(&kit.store, &insert).await.unwrap(), "an insert of a terminal sweep ends it too");
         kit.store.drain_notifications();

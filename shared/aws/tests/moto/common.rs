@@ -202,11 +202,6 @@ fn lambda_record(r: &Record, stream_arn: &str) -> Value {
     })
 }
 
-/// The jobs table's stream ARN.
-pub async fn jobs_stream_arn(sdk: &SdkConfig) -> String {
-    stream_arn(sdk, "JOBS_TABLE").await
-}
-
 /// The stream ARN of the table named by the variable `table_var`.
 pub async fn stream_arn(sdk: &SdkConfig, table_var: &str) -> String {
     let table =
