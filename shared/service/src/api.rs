@@ -542,16 +542,7 @@ where
     async fn list_jobs(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
         let params = query_params(req, &["status", "template_id", "from", "to", "limit", "cursor"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let status = get("status")
-            .map(|s| {
-                s.parse::<JobStatus>().map_err(|_| {
-                    ApiError::InvalidParameter(format!(
-                        "status: unknown status {}; use one of queued, running, done, failed, cancelled",
-                        quoted(s)
-                    ))
-                })
-            })
-            .transpose()?;
+        let status = status_param(get("status"))?;
         let time = |k: &str| -> Result<Option<i64>, ApiError> {
             get(k)
                 .map(|v| {
@@ -581,34 +572,13 @@ where
             kind: CursorKind::JobList,
             binding: format!("{}|{filters}", who.user_id),
         };
-        let after = get("cursor")
-            .map(|c| {
-                seal.open::<PageKey>(c).ok_or_else(|| {
-                    ApiError::InvalidParameter(
-                        "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)"
-                            .into(),
-                    )
-                })
-            })
-            .transpose()?;
-        let query = ListQuery {
-            user_id: who.user_id.clone(),
-            status,
-            template_id: get("template_id").map(str::to_string),
-            from_ms,
-            to_ms,
-            after,
-            limit: limit + 1,
+        let template_id = get("template_id").map(str::to_string);
+        let fetch = |after, limit| async move {
+            let query = ListQuery { user_id: who.user_id.clone(), status, template_id, from_ms, to_ms, after, limit };
+            self.store.list_jobs(&query).await
         };
-        let mut jobs = self.store.list_jobs(&query).await?;
-        let more = jobs.len() > limit;
-        jobs.truncate(limit);
-        let next_cursor = match (more, jobs.last()) {
-            (true, Some(last)) => {
-                Some(seal.seal(&PageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() }))
-            }
-            _ => None,
-        };
+        let key_of = |j: &JobRecord| PageKey { submitted_at_ms: j.submitted_at_ms, id: j.id.clone() };
+        let (jobs, next_cursor) = seal.list_page(get("cursor"), limit, fetch, key_of).await?;
         Ok(ApiResponse::json(200, &ListPage { data: jobs.iter().map(JobRecord::summary_view).collect(), next_cursor }))
     }
 
@@ -780,6 +750,19 @@ struct PagePosition {
 /// The `{id}` segment of `/v1/backtest/jobs/{id}[/...]`.
 fn path_id(req: &ApiRequest) -> Option<&str> {
     req.path.trim_end_matches('/').split('/').nth(4)
+}
+
+/// A listing's `status` query parameter (jobs and sweeps): one of the five statuses.
+pub(crate) fn status_param(text: Option<&str>) -> Result<Option<JobStatus>, ApiError> {
+    let parse = |s: &str| {
+        s.parse::<JobStatus>().map_err(|_| {
+            ApiError::InvalidParameter(format!(
+                "status: unknown status {}; use one of queued, running, done, failed, cancelled",
+                quoted(s)
+            ))
+        })
+    };
+    text.map(parse).transpose()
 }
 
 /// A `limit` query parameter: canonical decimal digits (no sign, no leading zero) from 1 to `max`.

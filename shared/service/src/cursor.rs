@@ -3,12 +3,20 @@
 //! kind) binds it to the caller and to whatever the position only makes sense for (the list's
 //! filters, the job and array), so a client can neither forge one nor move it to another query.
 
+use std::future::Future;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::error::ApiError;
+use crate::ports::StoreError;
 use crate::secrets::MasterKey;
+
+/// Every listing's answer to a `cursor` that does not open under its seal.
+pub const INVALID_LIST_CURSOR: &str =
+    "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)";
 
 /// What a cursor pages. Each kind signs under its own domain, so one is never read as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,33 @@ impl CursorSeal<'_> {
     }
 }
 
+impl CursorSeal<'_> {
+    /// One page of a listing (jobs, strategies, sweeps): the position `cursor` names (400
+    /// [`INVALID_LIST_CURSOR`] when it does not open), then `fetch(after, limit + 1)`; the first
+    /// `limit` items are the page and, when there were more, `next_cursor` seals the position
+    /// of the last of them (`key_of`).
+    pub async fn list_page<T, K, Fut>(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        fetch: impl FnOnce(Option<K>, usize) -> Fut,
+        key_of: impl Fn(&T) -> K,
+    ) -> Result<(Vec<T>, Option<String>), ApiError>
+    where
+        K: Serialize + DeserializeOwned,
+        Fut: Future<Output = Result<Vec<T>, StoreError>>,
+    {
+        let after = cursor
+            .map(|c| self.open::<K>(c).ok_or_else(|| ApiError::InvalidParameter(INVALID_LIST_CURSOR.into())))
+            .transpose()?;
+        let mut items = fetch(after, limit + 1).await?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = items.last().filter(|_| more).map(|last| self.seal(&key_of(last)));
+        Ok((items, next_cursor))
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -88,5 +123,26 @@ mod tests {
         let tampered = format!("x{cursor}");
         assert!(seal(CursorKind::JobList, "u1|done").open::<(i64, String)>(&tampered).is_none());
         assert!(seal(CursorKind::JobList, "u1|done").open::<(i64, String)>("garbage").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_listing_pages_by_limit_plus_one_and_refuses_foreign_cursors() {
+        let master = MasterKey::generate();
+        let seal = CursorSeal { master: &master, kind: CursorKind::StrategyList, binding: "u1".into() };
+        let items: Vec<u32> = (0..5).collect();
+        let fetch = |after: Option<u32>, n: usize| {
+            let page: Vec<u32> = items.iter().copied().filter(|i| after.is_none_or(|a| *i > a)).take(n).collect();
+            async move { Ok::<_, StoreError>(page) }
+        };
+        let (page, next) = seal.list_page(None, 2, fetch, |i| *i).await.unwrap();
+        assert_eq!(page, [0, 1]);
+        let (page, next) = seal.list_page(next.as_deref(), 2, fetch, |i| *i).await.unwrap();
+        assert_eq!(page, [2, 3]);
+        let (page, next) = seal.list_page(next.as_deref(), 2, fetch, |i| *i).await.unwrap();
+        assert_eq!((page, next), (vec![4], None), "no cursor after the last page");
+        let other = CursorSeal { binding: "u2".into(), ..seal };
+        let cursor = other.seal(&1_u32);
+        let err = seal.list_page(Some(&cursor), 2, fetch, |i| *i).await.unwrap_err();
+        assert_eq!(err.to_string(), INVALID_LIST_CURSOR);
     }
 }

@@ -195,23 +195,11 @@ where
         let limit = get("limit").map(|v| parse_limit(v, 100)).transpose()?.unwrap_or(20);
         let seal =
             CursorSeal { master: &self.master, kind: CursorKind::StrategyList, binding: who.user_id.to_string() };
-        let after = get("cursor")
-            .map(|c| {
-                seal.open::<StrategyPageKey>(c).ok_or_else(|| {
-                    ApiError::InvalidParameter("cursor: invalid, or from another caller's listing".into())
-                })
-            })
-            .transpose()?;
-        let query = StrategyListQuery { user_id: who.user_id.clone(), after, limit: limit + 1 };
-        let mut found = self.store.list_strategies(&query).await?;
-        let more = found.len() > limit;
-        found.truncate(limit);
-        let next_cursor = match (more, found.last()) {
-            (true, Some(last)) => {
-                Some(seal.seal(&StrategyPageKey { updated_at_ms: last.updated_at_ms, id: last.id.clone() }))
-            }
-            _ => None,
+        let fetch = |after, limit| async move {
+            self.store.list_strategies(&StrategyListQuery { user_id: who.user_id.clone(), after, limit }).await
         };
+        let key_of = |s: &StrategyRecord| StrategyPageKey { updated_at_ms: s.updated_at_ms, id: s.id.clone() };
+        let (found, next_cursor) = seal.list_page(get("cursor"), limit, fetch, key_of).await?;
         Ok(ApiResponse::json(200, &ListPage { data: found.iter().map(StrategyRecord::view).collect(), next_cursor }))
     }
 

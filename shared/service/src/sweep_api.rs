@@ -7,7 +7,7 @@ use pipai_engine::sweep::spec::merge_over;
 use pipai_engine::sweep::{estimate, group};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{parse_limit, query_params, reject_query, Api, Route};
+use crate::api::{parse_limit, query_params, reject_query, status_param, Api, Route};
 use crate::auth::Principal;
 use crate::cursor::{CursorKind, CursorSeal};
 use crate::error::ApiError;
@@ -183,42 +183,18 @@ where
     pub(crate) async fn list_sweeps(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {
         let params = query_params(req, &["status", "limit", "cursor"])?;
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let status = get("status")
-            .map(|s| {
-                s.parse::<JobStatus>().map_err(|_| {
-                    ApiError::InvalidParameter(format!(
-                        "status: unknown status {}; use one of queued, running, done, failed, cancelled",
-                        quoted(s)
-                    ))
-                })
-            })
-            .transpose()?;
+        let status = status_param(get("status"))?;
         let limit = get("limit").map(|v| parse_limit(v, 100)).transpose()?.unwrap_or(20);
         let seal = CursorSeal {
             master: &self.master,
             kind: CursorKind::SweepList,
             binding: format!("{}|{}", who.user_id, status.map(|s| s.as_str()).unwrap_or("")),
         };
-        let after = get("cursor")
-            .map(|c| {
-                seal.open::<SweepPageKey>(c).ok_or_else(|| {
-                    ApiError::InvalidParameter(
-                        "cursor: invalid, or from a different query (cursors are bound to the filters and the caller)"
-                            .into(),
-                    )
-                })
-            })
-            .transpose()?;
-        let query = SweepListQuery { user_id: who.user_id.clone(), status, after, limit: limit + 1 };
-        let mut sweeps = self.store.list_sweeps(&query).await?;
-        let more = sweeps.len() > limit;
-        sweeps.truncate(limit);
-        let next_cursor = match (more, sweeps.last()) {
-            (true, Some(last)) => {
-                Some(seal.seal(&SweepPageKey { submitted_at_ms: last.submitted_at_ms, id: last.id.clone() }))
-            }
-            _ => None,
+        let fetch = |after, limit| async move {
+            self.store.list_sweeps(&SweepListQuery { user_id: who.user_id.clone(), status, after, limit }).await
         };
+        let key_of = |w: &SweepRecord| SweepPageKey { submitted_at_ms: w.submitted_at_ms, id: w.id.clone() };
+        let (sweeps, next_cursor) = seal.list_page(get("cursor"), limit, fetch, key_of).await?;
         Ok(ApiResponse::json(
             200,
             &ListPage { data: sweeps.iter().map(SweepRecord::summary_view).collect(), next_cursor },
