@@ -106,6 +106,11 @@ pub const FIELDS: [&str; 12] = [
     "strategy_id",
 ];
 
+/// The create-job body's fields that belong to the job, not to its config: `notify_url` (the
+/// completion webhook, which the service takes out of the body and keeps beside the config).
+/// [`JobConfig::from_value`] accepts and ignores them, and lists them among the allowed fields.
+pub const JOB_FIELDS: [&str; 1] = ["notify_url"];
+
 impl JobConfig {
     /// Parses and validates a create-job body. `now` bounds `end` (no future windows). A key
     /// given twice, at any depth, is an error (see [`parse_json_object_strict`]).
@@ -118,7 +123,8 @@ impl JobConfig {
     /// the defaults.
     pub fn from_value(value: &Value, now: DateTime<Utc>) -> Result<JobConfig, FieldError> {
         let obj = value.as_object().ok_or_else(|| FieldError::new("body", "must be a JSON object"))?;
-        let given = Given::parse(obj, &FIELDS, now)?;
+        let body_fields: Vec<&str> = FIELDS.iter().chain(&JOB_FIELDS).copied().collect();
+        let given = Given::parse(obj, &body_fields, now)?;
         let spec = required(given.spec, "template_id")?;
         let params = required(given.params, "params")?;
         let symbols = required(given.symbols, "symbols")?;
@@ -633,6 +639,21 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
             assert!(err.message.contains(needle), "{field}: {}", err.message);
         }
+        let err = err_of(|b| {
+            b.insert("colour".into(), json!("red"));
+        });
+        assert_eq!(
+            err.message,
+            "unknown field; allowed fields are template_id, params, symbols, timeframe, start, end, capital, \
+             leverage, fee_model, fee_bps, slippage_bps, strategy_id, notify_url"
+        );
+        // `notify_url` is the job's, never the config's: accepted and left out.
+        let mut with_hook = seed_body();
+        with_hook["notify_url"] = json!("https://example.com/hook");
+        assert_eq!(
+            JobConfig::from_value(&with_hook, now()).unwrap(),
+            JobConfig::from_value(&seed_body(), now()).unwrap()
+        );
         let err = JobConfig::from_json_bytes(b"{not json", now()).unwrap_err();
         assert_eq!(err.field, "body");
         let err = JobConfig::from_json_bytes(b"[1]", now()).unwrap_err();

@@ -248,6 +248,10 @@ impl SweepSpec {
             None | Some(Value::Null) => return Err(FieldError::new("base", "is required (a create-job body)")),
             Some(_) => return Err(FieldError::new("base", "must be a JSON object (a create-job body)")),
         };
+        if base.contains_key("notify_url") {
+            // A create-job body may carry one; a sweep's configs may not (the sweep's is top-level).
+            return Err(FieldError::new("base.notify_url", "give a sweep's webhook as the top-level notify_url"));
+        }
         let strategy_id = match base.remove("strategy_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
@@ -798,6 +802,7 @@ mod tests {
             ),
             (json!({"dry_run": "yes"}), "dry_run", "true or false"),
             (json!({"notify_url": 5}), "notify_url", "string"),
+            (json!({"base": {"notify_url": "https://example.com/hook"}}), "base.notify_url", "top-level notify_url"),
         ];
         for (extra, field, needle) in cases {
             let err = parse(extra.clone()).unwrap_err();
