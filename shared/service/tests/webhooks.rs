@@ -77,6 +77,23 @@ fn notifier(kit: &Kit, sender: FakeSender) -> Notifier<&'static MemoryStore, &'s
     }
 }
 
+fn header<'a>(headers: &'a [(&'static str, String)], name: &str) -> &'a str {
+    headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str()).unwrap()
+}
+
+/// Checks a sent request's signature with `secret`.
+fn signed_by(secret: &str, headers: &[(&'static str, String)], raw: &[u8]) -> Result<(), webhook::VerifyError> {
+    let h = |name| header(headers, name);
+    webhook::verify(
+        secret,
+        h(webhook::HEADER_TIMESTAMP),
+        h(webhook::HEADER_EVENT_ID),
+        raw,
+        h(webhook::HEADER_SIGNATURE),
+        None,
+    )
+}
+
 async fn create(kit: &Kit, client: &Client, b: &Value) -> (u16, Value) {
     static TICK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let at = now_ms() + TICK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -246,17 +263,8 @@ async fn a_500_then_200_is_delivered_on_attempt_2_with_the_same_event_id() {
     assert_eq!(seen[0].2, seen[1].2, "every delivery of an event has the same body");
     for (url, headers, raw) in seen.iter() {
         assert_eq!(url, HOOK);
-        let h = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).unwrap();
-        assert_eq!(h(webhook::HEADER_EVENT_ID), first.event_id.as_str());
-        let ok = webhook::verify(
-            &alice.secret,
-            &h(webhook::HEADER_TIMESTAMP),
-            &h(webhook::HEADER_EVENT_ID),
-            raw,
-            &h(webhook::HEADER_SIGNATURE),
-            None,
-        );
-        assert_eq!(ok, Ok(()));
+        assert_eq!(header(headers, webhook::HEADER_EVENT_ID), first.event_id.as_str());
+        assert_eq!(signed_by(&alice.secret, headers, raw), Ok(()));
         let event: Value = serde_json::from_slice(raw).unwrap();
         assert_eq!(event["id"], first.event_id.as_str());
         assert_eq!(event["type"], "job.done");
@@ -477,16 +485,7 @@ mod sweeps {
         assert_eq!(seen.len(), 1, "the replay is dropped once delivered");
         let (url, headers, raw) = &seen[0];
         assert_eq!(url, HOOK);
-        let h = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).unwrap();
-        let verified = webhook::verify(
-            &alice.secret,
-            &h(webhook::HEADER_TIMESTAMP),
-            &h(webhook::HEADER_EVENT_ID),
-            raw,
-            &h(webhook::HEADER_SIGNATURE),
-            None,
-        );
-        assert_eq!(verified, Ok(()));
+        assert_eq!(signed_by(&alice.secret, headers, raw), Ok(()));
         let event: Value = serde_json::from_slice(raw).unwrap();
         assert_eq!((&event["id"], &event["type"]), (&json!(queued[0].0.event_id.as_str()), &json!("sweep.done")));
         assert_eq!(event["created_at"], before["finished_at"]);

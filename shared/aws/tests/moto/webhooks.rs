@@ -8,13 +8,44 @@ use aws_lambda_events::event::dynamodb::Event;
 use pipai_aws::{job_change, DynamoStore, SqsQueue};
 use pipai_service::events::apply_change;
 use pipai_service::model::{JobRecord, JobStatus};
-use pipai_service::notifier::{job_notification, NotificationLog, NotificationMessage, NotificationQueue};
+use pipai_service::notifier::{
+    job_notification, NotificationLog, NotificationMessage, NotificationQueue, NotificationRecord,
+};
 use pipai_service::ports::JobStore;
 use pipai_service::webhook::Subject;
 use pipai_service::JobId;
 use serde_json::json;
 
 use crate::common::{config, jobs_stream_records, moto, now_ms, sdk, unique, unique_key, unique_user};
+
+/// A first attempt at `message`'s event that the receiver answered with 500.
+fn failed_attempt(message: &NotificationMessage) -> NotificationRecord {
+    NotificationRecord {
+        event_id: message.event_id.clone(),
+        event_type: message.event_type.clone(),
+        attempts: 1,
+        last_status: Some(500),
+        last_error: Some("the receiver answered 500".into()),
+        last_attempt_at_ms: Some(now_ms()),
+        next_attempt_at_ms: Some(now_ms() + 1000),
+        delivered_at_ms: None,
+        gave_up: false,
+    }
+}
+
+/// A fresh jobs queue and notifications queue (their URLs), and the adapter sending to them.
+async fn fresh_queues(sdk: &pipai_aws::aws_config::SdkConfig) -> (SqsQueue, String, String) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let jobs_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
+    let notes_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
+    let queue = SqsQueue::from_lookup(sdk, &|k: &str| match k {
+        "JOBS_QUEUE_URL" => Some(jobs_url.clone()),
+        "NOTIFICATIONS_QUEUE_URL" => Some(notes_url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    (queue, jobs_url, notes_url)
+}
 
 #[tokio::test]
 async fn a_webhook_job_is_notified_once_per_transition_and_keeps_its_records() {
@@ -30,17 +61,7 @@ async fn a_webhook_job_is_notified_once_per_transition_and_keeps_its_records() {
 
     // The attempt record is written on the job (nothing else of it changes) ...
     let message = job_notification(&job.id, JobStatus::Cancelled).unwrap();
-    let mut record = pipai_service::notifier::NotificationRecord {
-        event_id: message.event_id.clone(),
-        event_type: message.event_type.clone(),
-        attempts: 1,
-        last_status: Some(500),
-        last_error: Some("the receiver answered 500".into()),
-        last_attempt_at_ms: Some(now_ms()),
-        next_attempt_at_ms: Some(now_ms() + 1000),
-        delivered_at_ms: None,
-        gave_up: false,
-    };
+    let mut record = failed_attempt(&message);
     assert!(store.record_notification(&Subject::Job(job.id.clone()), &record).await.unwrap());
     record.attempts = 2;
     record.delivered_at_ms = Some(now_ms());
@@ -59,14 +80,7 @@ async fn a_webhook_job_is_notified_once_per_transition_and_keeps_its_records() {
     assert_eq!(changes[2].old_status, Some(JobStatus::Cancelled));
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let jobs_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
-    let notes_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
-    let queue = SqsQueue::from_lookup(&sdk, &|k: &str| match k {
-        "JOBS_QUEUE_URL" => Some(jobs_url.clone()),
-        "NOTIFICATIONS_QUEUE_URL" => Some(notes_url.clone()),
-        _ => None,
-    })
-    .unwrap();
+    let (queue, jobs_url, notes_url) = fresh_queues(&sdk).await;
     for change in &changes {
         apply_change(&store, &queue, change).await.unwrap();
     }
@@ -117,17 +131,7 @@ async fn a_webhook_sweep_keeps_its_records_and_its_stream_enqueues_the_end_once(
 
     let message = sweep_notification(&sweep.id, JobStatus::Cancelled).unwrap();
     let subject = Subject::Sweep(sweep.id.clone());
-    let mut record = pipai_service::notifier::NotificationRecord {
-        event_id: message.event_id.clone(),
-        event_type: message.event_type.clone(),
-        attempts: 1,
-        last_status: Some(500),
-        last_error: Some("the receiver answered 500".into()),
-        last_attempt_at_ms: Some(now_ms()),
-        next_attempt_at_ms: Some(now_ms() + 1000),
-        delivered_at_ms: None,
-        gave_up: false,
-    };
+    let mut record = failed_attempt(&message);
     assert!(store.record_notification(&subject, &record).await.unwrap());
     record.attempts = 2;
     record.delivered_at_ms = Some(now_ms());
@@ -148,14 +152,7 @@ async fn a_webhook_sweep_keeps_its_records_and_its_stream_enqueues_the_end_once(
     assert_eq!(changes[2].old_status, Some(JobStatus::Cancelled));
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let jobs_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
-    let notes_url = sqs.create_queue().queue_name(unique("pipai-test-")).send().await.unwrap().queue_url.unwrap();
-    let queue = SqsQueue::from_lookup(&sdk, &|k: &str| match k {
-        "JOBS_QUEUE_URL" => Some(jobs_url.clone()),
-        "NOTIFICATIONS_QUEUE_URL" => Some(notes_url.clone()),
-        _ => None,
-    })
-    .unwrap();
+    let (queue, jobs_url, notes_url) = fresh_queues(&sdk).await;
     for change in &changes {
         notify_sweep_end(&queue, change).await.unwrap();
     }
