@@ -162,7 +162,7 @@ pub fn bars_sha256_unless_stopped(
 }
 
 /// Hashes `values` little-endian, [`HASH_CHUNK`] at a time through `buf`.
-fn feed<T: Copy, const N: usize>(hasher: &mut Sha256, buf: &mut Vec<u8>, values: &[T], le: fn(T) -> [u8; N]) {
+fn feed<T: Copy, const N: usize>(hasher: &mut Sha256, buf: &mut Vec<u8>, values: &[T], le: impl Fn(T) -> [u8; N]) {
     let never = AtomicBool::new(false);
     let _ = feed_unless(hasher, buf, values, le, &never);
 }
@@ -172,18 +172,20 @@ fn feed_unless<T: Copy, const N: usize>(
     hasher: &mut Sha256,
     buf: &mut Vec<u8>,
     values: &[T],
-    le: fn(T) -> [u8; N],
+    le: impl Fn(T) -> [u8; N],
     stop: &AtomicBool,
 ) -> Option<()> {
+    buf.resize(HASH_CHUNK * N, 0);
     for chunk in values.chunks(HASH_CHUNK) {
         if stop.load(Ordering::Relaxed) {
             return None;
         }
-        buf.clear();
-        for &v in chunk {
-            buf.extend_from_slice(&le(v));
+        // Fixed-size copies into a buffer sized up front: a plain copy loop, no growth checks.
+        let bytes = &mut buf[..chunk.len() * N];
+        for (out, &v) in bytes.chunks_exact_mut(N).zip(chunk) {
+            out.copy_from_slice(&le(v));
         }
-        hasher.update(&buf);
+        hasher.update(bytes);
     }
     Some(())
 }
