@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -236,9 +234,10 @@ fn load_group_data(
     Ok(data)
 }
 
-/// Evaluates every config with `batch::evaluate`, a group's configs in chunks spread over
-/// `threads` threads (default every core), with a progress bar (configs/s) on a terminal.
-/// Results in sweep order.
+/// Evaluates every config with `batch::evaluate` on a pool of `threads` threads (default every
+/// core), a group's configs [`batch::CHUNK`] at a time (the batch engine shares indicators across
+/// the configs of a call and spreads them over the pool itself), with a progress bar (configs/s)
+/// on a terminal. Results in sweep order.
 fn evaluate_all(
     configs: &[JobConfig],
     groups: &[(pipai_engine::sweep::GroupKey, Vec<usize>)],
@@ -247,37 +246,30 @@ fn evaluate_all(
     threads: Option<usize>,
 ) -> Vec<Result<Evaluation, EngineError>> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    // Small enough chunks to balance the threads and move the bar, large enough for the batch
-    // engine to share work across a chunk's configs.
-    let mut work: Vec<(usize, &[usize])> = Vec::new();
-    for (g, (_, members)) in groups.iter().enumerate() {
-        let size = members.len().div_ceil(threads * 4).clamp(1, 64);
-        work.extend(members.chunks(size).map(|c| (g, c)));
-    }
     let validation = spec.validation.to_batch();
     let bar = ProgressBar::new(configs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("[{bar:40}] {pos}/{len} configs, {per_sec}, {elapsed} (eta {eta})")
             .expect("valid template"),
     );
-    let results: Mutex<Vec<Option<Result<Evaluation, EngineError>>>> = Mutex::new(vec![None; configs.len()]);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(work.len()) {
-            scope.spawn(|| {
-                while let Some(&(g, members)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let chunk: Vec<JobConfig> = members.iter().map(|&i| configs[i].clone()).collect();
-                    let out = batch::evaluate(&chunk, &data[g], &validation);
-                    let mut results = results.lock().expect("no thread panics holding the lock");
-                    for (&i, r) in members.iter().zip(out) {
-                        results[i] = Some(r);
-                    }
-                    drop(results);
-                    bar.inc(members.len() as u64);
+    let mut results: Vec<Option<Result<Evaluation, EngineError>>> = vec![None; configs.len()];
+    let mut evaluate = || {
+        for ((_, members), bars) in groups.iter().zip(data) {
+            for members in members.chunks(batch::CHUNK) {
+                let chunk: Vec<JobConfig> = members.iter().map(|&i| configs[i].clone()).collect();
+                for (&i, r) in members.iter().zip(batch::evaluate(&chunk, bars, &validation)) {
+                    results[i] = Some(r);
                 }
-            });
+                bar.inc(members.len() as u64);
+            }
         }
-    });
+    };
+    // One pool for the whole sweep: the engine's parallel loops run on it, so `--threads` bounds
+    // them (the global pool, the default, has a thread per core).
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(evaluate),
+        Err(_) => evaluate(),
+    }
     bar.finish_and_clear();
-    results.into_inner().expect("no thread panicked").into_iter().map(|r| r.expect("every config evaluated")).collect()
+    results.into_iter().map(|r| r.expect("every config evaluated")).collect()
 }

@@ -2,6 +2,8 @@
 //! canonical resolved config and, per symbol, a hash of exactly the bars simulated. Definitions
 //! (so anyone can recompute them) in `docs/market-data.md`, "Provenance of a result".
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -43,11 +45,24 @@ impl Provenance {
     /// The provenance of a run of `config` on `data` (one series per symbol) whose simulated bars
     /// are `windows` (index ranges into `data`, as `Backtest::windows`).
     pub fn of(config: &JobConfig, data: &[Bars], windows: &[std::ops::Range<usize>]) -> Provenance {
+        let hashes = data.iter().zip(windows).map(|(bars, range)| bars_sha256(bars, range.clone())).collect();
+        Provenance::with_hashes(config, data, windows, hashes)
+    }
+
+    /// [`Provenance::of`] with the bars' hashes already computed: `hashes[i]` is
+    /// [`bars_sha256`] of `windows[i]` of `data[i]` (as [`bars_sha256_unless_stopped`] computes
+    /// them while the simulation runs).
+    pub fn with_hashes(
+        config: &JobConfig,
+        data: &[Bars],
+        windows: &[std::ops::Range<usize>],
+        hashes: Vec<String>,
+    ) -> Provenance {
         let data = config
             .symbols
             .iter()
-            .zip(data.iter().zip(windows))
-            .map(|(symbol, (bars, range))| {
+            .zip(data.iter().zip(windows).zip(hashes))
+            .map(|(symbol, ((bars, range), sha256))| {
                 let times = &bars.open_time[range.clone()];
                 DataProvenance {
                     symbol: symbol.clone(),
@@ -55,7 +70,7 @@ impl Provenance {
                     first_open_time: times.first().map(|&t| iso(t)).unwrap_or_default(),
                     last_open_time: times.last().map(|&t| iso(t)).unwrap_or_default(),
                     bars: times.len() as u64,
-                    sha256: bars_sha256(bars, range.clone()),
+                    sha256,
                 }
             })
             .collect();
@@ -126,15 +141,53 @@ pub fn bars_sha256(bars: &Bars, range: std::ops::Range<usize>) -> String {
     hex(&hasher.finalize())
 }
 
-/// Hashes `values` little-endian, [`HASH_CHUNK`] at a time through `buf`.
-fn feed<T: Copy, const N: usize>(hasher: &mut Sha256, buf: &mut Vec<u8>, values: &[T], le: fn(T) -> [u8; N]) {
-    for chunk in values.chunks(HASH_CHUNK) {
-        buf.clear();
-        for &v in chunk {
-            buf.extend_from_slice(&le(v));
+/// [`bars_sha256`] of each `windows[i]` of `data[i]`, given up (`None`) as soon as `stop` is set
+/// (checked every [`HASH_CHUNK`] bars): what a run computes on another core while it simulates.
+pub fn bars_sha256_unless_stopped(
+    data: &[Bars],
+    windows: &[std::ops::Range<usize>],
+    stop: &AtomicBool,
+) -> Option<Vec<String>> {
+    let mut hashes = Vec::with_capacity(data.len());
+    for (bars, range) in data.iter().zip(windows) {
+        let mut hasher = Sha256::new();
+        let mut buf = Vec::with_capacity(HASH_CHUNK * 8);
+        feed_unless(&mut hasher, &mut buf, &bars.open_time[range.clone()], i64::to_le_bytes, stop)?;
+        for values in [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume] {
+            feed_unless(&mut hasher, &mut buf, &values[range.clone()], f64::to_le_bytes, stop)?;
         }
-        hasher.update(&buf);
+        hashes.push(hex(&hasher.finalize()));
     }
+    Some(hashes)
+}
+
+/// Hashes `values` little-endian, [`HASH_CHUNK`] at a time through `buf`.
+fn feed<T: Copy, const N: usize>(hasher: &mut Sha256, buf: &mut Vec<u8>, values: &[T], le: impl Fn(T) -> [u8; N]) {
+    let never = AtomicBool::new(false);
+    let _ = feed_unless(hasher, buf, values, le, &never);
+}
+
+/// [`feed`], stopping (`None`) when `stop` is set.
+fn feed_unless<T: Copy, const N: usize>(
+    hasher: &mut Sha256,
+    buf: &mut Vec<u8>,
+    values: &[T],
+    le: impl Fn(T) -> [u8; N],
+    stop: &AtomicBool,
+) -> Option<()> {
+    buf.resize(HASH_CHUNK * N, 0);
+    for chunk in values.chunks(HASH_CHUNK) {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        // Fixed-size copies into a buffer sized up front: a plain copy loop, no growth checks.
+        let bytes = &mut buf[..chunk.len() * N];
+        for (out, &v) in bytes.chunks_exact_mut(N).zip(chunk) {
+            out.copy_from_slice(&le(v));
+        }
+        hasher.update(bytes);
+    }
+    Some(())
 }
 
 /// The bytes `provenance.data[].sha256` hashes, for the bars `range` of `bars`: column after

@@ -466,27 +466,80 @@ fn compact(bars: &mut Bars, slots: &[Slot], outcomes: &[Outcome]) {
 /// same outcome. `None` for any other line, which then takes the general path.
 #[inline]
 fn parse_clean_row(line: &[u8], expected: usize, st: &mut RowState) -> Option<Result<Row, RowError>> {
-    let comma = memchr::memchr(b',', line)?;
-    let (time_text, mut rest) = (&line[..comma], &line[comma + 1..]);
-    if time_text.is_empty() || time_text.len() > 18 || !time_text.iter().all(u8::is_ascii_digit) {
+    // 1 to 18 digits, then a comma (at most 19 digits are read: they fit in a u64).
+    let mut at = 0;
+    let mut time = 0u64;
+    while let Some(digit) = line.get(at).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9 && at <= 18) {
+        time = time * 10 + u64::from(digit);
+        at += 1;
+    }
+    if at == 0 || at > 18 || line.get(at) != Some(&b',') {
         return None;
     }
-    let time = time_text.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+    let mut rest = &line[at + 1..];
     let mut values = [0.0; 5];
     for (i, value) in values.iter_mut().enumerate() {
-        let end = if i < 4 || expected > 6 { memchr::memchr(b',', rest)? } else { rest.len() };
-        let field = &rest[..end];
-        if !is_plain_decimal(field) {
-            return None;
-        }
-        *value = fast_float2::parse::<f64, _>(field).ok().filter(|v| v.is_finite())?;
-        rest = rest.get(end + 1..).unwrap_or_default();
+        let (parsed, len) = plain_decimal(rest)?;
+        *value = parsed;
+        // Each field ends at a comma, but the last of a plain row, which ends the line.
+        rest = match rest.get(len) {
+            Some(b',') if i < 4 || expected > 6 => &rest[len + 1..],
+            None if i == 4 && expected == 6 => &[],
+            _ => return None,
+        };
     }
     // The columns after volume (Binance) are counted, not read.
     if expected > 6 && memchr::memchr_iter(b',', rest).count() != expected - 7 {
         return None;
     }
-    Some(integer_time(time, st).and_then(|time| check_row(time, values, st)))
+    Some(integer_time(time as i64, st).and_then(|time| check_row(time, values, st)))
+}
+
+/// Powers of ten a double holds exactly.
+const EXACT_POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// The plain decimal (`-?digits[.digits]`) at the start of `text` and its length in bytes, read in
+/// one pass; `None` when `text` does not start with one. The value is the correctly rounded
+/// double, as the standard library reads it: when the digits fit in 53 bits and the fraction has
+/// at most 22 digits, both the digits and the power of ten are exact doubles and one division
+/// rounds once (Clinger's fast path); otherwise `fast-float2` converts the text.
+#[inline]
+fn plain_decimal(text: &[u8]) -> Option<(f64, usize)> {
+    let negative = text.first() == Some(&b'-');
+    let mut at = usize::from(negative);
+    let mut digits = 0u64;
+    let int_start = at;
+    while let Some(d) = text.get(at).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+        digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+        at += 1;
+    }
+    let int_digits = at - int_start;
+    if int_digits == 0 {
+        return None;
+    }
+    let mut frac_digits = 0;
+    if text.get(at) == Some(&b'.') {
+        at += 1;
+        let frac_start = at;
+        while let Some(d) = text.get(at).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+            at += 1;
+        }
+        frac_digits = at - frac_start;
+        if frac_digits == 0 {
+            return None;
+        }
+    }
+    // At most 19 digits cannot have wrapped around.
+    if int_digits + frac_digits <= 19 && digits <= 1 << 53 && frac_digits < EXACT_POW10.len() {
+        let value = digits as f64 / EXACT_POW10[frac_digits];
+        return Some((if negative { -value } else { value }, at));
+    }
+    let value = fast_float2::parse::<f64, _>(&text[..at]).ok().filter(|v| v.is_finite())?;
+    Some((value, at))
 }
 
 /// Splits a line at commas, keeping the first six fields (cleaned as the reference does); returns
@@ -835,6 +888,44 @@ mod tests {
         #[test]
         fn corrupt_files_fail_alike(text in any_file(), corruptions in prop::collection::vec(corruption(), 1..4)) {
             same_as_reference("c.csv", corrupt(&text, &corruptions).as_bytes())?;
+        }
+
+        /// The one-pass decimal reader reads the plain form as the standard library does, to the
+        /// bit (fast path and fallback alike), its length is the field's, and it refuses the rest.
+        #[test]
+        fn plain_decimals_read_as_the_standard_library_reads_them(
+            negative in any::<bool>(),
+            int in "[0-9]{0,24}",
+            frac in prop::option::of("[0-9]{0,24}"),
+            after in prop::sample::select(vec!["", ",", ",1", "x", "e5", " "]),
+        ) {
+            let field = format!("{}{int}{}", if negative { "-" } else { "" }, frac.as_ref().map_or(String::new(), |f| format!(".{f}")));
+            let text = format!("{field}{after}");
+            let std = field.parse::<f64>().ok().filter(|v| v.is_finite());
+            let plain = is_plain_decimal(field.as_bytes());
+            match plain_decimal(text.as_bytes()) {
+                Some((value, len)) => {
+                    prop_assert!(plain, "{text:?} read though not plain");
+                    prop_assert_eq!(len, field.len());
+                    prop_assert_eq!(Some(value.to_bits()), std.map(f64::to_bits), "{:?}", text);
+                }
+                None => prop_assert!(!plain || std.is_none(), "{text:?} refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn plain_decimals_at_the_fast_paths_edges() {
+        for text in ["9007199254740992", "9007199254740993", "0.9007199254740993", "1234567890123456789", "12345678901234567890",
+            "0.0000000000000000000001", "0.00000000000000000000001", "-0", "-0.0", "00042.500", "179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000.0"] {
+            let (value, len) = plain_decimal(text.as_bytes()).unwrap();
+            assert_eq!(len, text.len());
+            assert_eq!(value.to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+        }
+        assert_eq!(plain_decimal(b"1e400"), Some((1.0, 1)));
+        assert_eq!(plain_decimal(b"1".repeat(400).as_slice()), None);
+        for refused in ["", "-", ".5", "5.", "-.5", "+5", "x"] {
+            assert_eq!(plain_decimal(refused.as_bytes()), None, "{refused}");
         }
     }
 }
