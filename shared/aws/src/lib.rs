@@ -41,7 +41,7 @@ pub use pipai_service::settings::ConfigError;
 pub use s3::S3Results;
 pub use sqs::SqsQueue;
 pub use stream::job_change;
-pub use sweep_queue::{inserted_sweep, SqsSweepQueue};
+pub use sweep_queue::{ended_sweep, inserted_sweep, SqsSweepQueue};
 pub use webhook::{HttpWebhookSender, SystemResolver};
 
 /// The default loader (`BehaviorVersion::latest()`, credentials, region and `AWS_ENDPOINT_URL`

@@ -84,6 +84,28 @@ pub fn inserted_sweep(record: &EventRecord) -> Result<Option<SweepRecord>, Strin
     }
 }
 
+/// The sweep a record of SweepsTable shows ended without a stored ranking yet (`None`: not a
+/// sweep item, not terminal, or already marked): the stream's cue to store its ranking. The
+/// stream carries new images only, so every write of a terminal sweep before the mark is a cue
+/// (there is one: the terminal write; the mark's own write is not one).
+pub fn ended_sweep(record: &EventRecord) -> Result<Option<SweepRecord>, String> {
+    #[derive(serde::Deserialize)]
+    struct Image {
+        sk: Option<String>,
+        record: Option<String>,
+    }
+    if record.event_name != "INSERT" && record.event_name != "MODIFY" {
+        return Ok(None);
+    }
+    let at = |e: &dyn std::fmt::Display| format!("stream record {}: {e}", record.event_id);
+    let image: Image = serde_dynamo::from_item(record.change.new_image.clone()).map_err(|e| at(&e))?;
+    let sweep: SweepRecord = match (image.sk.as_deref(), image.record) {
+        (Some("sweep"), Some(text)) => serde_json::from_str(&text).map_err(|e| at(&e))?,
+        _ => return Ok(None),
+    };
+    Ok((sweep.status.is_terminal() && sweep.ranking.is_none()).then_some(sweep))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +121,26 @@ mod tests {
         let mut chunk = event.records[0].clone();
         chunk.change.new_image.insert("sk".into(), serde_dynamo::AttributeValue::S("chunk#000000#0000".into()));
         assert_eq!(inserted_sweep(&chunk).unwrap(), None);
+    }
+
+    #[test]
+    fn an_ended_unranked_sweep_is_the_ranking_cue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sweep-events.json");
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let queued = &event.records[0];
+        assert_eq!(ended_sweep(queued).unwrap(), None, "queued");
+        let with = |sweep: &SweepRecord| {
+            let mut r = queued.clone();
+            r.event_name = "MODIFY".into();
+            let text = serde_json::to_string(sweep).unwrap();
+            r.change.new_image.insert("record".into(), serde_dynamo::AttributeValue::S(text));
+            r
+        };
+        let mut done = inserted_sweep(queued).unwrap().unwrap();
+        done.status = pipai_service::model::JobStatus::Done;
+        assert_eq!(ended_sweep(&with(&done)).unwrap(), Some(done.clone()));
+        done.ranking = Some(pipai_service::sweeps::RankingMark { total: 3, page_size: 100 });
+        assert_eq!(ended_sweep(&with(&done)).unwrap(), None, "marked");
     }
 }

@@ -4,8 +4,9 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use pipai_service::ports::MarketData;
+use pipai_service::ports::{MarketData, ResultStore};
 use pipai_service::sweep_api::relay_sweep_insert;
+use pipai_service::sweep_ranking::store_ranking;
 use pipai_service::sweep_worker::SweepWorker;
 use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepRecord, SweepStore};
 use pipai_service::worker::Delivery;
@@ -71,4 +72,35 @@ pub async fn handle_chunk_batch<S: SweepStore, M: MarketData>(
         }
     }
     response
+}
+
+/// The ranking step of the SweepsTable stream: every ended sweep without a stored ranking
+/// (`decode`: `pipai_aws::ended_sweep`) gets it stored (`sweep_ranking::store_ranking`,
+/// idempotent); stops at the first failure, reported so Lambda retries from it.
+pub async fn store_ended_rankings<S: SweepStore, R: ResultStore>(
+    store: &S,
+    results: &R,
+    event: &Event,
+    decode: impl Fn(&EventRecord) -> Result<Option<SweepRecord>, String>,
+) -> Vec<DynamoDbBatchItemFailure> {
+    for record in &event.records {
+        let sweep = match decode(record) {
+            Ok(Some(sweep)) => sweep,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
+                continue;
+            }
+        };
+        match store_ranking(store, results, &sweep.id).await {
+            Ok(outcome) => tracing::info!(sweep_id = %sweep.id, ?outcome, "sweep ranking"),
+            Err(e) => {
+                tracing::warn!(sweep_id = %sweep.id, error = %pipai_service::error::report(&e), "ranking not stored; retrying from it");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                return vec![failure];
+            }
+        }
+    }
+    Vec::new()
 }

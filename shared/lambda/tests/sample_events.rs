@@ -292,4 +292,14 @@ async fn the_sweep_worker_sample_runs_its_chunk() {
     assert!(resp.batch_item_failures.is_empty());
     let done = store.get_sweep(&sweep.id).await.unwrap().unwrap();
     assert_eq!((done.status, done.completed), (JobStatus::Done, 4));
+
+    // The stream's ranking step on the sweeps table's sample record, the sweep now done.
+    let stream: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&event("sweep-events.json")).unwrap();
+    let ended = |_: &aws_lambda_events::event::dynamodb::EventRecord| Ok(Some(done.clone()));
+    for _ in 0..2 {
+        let failures = pipai_lambda::sweeps::store_ended_rankings(&store, &store, &stream, ended).await;
+        assert!(failures.is_empty());
+    }
+    let ranked = store.get_sweep(&sweep.id).await.unwrap().unwrap().ranking.expect("the ranking is stored");
+    assert_eq!(store.ranking_pages(&sweep.id), usize::from(ranked.total > 0));
 }
