@@ -22,14 +22,7 @@ pub async fn handle_stream_batch<Q: SweepQueue>(
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
-        let sweep = match decode(record) {
-            Ok(Some(sweep)) => sweep,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
-                continue;
-            }
-        };
+        let Some(sweep) = decoded(record, &decode) else { continue };
         if let Err(e) = relay_sweep_insert(queue, &sweep).await {
             tracing::warn!(sweep_id = %sweep.id, error = %pipai_service::error::report(&e), "relay failed; retrying from it");
             let mut failure = DynamoDbBatchItemFailure::default();
@@ -84,14 +77,7 @@ pub async fn store_ended_rankings<S: SweepStore, R: ResultStore>(
     decode: impl Fn(&EventRecord) -> Result<Option<SweepRecord>, String>,
 ) -> Vec<DynamoDbBatchItemFailure> {
     for record in &event.records {
-        let sweep = match decode(record) {
-            Ok(Some(sweep)) => sweep,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
-                continue;
-            }
-        };
+        let Some(sweep) = decoded(record, &decode) else { continue };
         match store_ranking(store, results, &sweep.id).await {
             Ok(outcome) => tracing::info!(sweep_id = %sweep.id, ?outcome, "sweep ranking"),
             Err(e) => {
@@ -103,4 +89,15 @@ pub async fn store_ended_rankings<S: SweepStore, R: ResultStore>(
         }
     }
     Vec::new()
+}
+
+/// The sweep `decode` finds in `record`; an undecodable record is logged and skipped.
+fn decoded(
+    record: &EventRecord,
+    decode: impl Fn(&EventRecord) -> Result<Option<SweepRecord>, String>,
+) -> Option<SweepRecord> {
+    decode(record).unwrap_or_else(|e| {
+        tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
+        None
+    })
 }
