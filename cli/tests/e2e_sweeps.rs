@@ -185,10 +185,11 @@ fn sweeps_paused(tag: &str) -> WorkerPaused {
     WorkerPaused::mapping("SweepWorkerQueueMapping", tag)
 }
 
-/// 72 configs in 6 groups (one per start), so 6 chunks.
-fn six_chunks() -> Value {
+/// 144 configs in 12 groups (one per start), so 12 chunks: more than run while a test holds
+/// the worker again after seeing the first.
+fn twelve_chunks() -> Value {
     let mut body = grid();
-    let starts: Vec<String> = (1..=6).map(|d| format!("2024-01-{d:02}T00:00:00Z")).collect();
+    let starts: Vec<String> = (1..=12).map(|d| format!("2024-01-{d:02}T00:00:00Z")).collect();
     body["space"]["start"] = json!(starts);
     body
 }
@@ -236,8 +237,6 @@ fn validated_sweeps_carry_out_of_sample_metrics_on_every_entry() {
             let oos = &e["oos_metrics"];
             assert!(oos["metrics"].is_object() && oos["structured_metrics"].is_object(), "{validation}: {e}");
             assert!(oos["metrics"].get("sharpe").is_some(), "the rank metric out of sample: {oos}");
-            // Entries rank by in-sample sharpe; the config is the in-sample window's.
-            assert!(e["config"]["end"].as_str() < body["base"]["end"].as_str(), "{}", e["config"]);
         }
         let sharpe = |m: &Value| m["sharpe"].as_str().and_then(|s| s.parse::<f64>().ok());
         assert!(all
@@ -251,20 +250,20 @@ fn validated_sweeps_carry_out_of_sample_metrics_on_every_entry() {
 #[ignore = "needs the local stack: infra/local.sh up"]
 fn the_live_leaderboard_shows_while_running() {
     let api = fresh_client("sweep-live");
-    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-live", &six_chunks());
+    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-live", &twelve_chunks());
     let now = sweep(&api, &id, &[]);
     for v in [&seen, &now] {
         assert_eq!(v["status"], "running", "{v}");
         let completed = v["completed"].as_u64().unwrap() + v["failed"].as_u64().unwrap();
-        assert!(completed > 0 && completed < 72, "{v}");
+        assert!(completed > 0 && completed < 144, "{v}");
         assert!(!v["leaderboard"].as_array().unwrap().is_empty(), "{v}");
         assert!(v["progress"].as_f64().unwrap() < 1.0);
     }
     let live = ranking(&api, &id, "10");
-    assert!(!live.is_empty() && live.len() < 72);
+    assert!(!live.is_empty() && live.len() < 144);
     drop(held);
     let done = wait_sweep(&api, &id);
-    assert_eq!((done["status"].as_str(), done["completed"].as_u64()), (Some("done"), Some(72)), "{done}");
+    assert_eq!((done["status"].as_str(), done["completed"].as_u64()), (Some("done"), Some(144)), "{done}");
     assert!(ranking(&api, &id, "1000").len() > live.len());
 }
 
@@ -272,12 +271,12 @@ fn the_live_leaderboard_shows_while_running() {
 #[ignore = "needs the local stack: infra/local.sh up"]
 fn a_running_sweep_cancels_with_exact_counts_and_gives_the_slot_back() {
     let api = fresh_client("sweep-cancel-running");
-    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-cancel-running", &six_chunks());
+    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-cancel-running", &twelve_chunks());
     assert_eq!(seen["status"], "running", "{seen}");
     let (status, cancelled) = api.call(Method::Post, &format!("/v1/backtest/sweeps/{id}/cancel"), &[], b"");
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
     let counted = |v: &Value| v["completed"].as_u64().unwrap() + v["failed"].as_u64().unwrap();
-    assert!(counted(&cancelled) >= counted(&seen) && counted(&cancelled) <= 72, "{cancelled}");
+    assert!(counted(&cancelled) >= counted(&seen) && counted(&cancelled) <= 144, "{cancelled}");
     {
         let _jobs = WorkerPaused::new("sweep-cancel-running");
         for _ in 0..5 {
