@@ -80,17 +80,7 @@ impl ResultStore for S3Results {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError> {
-        let key = Self::key(job_id.as_str(), name)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
-        Ok(())
+        self.put_key(&Self::key(job_id.as_str(), name)?, bytes, content_type).await
     }
 
     async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -98,17 +88,7 @@ impl ResultStore for S3Results {
     }
 
     async fn put_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let key = Self::ranking_key(sweep_id, page);
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
-        Ok(())
+        self.put_key(&Self::ranking_key(sweep_id, page), bytes, "application/json").await
     }
 
     async fn get_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32) -> Result<Option<Vec<u8>>, StoreError> {
@@ -214,6 +194,20 @@ impl S3Results {
         range: Option<&Range<u64>>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_key(&Self::key(job_id.as_str(), name)?, range).await
+    }
+
+    /// PutObject of `bytes` at `key`.
+    async fn put_key(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
     }
 
     /// GetObject of `key`, of the whole object or of the bytes `range`; `None` if no such key.
