@@ -24,6 +24,9 @@
 #   infra/bench.sh sweep-vbt  `pipai sweep` of a 100-config SMA grid on one year of 1m bars against vectorbt 1.2
 #                           doing the same grid column-wise (shared/engine/crosscheck/compare_sweep.sh; needs
 #                           the crosscheck venv: shared/engine/crosscheck/run.sh once); not part of `all`
+#   infra/bench.sh sweep-stack  a 1,000-config sweep (15m, one year) and the 100-config 1m grid (one year)
+#                           through a release-built local stack of its own (ports 3292/4692,
+#                           .local-bench-sweep): submit-to-done wall time and configs/s; not part of `all`
 #   infra/bench.sh          all of them
 set -euo pipefail
 
@@ -150,6 +153,55 @@ sweep_vbt() {
   bash "$REPO/shared/engine/crosscheck/compare_sweep.sh"
 }
 
+# --- sweep-stack (a sweep through the local stack, submit to done) ---
+# Two sweeps through a release-built local stack of its own (ports 3292/4692, .local-bench-sweep;
+# BENCH_API_PORT, BENCH_MOTO_PORT, BENCH_LOCAL_DIR override), on the synthetic bars local.sh
+# ingests: 1,000 configs on one year of 15m bars, and the 100-config grid (fast 5..50 by 5 x
+# slow 60..240 by 20) on one year of 1m bars. Prints each one's submit-to-done wall time as the
+# client sees it (`pipai sweeps submit --wait`, polling every second) and as the service recorded
+# it (finished_at - submitted_at), configs/s, and the load average.
+sweep_stack() {
+  echo "==> sweeps through the local stack, submit to done (release build; the first build takes a while)"
+  export BENCH_API_PORT="${BENCH_API_PORT:-3292}" BENCH_MOTO_PORT="${BENCH_MOTO_PORT:-4692}"
+  export BENCH_LOCAL_DIR="${BENCH_LOCAL_DIR:-$REPO/.local-bench-sweep}"
+  bench_stack
+  local pipai="$REPO/target/release/pipai" dir
+  dir="$(mktemp -d)"
+  local base='"template_id": "tpl_ma_cross", "params": {"direction": "long"}, "symbols": ["BTCUSDT"],
+     "start": "2024-01-01T00:00:00Z", "capital": "10000.00", "fee_model": "fixed_bps", "fee_bps": "5"'
+  cat >"$dir/15m-1000.json" <<JSON
+{"base": {$base, "timeframe": "15m", "end": "2024-12-31T23:45:00Z"},
+ "space": {"params.fast": {"from": 1, "to": 50, "step": 1}, "params.slow": {"from": 60, "to": 250, "step": 10}}}
+JSON
+  cat >"$dir/1m-100.json" <<JSON
+{"base": {$base, "timeframe": "1m", "end": "2024-12-31T23:59:00Z"},
+ "space": {"params.fast": {"from": 5, "to": 50, "step": 5}, "params.slow": {"from": 60, "to": 240, "step": 20}}}
+JSON
+  local name t0 t1 id
+  for name in 15m-1000 1m-100; do
+    echo "    load before: $(uptime)"
+    t0=$(date +%s%N)
+    "$pipai" sweeps submit "$dir/$name.json" --wait >"$dir/$name.out"
+    t1=$(date +%s%N)
+    id="$(grep -o '"id": *"sw_[0-9a-f]*"' "$dir/$name.out" | head -n 1 | grep -o 'sw_[0-9a-f]*')"
+    "$pipai" sweeps get "$id" >"$dir/$name.json.out"
+    python3 - "$dir/$name.json.out" "$(((t1 - t0) / 1000000))" "$name" <<'PY'
+import json, sys
+from datetime import datetime
+v = json.load(open(sys.argv[1]))
+ms = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000
+wall, service = int(sys.argv[2]), ms(v["finished_at"]) - ms(v["submitted_at"])
+n = v["n_configs"]
+print(f"    {sys.argv[3]}: {v['id']} {v['status']}, {n} configs ({v['completed']} completed, {v['failed']} failed); "
+      f"submit to done {wall / 1000:.2f} s as the client saw it ({n / (wall / 1000):.1f} configs/s), "
+      f"{service / 1000:.2f} s recorded by the service ({n / (service / 1000):.1f} configs/s)")
+PY
+  done
+  echo "    load after: $(uptime)"
+  rm -rf "$dir"
+}
+# --- end sweep-stack ---
+
 case "${1:-all}" in
   engine) engine ;;
   data) data ;;
@@ -159,6 +211,7 @@ case "${1:-all}" in
   artifacts) artifacts ;;
   sweep) sweep ;;
   sweep-vbt) sweep_vbt ;;
+  sweep-stack) sweep_stack ;;
   all) engine; data; run; sweep; artifacts; api; results ;;
-  *) echo "usage: infra/bench.sh [engine|data|run|sweep|artifacts|api|results|sweep-vbt|all]" >&2; exit 2 ;;
+  *) echo "usage: infra/bench.sh [engine|data|run|sweep|artifacts|api|results|sweep-vbt|sweep-stack|all]" >&2; exit 2 ;;
 esac

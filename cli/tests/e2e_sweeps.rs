@@ -179,3 +179,114 @@ fn a_held_sweep_takes_a_slot_cancels_and_is_private() {
         "its chunk skipped"
     );
 }
+
+/// The sweep worker's queue mapping held paused while this lives.
+fn sweeps_paused(tag: &str) -> WorkerPaused {
+    WorkerPaused::mapping("SweepWorkerQueueMapping", tag)
+}
+
+/// 144 configs in 12 groups (one per start), so 12 chunks: more than run while a test holds
+/// the worker again after seeing the first.
+fn twelve_chunks() -> Value {
+    let mut body = grid();
+    let starts: Vec<String> = (1..=12).map(|d| format!("2024-01-{d:02}T00:00:00Z")).collect();
+    body["space"]["start"] = json!(starts);
+    body
+}
+
+/// Submits `body` with the sweep worker held, lets chunks through until one is recorded, and
+/// holds the rest again: the sweep as seen then (running, part of its chunks recorded).
+fn submit_and_run_one_chunk(api: &Api, tag: &str, body: &Value) -> (String, WorkerPaused, Value) {
+    let held = sweeps_paused(tag);
+    let (status, created) = submit(api, body);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    drop(held);
+    let start = Instant::now();
+    let seen = loop {
+        let v = sweep(api, &id, &[]);
+        if v["completed"].as_u64().unwrap_or(0) + v["failed"].as_u64().unwrap_or(0) > 0 {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no chunk of {id} recorded: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let held = sweeps_paused(tag);
+    (id, held, seen)
+}
+
+#[test]
+#[ignore = "needs the local stack: infra/local.sh up"]
+fn validated_sweeps_carry_out_of_sample_metrics_on_every_entry() {
+    let api = fresh_client("sweep-oos");
+    for validation in [
+        json!({"method": "walk_forward", "folds": 3, "test_fraction": "0.25"}),
+        json!({"method": "holdout", "test_fraction": "0.3"}),
+    ] {
+        let mut body = grid();
+        body["validation"] = validation.clone();
+        body["constraints"] = json!([]);
+        let (status, created) = submit(&api, &body);
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let done = wait_sweep(&api, id);
+        assert_eq!((done["status"].as_str(), done["completed"].as_u64()), (Some("done"), Some(12)), "{done}");
+        let all = ranking(&api, id, "7");
+        assert_eq!(all.len(), 12, "{validation}");
+        for e in &all {
+            let oos = &e["oos_metrics"];
+            assert!(oos["metrics"].is_object() && oos["structured_metrics"].is_object(), "{validation}: {e}");
+            assert!(oos["metrics"].get("sharpe").is_some(), "the rank metric out of sample: {oos}");
+        }
+        let sharpe = |m: &Value| m["sharpe"].as_str().and_then(|s| s.parse::<f64>().ok());
+        assert!(all
+            .windows(2)
+            .all(|w| sharpe(&w[0]["metrics"]) >= sharpe(&w[1]["metrics"]) || sharpe(&w[1]["metrics"]).is_none()));
+        assert_eq!(&done["leaderboard"].as_array().unwrap()[..], &all[..12]);
+    }
+}
+
+#[test]
+#[ignore = "needs the local stack: infra/local.sh up"]
+fn the_live_leaderboard_shows_while_running() {
+    let api = fresh_client("sweep-live");
+    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-live", &twelve_chunks());
+    let now = sweep(&api, &id, &[]);
+    for v in [&seen, &now] {
+        assert_eq!(v["status"], "running", "{v}");
+        let completed = v["completed"].as_u64().unwrap() + v["failed"].as_u64().unwrap();
+        assert!(completed > 0 && completed < 144, "{v}");
+        assert!(!v["leaderboard"].as_array().unwrap().is_empty(), "{v}");
+        assert!(v["progress"].as_f64().unwrap() < 1.0);
+    }
+    let live = ranking(&api, &id, "10");
+    assert!(!live.is_empty() && live.len() < 144);
+    drop(held);
+    let done = wait_sweep(&api, &id);
+    assert_eq!((done["status"].as_str(), done["completed"].as_u64()), (Some("done"), Some(144)), "{done}");
+    assert!(ranking(&api, &id, "1000").len() > live.len());
+}
+
+#[test]
+#[ignore = "needs the local stack: infra/local.sh up"]
+fn a_running_sweep_cancels_with_exact_counts_and_gives_the_slot_back() {
+    let api = fresh_client("sweep-cancel-running");
+    let (id, held, seen) = submit_and_run_one_chunk(&api, "sweep-cancel-running", &twelve_chunks());
+    assert_eq!(seen["status"], "running", "{seen}");
+    let (status, cancelled) = api.call(Method::Post, &format!("/v1/backtest/sweeps/{id}/cancel"), &[], b"");
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    let counted = |v: &Value| v["completed"].as_u64().unwrap() + v["failed"].as_u64().unwrap();
+    assert!(counted(&cancelled) >= counted(&seen) && counted(&cancelled) <= 144, "{cancelled}");
+    {
+        let _jobs = WorkerPaused::new("sweep-cancel-running");
+        for _ in 0..5 {
+            assert_eq!(api.create(&small_job("tpl_ma_cross")).0, 201, "the cancel gave the slot back");
+        }
+    }
+    drop(held);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = sweep(&api, &id, &[]);
+    assert_eq!(after["status"], "cancelled");
+    assert_eq!(counted(&after), counted(&cancelled), "no chunk counted after the cancel: {after}");
+    assert_eq!(ranking(&api, &id, "1000").len(), ranking(&api, &id, "3").len());
+}

@@ -214,7 +214,12 @@ pub struct WorkerPaused(PathBuf);
 
 impl WorkerPaused {
     pub fn new(tag: &str) -> WorkerPaused {
-        let dir = local_dir().join("paused/JobWorkerQueueMapping");
+        WorkerPaused::mapping("JobWorkerQueueMapping", tag)
+    }
+
+    /// Any event source mapping of template.yaml held paused (`SweepWorkerQueueMapping`, say).
+    pub fn mapping(mapping: &str, tag: &str) -> WorkerPaused {
+        let dir = local_dir().join("paused").join(mapping);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(format!("{tag}-{}", std::process::id()));
         std::fs::write(&file, b"").unwrap();

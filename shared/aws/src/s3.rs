@@ -8,7 +8,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use pipai_service::ports::{ResultStore, StoreError};
-use pipai_service::JobId;
+use pipai_service::{JobId, SweepId};
 
 use crate::error::store_err;
 use crate::{env_lookup, required, ConfigError};
@@ -56,6 +56,12 @@ impl S3Results {
         }
     }
 
+    /// `sweeps/{sweep_id}/ranking/{page:06}.json`: a page of an ended sweep's full ranking (a
+    /// sweep id is `sw_` and letters or digits, never a path separator).
+    pub fn ranking_key(sweep_id: &SweepId, page: u32) -> String {
+        format!("sweeps/{sweep_id}/ranking/{page:06}.json")
+    }
+
     /// `results/{job_id}/`, under which every artifact of the job is.
     pub fn prefix(job_id: &str) -> Result<String, StoreError> {
         if path_part(job_id) {
@@ -74,21 +80,19 @@ impl ResultStore for S3Results {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), StoreError> {
-        let key = Self::key(job_id.as_str(), name)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
-        Ok(())
+        self.put_key(&Self::key(job_id.as_str(), name)?, bytes, content_type).await
     }
 
     async fn get_artifact(&self, job_id: &JobId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_object(job_id, name, None).await
+    }
+
+    async fn put_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.put_key(&Self::ranking_key(sweep_id, page), bytes, "application/json").await
+    }
+
+    async fn get_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_key(&Self::ranking_key(sweep_id, page), None).await
     }
 
     async fn get_artifact_range(
@@ -189,14 +193,32 @@ impl S3Results {
         name: &str,
         range: Option<&Range<u64>>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = Self::key(job_id.as_str(), name)?;
+        self.get_key(&Self::key(job_id.as_str(), name)?, range).await
+    }
+
+    /// PutObject of `bytes` at `key`.
+    async fn put_key(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| store_err("s3", "PutObject", &format!("s3://{}/{key}", self.bucket), e))?;
+        Ok(())
+    }
+
+    /// GetObject of `key`, of the whole object or of the bytes `range`; `None` if no such key.
+    async fn get_key(&self, key: &str, range: Option<&Range<u64>>) -> Result<Option<Vec<u8>>, StoreError> {
         let resource = || format!("s3://{}/{key}", self.bucket);
         // HTTP ranges are inclusive at both ends.
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(&key)
+            .key(key)
             .set_range(range.map(|r| format!("bytes={}-{}", r.start, r.end - 1)));
         let out = match request.send().await {
             Ok(out) => out,

@@ -130,4 +130,26 @@ mod tests {
         removed.event_name = "REMOVE".into();
         assert_eq!(sweep_change(&removed).unwrap(), None);
     }
+
+    #[test]
+    fn an_ended_unranked_sweep_is_the_ranking_cue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/sweep-events.json");
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let queued = &event.records[0];
+        let due = |r: &EventRecord| sweep_change(r).unwrap().is_some_and(|c| c.ranking_due());
+        assert!(!due(queued), "queued");
+        let with = |sweep: &SweepRecord| {
+            let mut r = queued.clone();
+            r.event_name = "MODIFY".into();
+            let text = serde_json::to_string(sweep).unwrap();
+            r.change.new_image.insert("record".into(), serde_dynamo::AttributeValue::S(text));
+            r
+        };
+        let mut done = sweep_change(queued).unwrap().unwrap().sweep;
+        done.status = pipai_service::model::JobStatus::Done;
+        assert!(due(&with(&done)), "ended, not ranked");
+        done.ranking = Some(pipai_service::sweeps::RankingMark { total: 3, page_size: 100 });
+        assert!(!due(&with(&done)), "marked");
+    }
 }

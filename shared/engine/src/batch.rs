@@ -169,6 +169,18 @@ fn with_window(config: &JobConfig, (from, to): (i64, i64)) -> JobConfig {
 /// Evaluates every config (all of one template, on the same symbols and timeframe) on `data`
 /// (one bar series per symbol, covering the configs' windows). Results are in `configs` order.
 pub fn evaluate(configs: &[JobConfig], data: &[Bars], validation: &Validation) -> Vec<Result<Evaluation, EngineError>> {
+    evaluate_until(configs, data, validation, &|| false)
+}
+
+/// [`evaluate`], asking `stop` before each segment of [`SEGMENT`] bars (and before each config
+/// run through the job's loops): once it answers `true`, the configs not finished yet are
+/// `Err(EngineError::Cancelled)` (a sweep's cancel reaching a running chunk).
+pub fn evaluate_until(
+    configs: &[JobConfig],
+    data: &[Bars],
+    validation: &Validation,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<Result<Evaluation, EngineError>> {
     let mut out: Vec<Option<Result<Evaluation, EngineError>>> = configs.iter().map(|_| None).collect();
     let mut groups: BTreeMap<(i64, i64, i64), Vec<Job<'_>>> = BTreeMap::new();
     let mut reference = Vec::new();
@@ -181,14 +193,15 @@ pub fn evaluate(configs: &[JobConfig], data: &[Bars], validation: &Validation) -
     for ((start, end, _), jobs) in groups {
         match Group::new(data, start, end, &jobs[0].split) {
             Some(group) => {
-                for (index, evaluation) in group.evaluate(jobs) {
+                for (index, evaluation) in group.evaluate(jobs, stop) {
                     out[index] = Some(Ok(evaluation));
                 }
             }
             None => reference.extend(jobs.iter().map(|j| j.index)),
         }
     }
-    let referenced: Vec<_> = reference.par_iter().map(|&i| (i, evaluate_one(&configs[i], data, validation))).collect();
+    let referenced: Vec<_> =
+        reference.par_iter().filter(|_| !stop()).map(|&i| (i, evaluate_one(&configs[i], data, validation))).collect();
     for (i, evaluation) in referenced {
         out[i] = Some(evaluation);
     }
@@ -458,7 +471,7 @@ impl<'a> Group<'a> {
     }
 
     /// Evaluates the jobs (all on this group's window): `(config index, evaluation)`.
-    fn evaluate(mut self, mut jobs: Vec<Job<'_>>) -> Vec<(usize, Evaluation)> {
+    fn evaluate(mut self, mut jobs: Vec<Job<'_>>, stop: &(dyn Fn() -> bool + Sync)) -> Vec<(usize, Evaluation)> {
         if jobs.iter().any(|j| matches!(j.indicator, Indicator::MaCross { .. })) {
             let mut sum = 0.0;
             self.sum = self
@@ -474,16 +487,20 @@ impl<'a> Group<'a> {
         jobs.sort_by_key(|j| j.indicator.key());
         let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(CHUNK) {
-            out.extend(self.chunk(chunk));
+            out.extend(self.chunk(chunk, stop));
         }
         out
     }
 
-    fn chunk(&self, jobs: &[Job<'_>]) -> Vec<(usize, Evaluation)> {
+    /// The chunk's evaluations, or none when `stop` answered `true` before a segment.
+    fn chunk(&self, jobs: &[Job<'_>], stop: &(dyn Fn() -> bool + Sync)) -> Vec<(usize, Evaluation)> {
         let mut shared = Shared::new(self, jobs);
         let mut states: Vec<State<'_, '_>> = jobs.iter().map(|job| State::new(job, &shared)).collect();
         let n = self.view.len();
         for from in (0..n).step_by(SEGMENT) {
+            if stop() {
+                return Vec::new();
+            }
             let to = (from + SEGMENT).min(n);
             shared.compute(self, from, to);
             let shared = &shared;

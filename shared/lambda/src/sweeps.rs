@@ -7,39 +7,42 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use pipai_service::events::ChangeKind;
 use pipai_service::notifier::NotificationQueue;
-use pipai_service::ports::{MarketData, StoreError};
+use pipai_service::ports::{MarketData, ResultStore, StoreError};
 use pipai_service::sweep_api::relay_sweep_insert;
 use pipai_service::sweep_events::{notify_sweep_end, SweepChange};
+use pipai_service::sweep_ranking::store_ranking;
 use pipai_service::sweep_worker::SweepWorker;
 use pipai_service::sweeps::{ChunkMessage, SweepQueue, SweepStore};
 use pipai_service::worker::Delivery;
 
 use crate::config::queue_name;
 
-/// Relays every inserted sweep and enqueues the completion notification of every sweep that
-/// ends (`decode` gives `None` for records that are not a sweep's); stops at the first failure,
+/// The sweeps table's stream, record by record: an inserted sweep has its chunks relayed; an
+/// ended sweep without a stored ranking has it stored (`sweep_ranking::store_ranking`,
+/// idempotent), then a sweep that this record ends has its completion notification enqueued
+/// (after the ranking, so a receiver that reads `expand=leaderboard` reads the stored one).
+/// `decode` gives `None` for records that are not a sweep's; stops at the first failure,
 /// reported so Lambda retries from it.
-pub async fn handle_stream_batch<Q: SweepQueue, N: NotificationQueue>(
-    queue: &Q,
+pub async fn handle_stream_batch<Q: SweepQueue, N: NotificationQueue, S: SweepStore, R: ResultStore>(
+    chunks: &Q,
     notifications: &N,
+    store: &S,
+    results: &R,
     event: Event,
     decode: impl Fn(&EventRecord) -> Result<Option<SweepChange>, String>,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
-        let change = match decode(record) {
-            Ok(Some(change)) => change,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
-                continue;
-            }
-        };
+        let Some(change) = decoded(record, &decode) else { continue };
         let sweep = &change.sweep;
         let outcome = async {
             if change.kind == ChangeKind::Insert {
-                relay_sweep_insert(queue, sweep).await?;
+                relay_sweep_insert(chunks, sweep).await?;
                 tracing::info!(sweep_id = %sweep.id, chunks = sweep.n_chunks, "chunks enqueued");
+            }
+            if change.ranking_due() {
+                let outcome = store_ranking(store, results, &sweep.id).await?;
+                tracing::info!(sweep_id = %sweep.id, ?outcome, "sweep ranking");
             }
             notify_sweep_end(notifications, &change).await?;
             Ok::<(), StoreError>(())
@@ -85,4 +88,15 @@ pub async fn handle_chunk_batch<S: SweepStore, M: MarketData>(
         }
     }
     response
+}
+
+/// The sweep change `decode` finds in `record`; an undecodable record is logged and skipped.
+fn decoded(
+    record: &EventRecord,
+    decode: impl Fn(&EventRecord) -> Result<Option<SweepChange>, String>,
+) -> Option<SweepChange> {
+    decode(record).unwrap_or_else(|e| {
+        tracing::error!(event_id = %record.event_id, error = %e, "undecodable sweep stream record skipped");
+        None
+    })
 }

@@ -292,6 +292,22 @@ async fn the_sweep_worker_sample_runs_its_chunk() {
     assert!(resp.batch_item_failures.is_empty());
     let done = store.get_sweep(&sweep.id).await.unwrap().unwrap();
     assert_eq!((done.status, done.completed), (JobStatus::Done, 4));
+
+    // The stream's ranking step on the sweeps table's sample record, the sweep now done.
+    let stream: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&event("sweep-events.json")).unwrap();
+    let ended = |_: &aws_lambda_events::event::dynamodb::EventRecord| {
+        Ok(Some(pipai_service::sweep_events::SweepChange {
+            kind: pipai_service::events::ChangeKind::Modify,
+            sweep: done.clone(),
+            old_status: Some(JobStatus::Running),
+        }))
+    };
+    for _ in 0..2 {
+        let resp = pipai_lambda::sweeps::handle_stream_batch(store, store, store, store, stream.clone(), ended).await;
+        assert!(resp.batch_item_failures.is_empty());
+    }
+    let ranked = store.get_sweep(&sweep.id).await.unwrap().unwrap().ranking.expect("the ranking is stored");
+    assert_eq!(store.ranking_pages(&sweep.id), usize::from(ranked.total > 0));
 }
 
 #[tokio::test]
@@ -319,7 +335,7 @@ async fn the_sweep_events_sample_relays_the_new_sweep_and_notifies_the_ended_one
     };
     let batch: Event = serde_json::from_str(&event("sweep-events.json")).unwrap();
     assert_eq!(batch.records.len(), 2);
-    let resp = pipai_lambda::sweeps::handle_stream_batch(store, store, batch, decode).await;
+    let resp = pipai_lambda::sweeps::handle_stream_batch(store, store, store, store, batch, decode).await;
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(store.drain_chunk_queue(), [(queued.id.clone(), 0)], "the insert's chunk");
     let notes = store.drain_notifications();

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod strategies;
 pub mod sweep_api;
 pub mod sweep_events;
+pub mod sweep_ranking;
 pub mod sweep_worker;
 pub mod sweeps;
 pub mod webhook;

@@ -29,6 +29,7 @@ struct State {
     sweeps: HashMap<SweepId, SweepRecord>,
     chunks: BTreeMap<(SweepId, u32), ChunkRecord>,
     chunk_queue: Vec<(SweepId, u32)>,
+    ranking_pages: BTreeMap<(SweepId, u32), Vec<u8>>,
     /// The notifications queue: messages and their delays in seconds.
     notifications: Vec<(NotificationMessage, u32)>,
 }
@@ -326,6 +327,15 @@ impl ResultStore for MemoryStore {
         })
     }
 
+    async fn put_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.with(|s| s.ranking_pages.insert((sweep_id.clone(), page), bytes));
+        Ok(())
+    }
+
+    async fn get_sweep_ranking_page(&self, sweep_id: &SweepId, page: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|s| s.ranking_pages.get(&(sweep_id.clone(), page)).cloned()))
+    }
+
     async fn delete_artifacts(&self, job_id: &JobId) -> Result<usize, StoreError> {
         Ok(self.with(|s| {
             let before = s.artifacts.len();
@@ -544,6 +554,26 @@ impl SweepStore for MemoryStore {
 
     async fn get_chunks(&self, id: &SweepId) -> Result<Vec<ChunkRecord>, StoreError> {
         Ok(self.with(|s| s.chunks.range((id.clone(), 0)..=(id.clone(), u32::MAX)).map(|(_, c)| c.clone()).collect()))
+    }
+
+    async fn mark_ranking(&self, id: &SweepId, mark: &RankingMark) -> Result<MarkOutcome, StoreError> {
+        Ok(self.with(|s| match s.sweeps.get_mut(id) {
+            None => MarkOutcome::NotFound,
+            Some(w) if !w.status.is_terminal() => MarkOutcome::NotEnded,
+            Some(w) if w.ranking.is_some() => MarkOutcome::AlreadyMarked,
+            Some(w) => {
+                w.ranking = Some(*mark);
+                w.version += 1;
+                MarkOutcome::Marked
+            }
+        }))
+    }
+}
+
+impl MemoryStore {
+    /// How many ranking pages of the sweep are stored.
+    pub fn ranking_pages(&self, id: &SweepId) -> usize {
+        self.with(|s| s.ranking_pages.range((id.clone(), 0)..=(id.clone(), u32::MAX)).count())
     }
 }
 

@@ -258,6 +258,26 @@ pub trait ResultStore: Send + Sync {
         let message = format!("{job_id}/{name}: this result store cannot presign URLs");
         async move { Err(StoreError::new(message)) }
     }
+
+    // An ended sweep's full ranking, page `page` (JSON, `sweep_ranking`). Stores without them
+    // answer `None` (the ranking is then merged from the chunks) and cannot write them.
+    fn put_sweep_ranking_page(
+        &self,
+        sweep_id: &crate::ids::SweepId,
+        page: u32,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (message, _) = (format!("{sweep_id}: this result store cannot store rankings"), (page, bytes));
+        async move { Err(StoreError::new(message)) }
+    }
+    fn get_sweep_ranking_page(
+        &self,
+        sweep_id: &crate::ids::SweepId,
+        page: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+        let _ = (sweep_id, page);
+        async { Ok(None) }
+    }
 }
 
 /// Why bars could not be loaded.
@@ -443,6 +463,21 @@ impl<T: ResultStore> ResultStore for &T {
         expires_in: std::time::Duration,
     ) -> impl Future<Output = Result<String, StoreError>> + Send {
         (**self).presign_artifact(job_id, name, expires_in)
+    }
+    fn put_sweep_ranking_page(
+        &self,
+        sweep_id: &crate::ids::SweepId,
+        page: u32,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_sweep_ranking_page(sweep_id, page, bytes)
+    }
+    fn get_sweep_ranking_page(
+        &self,
+        sweep_id: &crate::ids::SweepId,
+        page: u32,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+        (**self).get_sweep_ranking_page(sweep_id, page)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::ids::SweepId;
 use crate::model::{JobStatus, ListPage};
 use crate::ports::*;
 use crate::strategies::now_of;
+use crate::sweep_ranking::ranking_slice;
 use crate::sweeps::*;
 
 /// What a dry run costs: the route's weight is charged only after the body says which.
@@ -163,13 +164,9 @@ where
                 _ => return Err(ApiError::InvalidParameter("cursor: invalid, or from another sweep".into())),
             },
         };
-        let spec = sweep.spec()?;
-        let chunks = self.store.get_chunks(&sweep.id).await?;
-        let ranked = merge_ranked(&spec, chunks.into_iter().flat_map(|c| c.entries));
-        let total = ranked.len();
-        let end = offset.saturating_add(limit).min(total);
-        let data =
-            ranked.get(offset..end).unwrap_or_default().iter().enumerate().map(|(i, e)| e.at_rank(offset + i + 1));
+        let (entries, total) = self.ranked(sweep, offset, limit).await?;
+        let end = offset + entries.len();
+        let data = entries.iter().enumerate().map(|(i, e)| e.at_rank(offset + i + 1));
         let page = LeaderboardPage {
             id: &sweep.id,
             data: data.collect(),
@@ -178,6 +175,27 @@ where
                 .then(|| seal.seal(&LeaderboardPosition { sweep_id: sweep.id.clone(), offset: end })),
         };
         Ok(ApiResponse::json(200, &page))
+    }
+
+    /// Up to `limit` ranked entries from `offset`, and how many there are: from the stored
+    /// ranking of an ended sweep (only the pages holding them), else merged from every chunk.
+    async fn ranked(
+        &self,
+        sweep: &SweepRecord,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredEntry>, usize), ApiError> {
+        if let Some(mark) = &sweep.ranking {
+            let range = offset.min(mark.total)..offset.saturating_add(limit).min(mark.total);
+            if let Some(entries) = ranking_slice(&self.results, &sweep.id, mark, range).await? {
+                return Ok((entries, mark.total));
+            }
+        }
+        let chunks = self.store.get_chunks(&sweep.id).await?;
+        let ranked = merge_ranked(&sweep.spec()?, chunks.into_iter().flat_map(|c| c.entries));
+        let total = ranked.len();
+        let end = offset.saturating_add(limit).min(total);
+        Ok((ranked.get(offset..end).map(<[StoredEntry]>::to_vec).unwrap_or_default(), total))
     }
 
     pub(crate) async fn list_sweeps(&self, req: &ApiRequest, who: &Principal) -> Result<ApiResponse, ApiError> {

@@ -29,6 +29,13 @@ impl SweepChange {
             && self.sweep.status.is_terminal()
             && !self.old_status.is_some_and(JobStatus::is_terminal)
     }
+
+    /// The sweep has ended and its full ranking is not stored yet (`sweep_ranking`): every
+    /// write of an ended sweep before the ranking's mark is a cue (storing is idempotent); the
+    /// mark's own write is not one.
+    pub fn ranking_due(&self) -> bool {
+        self.kind != ChangeKind::Remove && self.sweep.status.is_terminal() && self.sweep.ranking.is_none()
+    }
 }
 
 /// Enqueues the sweep's completion notification when `change` ends a sweep that has a webhook;

@@ -5,13 +5,20 @@
 //! once, two chunks finishing together both land, one after a retry).
 //!
 //! Cancel: a cancelled (or otherwise terminal) sweep's chunks are skipped when they start; a
-//! chunk already evaluating finishes (`batch::evaluate` has no control hook) and its record is
-//! then dropped: the recorder finds the sweep terminal (a cancel between its read and its write
-//! bumps the version, so the write is refused and the re-read sees the cancel).
+//! chunk already evaluating re-reads the sweep every [`CANCEL_CHECK`] and, once it is terminal,
+//! stops at the next segment (`batch::evaluate_until`) and is dropped unrecorded, as a skipped
+//! chunk is: the sweep's counts stay those of the chunks recorded before the cancel. A chunk
+//! that finishes anyway is dropped by the recorder, which finds the sweep terminal (a cancel
+//! between its read and its write bumps the version, so the write is refused and the re-read
+//! sees the cancel).
 
-use pipai_engine::batch::evaluate;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipai_engine::batch::{evaluate_until, Evaluation, Validation};
 use pipai_engine::sweep::{plan_chunks, Candidate, SweepSpec};
-use pipai_engine::{Bars, JobConfig};
+use pipai_engine::{Bars, EngineError, JobConfig};
 use tracing::Instrument;
 
 use crate::clock::now_ms;
@@ -23,6 +30,11 @@ use crate::worker::{load_job_bars, Delivery};
 
 /// How often a chunk re-reads the sweep when another chunk's update won the race.
 const RECORD_ATTEMPTS: usize = 20;
+
+/// How often a running chunk re-reads its sweep to see a cancel (one `GetItem`; the first read
+/// is when the bars are loaded). A cancelled chunk stops at its next segment of
+/// `batch::SEGMENT` bars, a few milliseconds later.
+pub const CANCEL_CHECK: Duration = Duration::from_secs(2);
 
 pub struct SweepWorker<S, M> {
     pub store: S,
@@ -69,11 +81,11 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
             },
             Ok(data) => {
                 let validation = spec.validation.to_batch();
-                let evaluated = {
-                    let configs = chunk_configs.clone();
-                    tokio::task::spawn_blocking(move || evaluate(&configs, &data, &validation))
-                        .await
-                        .map_err(|e| StoreError::caused_by("the chunk's evaluation panicked", e))?
+                let Some(evaluated) =
+                    self.evaluate_unless_cancelled(sweep_id, &chunk_configs, data, validation).await?
+                else {
+                    tracing::info!("sweep ended while the chunk ran; chunk stopped, not recorded");
+                    return Ok(Delivery::Done);
                 };
                 let mut candidates = Vec::with_capacity(indices.len());
                 let mut first_error = None;
@@ -96,6 +108,44 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
             }
         };
         self.record(sweep_id, chunk, result).await
+    }
+
+    /// Evaluates the chunk on a blocking thread while re-reading the sweep every
+    /// [`CANCEL_CHECK`]; `None` when the sweep was found terminal (the evaluation is stopped).
+    async fn evaluate_unless_cancelled(
+        &self,
+        sweep_id: &SweepId,
+        configs: &[JobConfig],
+        data: Vec<Bars>,
+        validation: Validation,
+    ) -> Result<Option<Vec<Result<Evaluation, EngineError>>>, StoreError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let evaluation = {
+            let (configs, stop) = (configs.to_vec(), stop.clone());
+            tokio::task::spawn_blocking(move || {
+                evaluate_until(&configs, &data, &validation, &|| stop.load(Ordering::Relaxed))
+            })
+        };
+        tokio::pin!(evaluation);
+        let mut checks = tokio::time::interval(CANCEL_CHECK);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let evaluated = loop {
+            tokio::select! {
+                evaluated = &mut evaluation => break evaluated,
+                _ = checks.tick(), if !stop.load(Ordering::Relaxed) => {
+                    let ended = match self.store.get_sweep(sweep_id).await {
+                        Ok(sweep) => sweep.is_none_or(|s| s.status.is_terminal()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not re-read the sweep; the chunk goes on");
+                            false
+                        }
+                    };
+                    stop.store(ended, Ordering::Relaxed);
+                }
+            }
+        };
+        let evaluated = evaluated.map_err(|e| StoreError::caused_by("the chunk's evaluation panicked", e))?;
+        Ok((!stop.load(Ordering::Relaxed)).then_some(evaluated))
     }
 
     /// A chunk whose message was given up on (dead-letter queue): recorded failed, its configs

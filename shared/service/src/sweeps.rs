@@ -125,6 +125,9 @@ pub struct SweepRecord {
     /// Completion webhook: where, which key signs, and the deliveries so far (as a job's).
     #[serde(default)]
     pub webhook: JobWebhook,
+    /// Set once the full ranking of an ended sweep is stored in pages (`sweep_ranking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<RankingMark>,
 }
 
 impl SweepRecord {
@@ -154,6 +157,7 @@ impl SweepRecord {
             version: 1,
             slot_released: false,
             webhook: JobWebhook::default(),
+            ranking: None,
         }
     }
 
@@ -262,6 +266,27 @@ pub struct ChunkRecord {
     pub error: Option<String>,
 }
 
+// ---- The stored ranking (`sweep_ranking`).
+
+/// An ended sweep's full ranking is stored: `total` entries in pages of `page_size` (the last
+/// one shorter), page `k` holding ranks `k * page_size + 1 ..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankingMark {
+    pub total: usize,
+    pub page_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarkOutcome {
+    /// Marked now.
+    Marked,
+    /// Marked before (a replayed stream record): nothing changed.
+    AlreadyMarked,
+    /// The sweep is not terminal: nothing changed.
+    NotEnded,
+    NotFound,
+}
+
 // ---- The port.
 
 #[derive(Debug, Clone, PartialEq)]
@@ -329,6 +354,12 @@ pub trait SweepStore: Send + Sync {
     ) -> impl Future<Output = Result<ChunkOutcome, StoreError>> + Send;
     /// Every recorded chunk of the sweep, in chunk order.
     fn get_chunks(&self, id: &SweepId) -> impl Future<Output = Result<Vec<ChunkRecord>, StoreError>> + Send;
+    /// Sets `ranking` on an ended sweep that has none (its pages are stored).
+    fn mark_ranking(
+        &self,
+        id: &SweepId,
+        mark: &RankingMark,
+    ) -> impl Future<Output = Result<MarkOutcome, StoreError>> + Send;
 }
 
 impl<T: SweepStore> SweepStore for &T {
@@ -362,6 +393,13 @@ impl<T: SweepStore> SweepStore for &T {
     }
     fn get_chunks(&self, id: &SweepId) -> impl Future<Output = Result<Vec<ChunkRecord>, StoreError>> + Send {
         (**self).get_chunks(id)
+    }
+    fn mark_ranking(
+        &self,
+        id: &SweepId,
+        mark: &RankingMark,
+    ) -> impl Future<Output = Result<MarkOutcome, StoreError>> + Send {
+        (**self).mark_ranking(id, mark)
     }
 }
 

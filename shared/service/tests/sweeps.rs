@@ -4,10 +4,12 @@
 mod common;
 
 use common::*;
+use pipai_engine::{Bars, Timeframe};
+use pipai_market_data::Coverage;
 use pipai_service::auth::HEADER_USED_WEIGHT;
 use pipai_service::events::{apply_change, ChangeKind, JobChange};
 use pipai_service::memory::MemoryStore;
-use pipai_service::ports::JobStore;
+use pipai_service::ports::{DataError, JobStore, MarketData, StoreError};
 use pipai_service::sweep_api::relay_sweep_insert;
 use pipai_service::sweep_worker::SweepWorker;
 use pipai_service::sweeps::SweepStore;
@@ -344,4 +346,141 @@ async fn base_strategy_id_resolves_like_create_job() {
     assert_eq!(created["config"]["base"]["strategy_id"], s["id"]);
     let resp = call(&kit, &bob, "POST", "/v1/backtest/sweeps", &body(&b)).await;
     assert_error(&resp, 409, "INVALID_STATE", "base.strategy_id");
+}
+
+/// Market data that cancels the sweep while the chunk loads its bars, after the chunk's
+/// start-of-chunk check: the cancel reaches a running chunk.
+struct CancelWhileLoading {
+    store: &'static MemoryStore,
+    sweep: SweepId,
+}
+
+impl MarketData for CancelWhileLoading {
+    async fn coverage(&self, symbol: &str, timeframe: Timeframe) -> Result<Option<Coverage>, StoreError> {
+        self.store.coverage(symbol, timeframe).await
+    }
+    async fn catalog(&self) -> Result<Vec<(Coverage, bool)>, StoreError> {
+        self.store.catalog().await
+    }
+    async fn load_bars(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Bars, DataError> {
+        self.store.cancel_sweep(&self.sweep, &user("alice"), NOW).await.unwrap();
+        self.store.load_bars(symbol, timeframe, start_ms, end_ms).await
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_during_a_chunk_stops_it_and_the_counts_stay_exact() {
+    let kit = kit();
+    let alice = kit.client("alice").await;
+    let id = sweep_id(&create(&kit, &alice, &sweep_body()).await);
+    assert_eq!(worker(&kit).process_chunk(&id, 0).await.unwrap(), Delivery::Done);
+    assert_eq!(kit.store.get_sweep(&id).await.unwrap().unwrap().status.to_string(), "running");
+
+    let cancelling =
+        SweepWorker { store: kit.store, market: CancelWhileLoading { store: kit.store, sweep: id.clone() } };
+    assert_eq!(cancelling.process_chunk(&id, 1).await.unwrap(), Delivery::Done);
+    let after = get(&kit, &alice, &format!("/v1/backtest/sweeps/{id}")).await;
+    assert_eq!(after["status"], "cancelled", "{after}");
+    assert_eq!(
+        (after["completed"].as_u64(), after["failed"].as_u64(), after["n_configs"].as_u64()),
+        (Some(6), Some(0), Some(12)),
+        "chunk 0's counts only: chunk 1 stopped unrecorded"
+    );
+    let chunks = kit.store.get_chunks(&id).await.unwrap();
+    assert_eq!(chunks.iter().map(|c| c.chunk).collect::<Vec<_>>(), [0]);
+    let recorded: usize = chunks.iter().map(|c| c.completed + c.failed).sum();
+    assert_eq!(recorded as u64, after["completed"].as_u64().unwrap() + after["failed"].as_u64().unwrap());
+    assert_eq!(kit.store.active_jobs(&user("alice")), 0, "the slot is given back once");
+    // A redelivery of the stopped chunk is skipped at its start.
+    assert_eq!(worker(&kit).process_chunk(&id, 1).await.unwrap(), Delivery::Done);
+    assert_eq!(kit.store.get_chunks(&id).await.unwrap().len(), 1);
+}
+
+/// Every page of the full ranking (`expand=leaderboard`), `limit` at a time.
+async fn walk_ranking(kit: &Kit, who: &Client, id: &SweepId, limit: usize) -> (Vec<Value>, u64) {
+    let path = format!("/v1/backtest/sweeps/{id}?expand=leaderboard&limit={limit}");
+    let first = get(kit, who, &path).await;
+    let total = first["total"].as_u64().unwrap();
+    let mut all: Vec<Value> = first["data"].as_array().unwrap().clone();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let page = get(kit, who, &format!("{path}&cursor={c}")).await;
+        assert_eq!(page["total"].as_u64(), Some(total));
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+    }
+    (all, total)
+}
+
+#[tokio::test]
+async fn an_ended_sweep_stores_its_ranking_once_and_pages_read_it() {
+    use pipai_service::ports::ResultStore;
+    use pipai_service::sweep_ranking::{ranking_slice, store_ranking, RankingOutcome, RANKING_PAGE};
+    use pipai_service::sweeps::{merge_ranked, RankingMark, StoredEntry};
+
+    let kit = kit();
+    let alice = kit.client("alice").await;
+    let id = sweep_id(&create(&kit, &alice, &sweep_body()).await);
+    run_all(&kit, &id).await;
+    let merged = walk_ranking(&kit, &alice, &id, 5).await;
+
+    // Before the end: nothing stored. At the end: stored once, marked; a replay writes nothing.
+    let running = sweep_id(&create(&kit, &alice, &sweep_body()).await);
+    assert_eq!(store_ranking(kit.store, kit.store, &running).await.unwrap(), RankingOutcome::NotEnded);
+    assert_eq!(kit.store.ranking_pages(&running), 0);
+    let mark = RankingMark { total: merged.1 as usize, page_size: RANKING_PAGE };
+    assert_eq!(store_ranking(kit.store, kit.store, &id).await.unwrap(), RankingOutcome::Stored(mark));
+    assert_eq!(kit.store.ranking_pages(&id), 1);
+    assert_eq!(kit.store.get_sweep(&id).await.unwrap().unwrap().ranking, Some(mark));
+    assert_eq!(store_ranking(kit.store, kit.store, &id).await.unwrap(), RankingOutcome::AlreadyStored);
+    for limit in [1, 5, 100] {
+        assert_eq!(walk_ranking(&kit, &alice, &id, limit).await, merged, "limit {limit}");
+    }
+    let view = get(&kit, &alice, &format!("/v1/backtest/sweeps/{id}")).await;
+    assert!(view.get("ranking").is_none(), "the mark is not part of the API: {view}");
+
+    // The GET reads the stored pages once marked: a page written otherwise shows.
+    let page: Vec<StoredEntry> =
+        serde_json::from_slice(&kit.store.get_sweep_ranking_page(&id, 0).await.unwrap().unwrap()).unwrap();
+    let mut reversed = page.clone();
+    reversed.reverse();
+    kit.store.put_sweep_ranking_page(&id, 0, serde_json::to_vec(&reversed).unwrap()).await.unwrap();
+    let shown = get(&kit, &alice, &format!("/v1/backtest/sweeps/{id}?expand=leaderboard&limit=2")).await;
+    assert_eq!(shown["data"][0]["config"], json!(reversed[0].config));
+    assert_eq!(shown["data"][0]["rank"], 1);
+
+    // Slices across pages of any size read only their pages; a missing page is `None`.
+    let spec = kit.store.get_sweep(&id).await.unwrap().unwrap().spec().unwrap();
+    let all = merge_ranked(&spec, kit.store.get_chunks(&id).await.unwrap().into_iter().flat_map(|c| c.entries));
+    let other: SweepId = "sw_0000beef".parse().unwrap();
+    let small = RankingMark { total: all.len(), page_size: 3 };
+    for (k, entries) in all.chunks(3).enumerate() {
+        kit.store.put_sweep_ranking_page(&other, k as u32, serde_json::to_vec(entries).unwrap()).await.unwrap();
+    }
+    for (from, to) in [(0, all.len()), (0, 1), (2, 4), (3, 6), (1, all.len()), (all.len(), all.len())] {
+        let slice = ranking_slice(kit.store, &other, &small, from..to).await.unwrap().unwrap();
+        assert_eq!(slice, all[from..to], "{from}..{to}");
+    }
+    let missing = RankingMark { total: 500, page_size: 3 };
+    assert_eq!(ranking_slice(kit.store, &other, &missing, 0..400).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_cancelled_sweep_stores_the_ranking_of_its_recorded_chunks() {
+    use pipai_service::sweep_ranking::{store_ranking, RankingOutcome};
+    let kit = kit();
+    let alice = kit.client("alice").await;
+    let id = sweep_id(&create(&kit, &alice, &sweep_body()).await);
+    worker(&kit).process_chunk(&id, 0).await.unwrap();
+    let resp = call(&kit, &alice, "POST", &format!("/v1/backtest/sweeps/{id}/cancel"), b"").await;
+    assert_eq!(resp.status, 200);
+    let merged = walk_ranking(&kit, &alice, &id, 4).await;
+    assert!(matches!(store_ranking(kit.store, kit.store, &id).await.unwrap(), RankingOutcome::Stored(_)));
+    assert_eq!(walk_ranking(&kit, &alice, &id, 4).await, merged);
 }

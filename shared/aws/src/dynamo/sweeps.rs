@@ -323,6 +323,26 @@ impl SweepStore for DynamoStore {
         }
         Ok(out)
     }
+
+    async fn mark_ranking(&self, id: &SweepId, mark: &RankingMark) -> Result<MarkOutcome, StoreError> {
+        for _ in 0..CANCEL_ATTEMPTS {
+            let Some(sweep) = self.get_sweep(id).await? else { return Ok(MarkOutcome::NotFound) };
+            if !sweep.status.is_terminal() {
+                return Ok(MarkOutcome::NotEnded);
+            }
+            if sweep.ranking.is_some() {
+                return Ok(MarkOutcome::AlreadyMarked);
+            }
+            let mut marked = sweep;
+            marked.ranking = Some(*mark);
+            marked.version += 1;
+            // Terminal with its slot given back: a put conditional on the version, nothing else.
+            if self.write_sweep("mark_ranking", Vec::new(), &marked).await?.is_none() {
+                return Ok(MarkOutcome::Marked);
+            }
+        }
+        Err(StoreError::new(format!("mark_ranking {id}: the sweep kept changing")))
+    }
 }
 
 // ---- Completion webhooks: a sweep's notification records (`NotificationLog`, in `notifications`).

@@ -130,3 +130,37 @@ async fn cancel_gives_the_slot_back_once_and_lists_are_newest_first() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn an_ended_sweeps_ranking_is_stored_in_s3_pages_and_marked_once() {
+    use pipai_aws::S3Results;
+    use pipai_service::sweep_ranking::{ranking_slice, store_ranking, RankingOutcome};
+    let store = store().await;
+    let results = S3Results::from_lookup(&sdk().await, &moto().lookup()).unwrap();
+    let user = unique_user();
+    let w = sweep(&user, now_ms(), 1);
+    assert_eq!(store.create_sweep(&w, 5).await.unwrap(), CreateOutcome::Created);
+    let mark = RankingMark { total: 0, page_size: 100 };
+    assert_eq!(store.mark_ranking(&w.id, &mark).await.unwrap(), MarkOutcome::NotEnded);
+    assert_eq!(store_ranking(&store, &results, &w.id).await.unwrap(), RankingOutcome::NotEnded);
+    let SweepCancelOutcome::Cancelled(_) = store.cancel_sweep(&w.id, &user, now_ms()).await.unwrap() else {
+        panic!("not cancelled")
+    };
+    // No chunk recorded: an empty ranking, no page, marked; a replay changes nothing.
+    assert_eq!(store_ranking(&store, &results, &w.id).await.unwrap(), RankingOutcome::Stored(mark));
+    assert_eq!(store_ranking(&store, &results, &w.id).await.unwrap(), RankingOutcome::AlreadyStored);
+    assert_eq!(store.mark_ranking(&w.id, &mark).await.unwrap(), MarkOutcome::AlreadyMarked);
+    let marked = store.get_sweep(&w.id).await.unwrap().unwrap();
+    assert_eq!((marked.ranking, marked.status), (Some(mark), JobStatus::Cancelled));
+    assert_eq!(store.active_jobs(&user).await.unwrap(), 0, "the mark gives nothing back twice");
+    assert_eq!(store.mark_ranking(&SweepId::random(), &mark).await.unwrap(), MarkOutcome::NotFound);
+
+    // Pages in S3 under sweeps/{id}/ranking/, read back by slice.
+    let page = |k: u32| format!("[{k}]").into_bytes();
+    assert_eq!(results.get_sweep_ranking_page(&w.id, 0).await.unwrap(), None);
+    results.put_sweep_ranking_page(&w.id, 3, page(3)).await.unwrap();
+    assert_eq!(results.get_sweep_ranking_page(&w.id, 3).await.unwrap(), Some(page(3)));
+    assert_eq!(S3Results::ranking_key(&w.id, 3), format!("sweeps/{}/ranking/000003.json", w.id));
+    let missing = RankingMark { total: 10, page_size: 5 };
+    assert_eq!(ranking_slice(&results, &w.id, &missing, 0..3).await.unwrap(), None);
+}
