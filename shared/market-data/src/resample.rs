@@ -22,32 +22,39 @@
 
 use pipai_engine::bars::{Bars, Timeframe};
 
+use crate::columns::BarColumns;
+
 /// Resamples `bars` to `to` (see the module doc for the rules).
 pub fn resample(bars: &Bars, to: Timeframe) -> Bars {
+    resample_inner(BarColumns::of(bars), to, None)
+}
+
+/// [`resample`] of borrowed columns (say one month of a longer series, not copied out).
+pub fn resample_columns(bars: BarColumns<'_>, to: Timeframe) -> Bars {
     resample_inner(bars, to, None)
 }
 
 /// [`resample`] that also returns, for each output bar, how many input bars it was built from.
 pub fn resample_counted(bars: &Bars, to: Timeframe) -> (Bars, Vec<u32>) {
     let mut counts = Vec::new();
-    let out = resample_inner(bars, to, Some(&mut counts));
+    let out = resample_inner(BarColumns::of(bars), to, Some(&mut counts));
     (out, counts)
 }
 
-fn resample_inner(bars: &Bars, to: Timeframe, mut counts: Option<&mut Vec<u32>>) -> Bars {
+fn resample_inner(bars: BarColumns<'_>, to: Timeframe, mut counts: Option<&mut Vec<u32>>) -> Bars {
     let n = bars.len();
     if n == 0 {
         return Bars::default();
     }
     let step = to.millis();
-    let t = &bars.open_time;
+    let t = bars.open_time;
     let span_buckets = ((t[n - 1] - t[0]) / step + 2) as usize;
     let cap = span_buckets.min(n);
     let mut out = Bars::with_capacity(cap);
     if let Some(c) = counts.as_deref_mut() {
         c.reserve(cap);
     }
-    let (open, high, low, close, volume) = (&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume);
+    let BarColumns { open, high, low, close, volume, .. } = bars;
     let mut i = 0;
     while i < n {
         let start = t[i] - t[i].rem_euclid(step);
