@@ -30,9 +30,15 @@ fn encode_months(plan: &IngestPlan, indexes: impl Iterator<Item = usize>) -> (us
 
 /// Parses the monthly files (in order), plans and encodes the year on `threads` threads.
 fn ingest(csvs: &[String], threads: usize) -> (usize, usize) {
+    // As `pipai data ingest` reads several files: the columns sized from the first file.
+    let total: usize = csvs.iter().map(String::len).sum();
     let mut bars = Bars::default();
     for csv in csvs {
-        append(&mut bars, &parse_csv("month.csv", csv.as_bytes()).expect("own CSV").0);
+        let part = parse_csv("month.csv", csv.as_bytes()).expect("own CSV").0;
+        if bars.is_empty() {
+            bars = Bars::with_capacity((total as f64 * part.len() as f64 / csv.len() as f64 * 1.05) as usize);
+        }
+        append(&mut bars, &part);
     }
     let plan = IngestPlan::from_bars("BTCUSDT", Timeframe::M1, bars, true).expect("valid bars");
     let months = plan.months().len();

@@ -27,7 +27,7 @@ use pipai_engine::bars::{Bars, BarsError, Timeframe};
 use crate::columns::BarColumns;
 use crate::coverage::{Coverage, CoverageError};
 use crate::layout::{month_ranges, validate_symbol, InvalidSymbol};
-use crate::resample::resample_columns;
+use crate::resample::{resample_columns, resample_each};
 use crate::time::Month;
 use pipai_engine::time::iso;
 
@@ -195,17 +195,23 @@ impl IngestPlan {
         let mut out: Vec<R> = Vec::with_capacity(self.series.len());
         // The base month as written, when it keeps bars of its current partition.
         let mut spliced_base: Option<Bars> = None;
+        // Every derived series' new bars, when the base month is the plan's bars alone: they
+        // all lie in the replaced buckets, so each series is the aggregate of all of them.
+        let mut aggregates: std::vec::IntoIter<Bars> = Vec::new().into_iter();
         for (k, r) in self.series.iter().enumerate() {
-            let derived = if k == 0 {
-                None
-            } else {
+            if k == 1 && spliced_base.is_none() {
+                let tfs: Vec<Timeframe> = self.series[1..].iter().map(|r| r.timeframe).collect();
+                aggregates = resample_each(BarColumns::rows(&self.bars, rows.clone()), &tfs).into_iter();
+            }
+            let derived = match (k, &spliced_base) {
+                (0, _) => None,
+                (_, None) => aggregates.next(),
                 // The base month as written, over the replaced buckets (whole buckets: the
                 // range's last bucket ends one step later).
-                let base = match &spliced_base {
-                    Some(bars) => BarColumns::of(bars),
-                    None => BarColumns::rows(&self.bars, rows.clone()),
-                };
-                Some(resample_columns(base.window(r.from_ms, r.to_ms + r.timeframe.millis() - 1), r.timeframe))
+                (_, Some(base)) => Some(resample_columns(
+                    BarColumns::of(base).window(r.from_ms, r.to_ms + r.timeframe.millis() - 1),
+                    r.timeframe,
+                )),
             };
             let coverage = coverages.get(k).and_then(Option::as_ref);
             let spliced = if self.keeps_current(r.timeframe, *month, coverage) {

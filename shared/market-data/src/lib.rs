@@ -65,5 +65,5 @@ pub use crate::layout::{partition_key, split_by_month};
 pub use crate::parquet::{
     bars_from_parquet, bars_from_parquet_files, bars_from_parquet_files_releasing, bars_to_parquet, ParquetBarsError,
 };
-pub use crate::resample::{resample, resample_columns};
+pub use crate::resample::{resample, resample_columns, resample_each};
 pub use crate::time::Month;
