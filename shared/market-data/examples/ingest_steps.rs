@@ -18,9 +18,34 @@ use pipai_market_data::{bars_to_parquet, split_by_month, Bars, IngestPlan, Timef
 
 fn main() {
     let step = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    if step == "decode" {
+        // `decode FILE...`: Parquet files decoded as `pipai run --data` does (mapped, pages
+        // given back once decoded).
+        let files: Vec<_> = std::env::args()
+            .skip(2)
+            .map(|p| pipai_market_data::csv::FileBytes::read(p.as_ref()).expect("readable").into_shared())
+            .collect();
+        let (files, bytes): (Vec<_>, Vec<_>) = files.into_iter().unzip();
+        let t = std::time::Instant::now();
+        let (bars, _) = pipai_market_data::bars_from_parquet_files_releasing(bytes, &|i, part| files[i].release(part))
+            .expect("bars files");
+        eprintln!("decode: {} bars in {:.1} ms", bars.len(), t.elapsed().as_secs_f64() * 1e3);
+        return;
+    }
     let bars = Preset::btcusdt().generate(PRESET_ANCHOR_MS, PRESET_ANCHOR_MS + 365 * 86_400_000);
     let csvs: Vec<String> =
         split_by_month(&bars).iter().map(|(_, part)| write_binance(part, TimeUnit::Millis)).collect();
+    if step == "write" {
+        // `write DIR`: the year as DIR/year.parquet and DIR/months/month=….parquet.
+        let dir = std::path::PathBuf::from(std::env::args().nth(2).expect("write DIR"));
+        std::fs::create_dir_all(dir.join("months")).expect("a directory");
+        std::fs::write(dir.join("year.parquet"), bars_to_parquet(&bars).expect("valid")).expect("written");
+        for (month, part) in split_by_month(&bars) {
+            let path = dir.join(format!("months/month={month}.parquet"));
+            std::fs::write(path, bars_to_parquet(&part).expect("valid")).expect("written");
+        }
+        return;
+    }
     let plan_of = |bars: Bars| IngestPlan::from_bars("BTCUSDT", Timeframe::M1, bars, true).expect("valid bars");
     let t = std::time::Instant::now();
     let out: usize = match step.as_str() {
@@ -35,8 +60,7 @@ fn main() {
         "encode" => {
             let plan = plan_of(bars);
             let months = plan.months().len();
-            let parts: Vec<_> =
-                (0..months).flat_map(|i| plan.month_partitions(i, &[], &[]).expect("fresh")).collect();
+            let parts: Vec<_> = (0..months).flat_map(|i| plan.month_partitions(i, &[], &[]).expect("fresh")).collect();
             let t = std::time::Instant::now();
             let n = parts.iter().map(|(_, b)| bars_to_parquet(b).expect("valid").len()).sum();
             eprintln!("encode alone: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);

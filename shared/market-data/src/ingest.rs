@@ -313,9 +313,8 @@ fn splice_columns(current: &Bars, from_ms: i64, to_ms: i64, new: BarColumns<'_>)
     let current = BarColumns::of(current);
     for part in [current.slice(0..before), new, current.slice(after..current.len())] {
         out.open_time.extend_from_slice(part.open_time);
-        for (dst, src) in [&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume]
-            .into_iter()
-            .zip(part.floats())
+        for (dst, src) in
+            [&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume].into_iter().zip(part.floats())
         {
             dst.extend_from_slice(src);
         }

@@ -312,6 +312,9 @@ pub fn bars_from_parquet_files_releasing(
     let rows: Vec<usize> = files.iter().map(BarsFile::rows).collect();
     let total = rows.iter().sum();
     let mut out = Bars::with_capacity(total);
+    if total >= PARALLEL_DECODE_ROWS {
+        huge_pages(&out);
+    }
     if total < PARALLEL_DECODE_ROWS {
         for (i, file) in files.iter().enumerate() {
             file.append_to(&mut out).map_err(|e| (i, e))?;
@@ -338,6 +341,25 @@ pub fn bars_from_parquet_files_releasing(
     });
     decoded.into_iter().collect::<Result<(), _>>()?;
     Ok((out, rows))
+}
+
+/// Asks the kernel to back the columns' allocations with transparent huge pages (2 MiB) where
+/// they cover whole ones: a year of 1m bars is 25 MB of columns, which 4 KiB pages fill in
+/// ~6,200 page faults as the decoder writes them. Only advice (ignored where huge pages are
+/// off, `madvise` mode is what this machine and Lambda's kernels run); the bytes are the same.
+fn huge_pages(bars: &Bars) {
+    const HUGE: usize = 2 << 20;
+    let floats = [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume];
+    let mut spans = vec![(bars.open_time.as_ptr() as usize, bars.open_time.capacity() * 8)];
+    spans.extend(floats.map(|c| (c.as_ptr() as usize, c.capacity() * 8)));
+    for (at, len) in spans {
+        let (start, end) = (at.next_multiple_of(HUGE), (at + len) / HUGE * HUGE);
+        if start < end {
+            // SAFETY: advice on whole pages inside an allocation this function's caller owns and
+            // has not written yet; MADV_HUGEPAGE changes how it is backed, never its contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
 }
 
 /// Files with fewer rows than this are decoded on the calling thread (threads would cost more).
