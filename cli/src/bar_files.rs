@@ -103,7 +103,7 @@ pub fn parse_series(files: Vec<(PathBuf, FileBytes)>) -> Result<Bars, CliError> 
                     // used is never touched, so it costs no memory.
                     let total: usize = sizes.iter().sum();
                     let per_byte = bars.len() as f64 / sizes[0].max(1) as f64;
-                    all = Bars::with_capacity((total as f64 * per_byte * 1.05) as usize);
+                    all = pipai_market_data::layout::bars_with_capacity((total as f64 * per_byte * 1.05) as usize);
                 }
                 ranges.push(all.len()..all.len() + bars.len());
                 append(&mut all, &bars);

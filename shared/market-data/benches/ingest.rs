@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pipai_market_data::csv::{parse_csv, write_binance, TimeUnit};
 use pipai_market_data::generate::{Preset, PRESET_ANCHOR_MS};
-use pipai_market_data::layout::append;
+use pipai_market_data::layout::{append, bars_with_capacity};
 use pipai_market_data::{split_by_month, Bars, IngestPlan, Timeframe};
 
 mod common;
@@ -36,7 +36,7 @@ fn ingest(csvs: &[String], threads: usize) -> (usize, usize) {
     for csv in csvs {
         let part = parse_csv("month.csv", csv.as_bytes()).expect("own CSV").0;
         if bars.is_empty() {
-            bars = Bars::with_capacity((total as f64 * part.len() as f64 / csv.len() as f64 * 1.05) as usize);
+            bars = bars_with_capacity((total as f64 * part.len() as f64 / csv.len() as f64 * 1.05) as usize);
         }
         append(&mut bars, &part);
     }

@@ -90,7 +90,7 @@
 //! bars; validating 2.6 M bars costs ~17 ms); call it after concatenating partitions if their
 //! order is not otherwise guaranteed.
 //!
-//! [`bars_from_parquet_files`] allocates the output once and, from 65,536 rows, asks for it to be
+//! [`bars_from_parquet_files`] allocates the output once ([`crate::layout::bars_with_capacity`]): from 65,536 rows it asks for it to be
 //! backed by transparent huge pages (half the page faults of decoding a year: see
 //! `docs/market-data.md`). The ingest writes its partitions with [`valid_columns_to_parquet`]
 //! (the same bytes as [`bars_to_parquet`], from borrowed columns, without validating again).
@@ -316,10 +316,7 @@ pub fn bars_from_parquet_files_releasing(
         .collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<usize> = files.iter().map(BarsFile::rows).collect();
     let total = rows.iter().sum();
-    let mut out = Bars::with_capacity(total);
-    if total >= PARALLEL_DECODE_ROWS {
-        huge_pages(&out);
-    }
+    let mut out = crate::layout::bars_with_capacity(total);
     if total < PARALLEL_DECODE_ROWS {
         for (i, file) in files.iter().enumerate() {
             file.append_to(&mut out).map_err(|e| (i, e))?;
@@ -346,25 +343,6 @@ pub fn bars_from_parquet_files_releasing(
     });
     decoded.into_iter().collect::<Result<(), _>>()?;
     Ok((out, rows))
-}
-
-/// Asks the kernel to back the columns' allocations with transparent huge pages (2 MiB) where
-/// they cover whole ones: a year of 1m bars is 25 MB of columns, which 4 KiB pages fill in
-/// ~6,200 page faults as the decoder writes them. Only advice (ignored where huge pages are
-/// off, `madvise` mode is what this machine and Lambda's kernels run); the bytes are the same.
-fn huge_pages(bars: &Bars) {
-    const HUGE: usize = 2 << 20;
-    let floats = [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume];
-    let mut spans = vec![(bars.open_time.as_ptr() as usize, bars.open_time.capacity() * 8)];
-    spans.extend(floats.map(|c| (c.as_ptr() as usize, c.capacity() * 8)));
-    for (at, len) in spans {
-        let (start, end) = (at.next_multiple_of(HUGE), (at + len) / HUGE * HUGE);
-        if start < end {
-            // SAFETY: advice on whole pages inside an allocation this function's caller owns and
-            // has not written yet; MADV_HUGEPAGE changes how it is backed, never its contents.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-        }
-    }
 }
 
 /// Files with fewer rows than this are decoded on the calling thread (threads would cost more).
