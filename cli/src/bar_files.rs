@@ -82,6 +82,7 @@ pub fn parse_series(files: Vec<(PathBuf, FileBytes)>) -> Result<Bars, CliError> 
     } else {
         let mut all = Bars::default();
         let mut ranges = Vec::with_capacity(paths.len());
+        let sizes: Vec<usize> = bytes.iter().map(|b| b.len()).collect();
         for (path, bytes) in paths.iter().zip(bytes) {
             let bars = if bytes.starts_with(PARQUET_MAGIC) {
                 parquet_series(std::slice::from_ref(path), vec![bytes])?.0
@@ -96,6 +97,14 @@ pub fn parse_series(files: Vec<(PathBuf, FileBytes)>) -> Result<Bars, CliError> 
                 ranges.push(0..bars.len());
                 all = bars;
             } else {
+                if ranges.is_empty() {
+                    // Room for every file's bars at the first file's bars per byte (and 5%), so
+                    // that appending the files does not regrow (and copy) the columns; room not
+                    // used is never touched, so it costs no memory.
+                    let total: usize = sizes.iter().sum();
+                    let per_byte = bars.len() as f64 / sizes[0].max(1) as f64;
+                    all = pipai_market_data::layout::bars_with_capacity((total as f64 * per_byte * 1.05) as usize);
+                }
                 ranges.push(all.len()..all.len() + bars.len());
                 append(&mut all, &bars);
             }

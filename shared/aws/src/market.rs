@@ -231,16 +231,9 @@ impl S3MarketData {
         let built = {
             let (plan, before) = (plan.clone(), before.clone());
             tokio::task::spawn_blocking(move || -> Result<Vec<(usize, Coverage, Vec<u8>)>, String> {
-                let parts = plan.month_partitions(index, &before, &current).map_err(|e| e.to_string())?;
-                parts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, (tf, bars))| {
-                        let coverage = Coverage::from_bars(plan.symbol(), tf, &bars).map_err(|e| e.to_string())?;
-                        let body = bars_to_parquet(&bars).map_err(|e| e.to_string())?;
-                        Ok((k, coverage, body))
-                    })
-                    .collect()
+                // Encoded from the plan's bars as they are (`IngestPlan::encode_month`).
+                let parts = plan.encode_month(index, &before, &current).map_err(|e| e.to_string())?;
+                Ok(parts.into_iter().enumerate().map(|(k, p)| (k, p.coverage, p.bytes)).collect())
             })
             .await
         };

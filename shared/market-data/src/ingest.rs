@@ -24,9 +24,10 @@
 
 use pipai_engine::bars::{Bars, BarsError, Timeframe};
 
+use crate::columns::BarColumns;
 use crate::coverage::{Coverage, CoverageError};
 use crate::layout::{month_ranges, validate_symbol, InvalidSymbol};
-use crate::resample::resample;
+use crate::resample::{resample_columns, resample_each};
 use crate::time::Month;
 use pipai_engine::time::iso;
 
@@ -44,6 +45,9 @@ pub enum IngestError {
     /// The caller did not pass a current partition that [`IngestPlan::keeps_current`] asked for.
     #[error("the current {timeframe} partition of {month} is needed to keep its bars outside the ingested span")]
     CurrentMissing { timeframe: Timeframe, month: Month },
+    /// Encoding a partition failed (writing Parquet into memory: not expected to fail).
+    #[error("encoding the {timeframe} partition: {reason}")]
+    Encode { timeframe: Timeframe, reason: String },
     #[error("month {index} asked of a plan of {months} months")]
     NoSuchMonth { index: usize, months: usize },
     /// A current partition that holds bars of another month.
@@ -90,7 +94,7 @@ impl IngestPlan {
         if bars.is_empty() {
             return Err(IngestError::Empty);
         }
-        bars.validate()?;
+        validate(&bars)?;
         // On the grid, strictly increasing.
         let coverage = Coverage::from_bars(symbol, base, &bars)?;
         let (first, last) = (coverage.first_open_time, coverage.last_open_time);
@@ -152,21 +156,65 @@ impl IngestPlan {
         coverages: &[Option<Coverage>],
         partitions: &[Option<Bars>],
     ) -> Result<Vec<(Timeframe, Bars)>, IngestError> {
+        self.each_partition(index, coverages, partitions, |tf, bars| Ok((tf, bars.to_bars())))
+    }
+
+    /// [`IngestPlan::month_partitions`] encoded as the store writes them, with the coverage of
+    /// each (what the catalog then says of the month). Cheaper than encoding what
+    /// `month_partitions` returns: the base month is encoded straight from the plan's bars
+    /// (not copied out), each derived timeframe is aggregated from it in place, and nothing is
+    /// validated twice (the plan's bars were, their aggregates are valid, and kept bars are
+    /// validated once spliced).
+    pub fn encode_month(
+        &self,
+        index: usize,
+        coverages: &[Option<Coverage>],
+        partitions: &[Option<Bars>],
+    ) -> Result<Vec<EncodedPartition>, IngestError> {
+        self.each_partition(index, coverages, partitions, |timeframe, bars| {
+            Ok(EncodedPartition {
+                timeframe,
+                coverage: Coverage::from_open_times(&self.symbol, timeframe, bars.open_time)?,
+                bytes: crate::parquet::valid_columns_to_parquet(bars)
+                    .map_err(|e| IngestError::Encode { timeframe, reason: e.to_string() })?,
+            })
+        })
+    }
+
+    /// Calls `f` with each series' partition of the `index`-th month, base first (see
+    /// [`IngestPlan::month_partitions`]), valid bars.
+    fn each_partition<R>(
+        &self,
+        index: usize,
+        coverages: &[Option<Coverage>],
+        partitions: &[Option<Bars>],
+        mut f: impl FnMut(Timeframe, BarColumns<'_>) -> Result<R, IngestError>,
+    ) -> Result<Vec<R>, IngestError> {
         let (month, rows) =
             self.months.get(index).ok_or(IngestError::NoSuchMonth { index, months: self.months.len() })?;
-        let mut out: Vec<(Timeframe, Bars)> = Vec::with_capacity(self.series.len());
+        let mut out: Vec<R> = Vec::with_capacity(self.series.len());
+        // The base month as written, when it keeps bars of its current partition.
+        let mut spliced_base: Option<Bars> = None;
+        // Every derived series' new bars, when the base month is the plan's bars alone: they
+        // all lie in the replaced buckets, so each series is the aggregate of all of them.
+        let mut aggregates: std::vec::IntoIter<Bars> = Vec::new().into_iter();
         for (k, r) in self.series.iter().enumerate() {
-            let new = if k == 0 {
-                self.bars.slice(rows.clone())
-            } else {
+            if k == 1 && spliced_base.is_none() {
+                let tfs: Vec<Timeframe> = self.series[1..].iter().map(|r| r.timeframe).collect();
+                aggregates = resample_each(BarColumns::rows(&self.bars, rows.clone()), &tfs).into_iter();
+            }
+            let derived = match (k, &spliced_base) {
+                (0, _) => None,
+                (_, None) => aggregates.next(),
                 // The base month as written, over the replaced buckets (whole buckets: the
                 // range's last bucket ends one step later).
-                let base = &out[0].1;
-                let window = base.window(r.from_ms, r.to_ms + r.timeframe.millis() - 1);
-                resample(&base.slice(window), r.timeframe)
+                (_, Some(base)) => Some(resample_columns(
+                    BarColumns::of(base).window(r.from_ms, r.to_ms + r.timeframe.millis() - 1),
+                    r.timeframe,
+                )),
             };
             let coverage = coverages.get(k).and_then(Option::as_ref);
-            let bars = if self.keeps_current(r.timeframe, *month, coverage) {
+            let spliced = if self.keeps_current(r.timeframe, *month, coverage) {
                 let kept = partitions
                     .get(k)
                     .and_then(Option::as_ref)
@@ -174,17 +222,52 @@ impl IngestPlan {
                 if let Some(&t) = kept.open_time.iter().find(|&&t| t < month.start_ms() || t >= month.end_ms()) {
                     return Err(IngestError::CurrentOutsideMonth { timeframe: r.timeframe, month: *month, time: t });
                 }
-                let spliced = splice(kept, r.from_ms, r.to_ms, &new);
+                let new = match &derived {
+                    Some(bars) => BarColumns::of(bars),
+                    None => BarColumns::rows(&self.bars, rows.clone()),
+                };
+                let spliced = splice_columns(kept, r.from_ms, r.to_ms, new);
                 spliced.validate()?;
-                spliced
+                Some(spliced)
             } else {
                 // The plan's bars were validated, and their aggregates are valid.
-                new
+                None
             };
-            out.push((r.timeframe, bars));
+            let written = match (&spliced, &derived) {
+                (Some(bars), _) | (None, Some(bars)) => BarColumns::of(bars),
+                (None, None) => BarColumns::rows(&self.bars, rows.clone()),
+            };
+            out.push(f(r.timeframe, written)?);
+            if k == 0 {
+                spliced_base = spliced;
+            }
         }
         Ok(out)
     }
+}
+
+/// One partition of a month, encoded (see [`IngestPlan::encode_month`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPartition {
+    pub timeframe: Timeframe,
+    /// The coverage of its bars (the month's, for the catalog).
+    pub coverage: Coverage,
+    /// The Parquet file.
+    pub bytes: Vec<u8>,
+}
+
+/// Bars from this many on are validated in two halves at once (one thread each).
+const PARALLEL_VALIDATE_ROWS: usize = 1 << 16;
+
+/// [`Bars::validate`], the halves of a large series on two threads (the same error: the first
+/// bad bar's).
+fn validate(bars: &Bars) -> Result<(), BarsError> {
+    let n = bars.len();
+    if n < PARALLEL_VALIDATE_ROWS {
+        return bars.validate();
+    }
+    bars.check_columns()?;
+    crate::csv::on_each(vec![0..n / 2, n / 2..n], |rows| bars.validate_range(rows)).into_iter().collect()
 }
 
 /// What an ingest wrote (filled in by the store that ran the plan).
@@ -219,16 +302,22 @@ fn holds_any(c: &Coverage, from: i64, to: i64) -> bool {
 /// `current`'s bars before `from_ms`, then `new` (all inside `[from_ms, to_ms]`), then
 /// `current`'s bars after `to_ms`.
 pub fn splice(current: &Bars, from_ms: i64, to_ms: i64, new: &Bars) -> Bars {
+    splice_columns(current, from_ms, to_ms, BarColumns::of(new))
+}
+
+/// [`splice`] of borrowed new bars.
+fn splice_columns(current: &Bars, from_ms: i64, to_ms: i64, new: BarColumns<'_>) -> Bars {
     let before = current.open_time.partition_point(|&t| t < from_ms);
     let after = current.open_time.partition_point(|&t| t <= to_ms).max(before);
     let mut out = Bars::with_capacity(before + new.len() + current.len() - after);
-    for (src, range) in [(current, 0..before), (new, 0..new.len()), (current, after..current.len())] {
-        out.open_time.extend_from_slice(&src.open_time[range.clone()]);
-        out.open.extend_from_slice(&src.open[range.clone()]);
-        out.high.extend_from_slice(&src.high[range.clone()]);
-        out.low.extend_from_slice(&src.low[range.clone()]);
-        out.close.extend_from_slice(&src.close[range.clone()]);
-        out.volume.extend_from_slice(&src.volume[range]);
+    let current = BarColumns::of(current);
+    for part in [current.slice(0..before), new, current.slice(after..current.len())] {
+        out.open_time.extend_from_slice(part.open_time);
+        for (dst, src) in
+            [&mut out.open, &mut out.high, &mut out.low, &mut out.close, &mut out.volume].into_iter().zip(part.floats())
+        {
+            dst.extend_from_slice(src);
+        }
     }
     out
 }
@@ -237,6 +326,7 @@ pub fn splice(current: &Bars, from_ms: i64, to_ms: i64, new: &Bars) -> Bars {
 mod tests {
     use super::*;
     use crate::generate::generate_1m;
+    use crate::resample::resample;
     use pipai_engine::time::ymd_ms;
 
     const M: i64 = 60_000;
@@ -418,5 +508,51 @@ mod tests {
         assert_eq!(s.open[3], new.open[0]);
         assert_eq!(splice(&cur, 0, 20 * M, &new), new);
         assert_eq!(splice(&Bars::default(), 0, 1, &new), new);
+    }
+
+    #[test]
+    fn encoded_months_are_the_partitions_encoded() {
+        // Over a stored history (the months at the span's ends keep bars) and fresh.
+        let first = ymd_ms(2024, 1, 30) + 12 * H + 34 * M;
+        let new = generate_1m(5, 200.0, first, ymd_ms(2024, 2, 2) + 11 * M);
+        let plan = IngestPlan::new("BTCUSDT", Timeframe::M1, &new, true).unwrap();
+        let old = generate_1m(9, 100.0, ymd_ms(2024, 1, 1), ymd_ms(2024, 3, 1));
+        let mut stored = vec![old.clone()];
+        stored.extend(derived_timeframes(Timeframe::M1).into_iter().map(|tf| resample(&old, tf)));
+        let coverages: Vec<Option<Coverage>> = plan
+            .series()
+            .iter()
+            .zip(&stored)
+            .map(|(r, b)| Some(Coverage::from_bars("BTCUSDT", r.timeframe, b).unwrap()))
+            .collect();
+        for (i, m) in plan.months().enumerate() {
+            let current: Vec<Option<Bars>> =
+                stored.iter().map(|b| Some(b.slice(b.window(m.start_ms(), m.end_ms() - 1)))).collect();
+            for (coverages, current) in [(&coverages[..], &current[..]), (&[], &[])] {
+                let expected = plan.month_partitions(i, coverages, current).unwrap();
+                let encoded = plan.encode_month(i, coverages, current).unwrap();
+                assert_eq!(encoded.len(), expected.len());
+                for (e, (tf, bars)) in encoded.iter().zip(&expected) {
+                    assert_eq!(e.timeframe, *tf);
+                    assert_eq!(e.coverage, Coverage::from_bars("BTCUSDT", *tf, bars).unwrap());
+                    assert_eq!(e.bytes, crate::parquet::bars_to_parquet(bars).unwrap(), "{m} {tf}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_series_is_validated_in_halves_with_the_same_errors() {
+        let bars = generate_1m(6, 100.0, 0, (PARALLEL_VALIDATE_ROWS as i64 + 10) * M);
+        assert_eq!(validate(&bars), Ok(()));
+        for bad in [[3, 0], [bars.len() - 2, 0], [bars.len() / 2 + 1, 7], [bars.len() / 2, bars.len() / 2 - 1]] {
+            let mut broken = bars.clone();
+            for i in bad.into_iter().filter(|&i| i > 0) {
+                broken.high[i] = broken.low[i] / 2.0;
+            }
+            broken.open_time.swap(bad[0], bad[0] - 1);
+            assert!(validate(&broken).is_err());
+            assert_eq!(validate(&broken), broken.validate(), "{bad:?}");
+        }
     }
 }

@@ -105,6 +105,40 @@ pub fn append(out: &mut Bars, part: &Bars) {
     out.volume.extend_from_slice(&part.volume);
 }
 
+/// Room for `n` bars, allocated once; from [`HUGE_PAGE_ROWS`] bars on, backed by transparent
+/// huge pages where the kernel can (see [`huge_pages`]): what the Parquet reader decodes into
+/// and what `pipai data ingest` joins its files into.
+pub fn bars_with_capacity(n: usize) -> Bars {
+    let bars = Bars::with_capacity(n);
+    if n >= HUGE_PAGE_ROWS {
+        huge_pages(&bars);
+    }
+    bars
+}
+
+/// From this many bars on, [`bars_with_capacity`] asks for huge pages (each column then spans
+/// at least one whole 2 MiB page).
+pub const HUGE_PAGE_ROWS: usize = 1 << 16;
+
+/// Asks the kernel to back the columns' allocations with transparent huge pages (2 MiB) where
+/// they cover whole ones: a year of 1m bars is 25 MB of columns, which 4 KiB pages fill in
+/// ~6,200 page faults as the decoder writes them. Only advice (ignored where huge pages are
+/// off, `madvise` mode is what this machine and Lambda's kernels run); the bytes are the same.
+fn huge_pages(bars: &Bars) {
+    const HUGE: usize = 2 << 20;
+    let floats = [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume];
+    let mut spans = vec![(bars.open_time.as_ptr() as usize, bars.open_time.capacity() * 8)];
+    spans.extend(floats.map(|c| (c.as_ptr() as usize, c.capacity() * 8)));
+    for (at, len) in spans {
+        let (start, end) = (at.next_multiple_of(HUGE), (at + len) / HUGE * HUGE);
+        if start < end {
+            // SAFETY: advice on whole pages inside an allocation this function's caller owns and
+            // has not written yet; MADV_HUGEPAGE changes how it is backed, never its contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

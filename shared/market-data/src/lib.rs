@@ -44,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod columns;
 pub mod coverage;
 pub mod csv;
 pub mod generate;
@@ -55,13 +56,14 @@ pub mod time;
 
 pub use pipai_engine::bars::{Bar, Bars, BarsError, Timeframe};
 
+pub use crate::columns::BarColumns;
 pub use crate::coverage::{replace_range, Coverage, CoverageError, Gap, Uncovered};
 pub use crate::csv::{parse_klines, read_klines, CsvError, RowError};
 pub use crate::generate::{generate_1m, Preset};
-pub use crate::ingest::{IngestError, IngestPlan, IngestReport};
+pub use crate::ingest::{EncodedPartition, IngestError, IngestPlan, IngestReport};
 pub use crate::layout::{partition_key, split_by_month};
 pub use crate::parquet::{
     bars_from_parquet, bars_from_parquet_files, bars_from_parquet_files_releasing, bars_to_parquet, ParquetBarsError,
 };
-pub use crate::resample::resample;
+pub use crate::resample::{resample, resample_columns, resample_each};
 pub use crate::time::Month;

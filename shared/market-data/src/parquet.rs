@@ -90,6 +90,11 @@
 //! bars; validating 2.6 M bars costs ~17 ms); call it after concatenating partitions if their
 //! order is not otherwise guaranteed.
 //!
+//! [`bars_from_parquet_files`] allocates the output once ([`crate::layout::bars_with_capacity`]): from 65,536 rows it asks for it to be
+//! backed by transparent huge pages (half the page faults of decoding a year: see
+//! `docs/market-data.md`). The ingest writes its partitions with [`valid_columns_to_parquet`]
+//! (the same bytes as [`bars_to_parquet`], from borrowed columns, without validating again).
+//!
 //! The crate does not use Arrow at all: writer and reader are Parquet's own low-level API, which
 //! keeps what a reading binary links small.
 
@@ -107,6 +112,8 @@ use ::parquet::schema::parser::parse_message_type;
 use ::parquet::schema::types::{ColumnPath, Type as SchemaType};
 use bytes::Bytes;
 use pipai_engine::bars::{Bars, BarsError};
+
+use crate::columns::BarColumns;
 
 /// Column names, in file order.
 pub const COLUMNS: [&str; 6] = ["open_time", "open", "high", "low", "close", "volume"];
@@ -196,6 +203,28 @@ pub fn bars_to_parquet(bars: &Bars) -> Result<Vec<u8>, ParquetBarsError> {
 /// [`bars_to_parquet`] with explicit options.
 pub fn bars_to_parquet_with(bars: &Bars, opts: WriteOptions) -> Result<Vec<u8>, ParquetBarsError> {
     bars.validate()?;
+    let props = if opts == WriteOptions::default() { DEFAULT_PROPERTIES.clone() } else { properties(opts)? };
+    write_columns(BarColumns::of(bars), props)
+}
+
+/// Writes bars known to be valid (the ingest's: parsed strictly, or aggregated from such bars)
+/// with the default options, from borrowed columns: what [`bars_to_parquet`] writes, without
+/// validating them again or copying them out of a longer series first.
+pub fn valid_columns_to_parquet(bars: BarColumns<'_>) -> Result<Vec<u8>, ParquetBarsError> {
+    debug_assert!(bars.to_bars().validate().is_ok());
+    write_columns(bars, DEFAULT_PROPERTIES.clone())
+}
+
+/// The writer's properties for the default options, built once: every file of an ingest (72 for
+/// a year of 1m with its derived timeframes) shares them and the schema.
+static DEFAULT_PROPERTIES: std::sync::LazyLock<Arc<WriterProperties>> =
+    std::sync::LazyLock::new(|| properties(WriteOptions::default()).expect("the default options are valid"));
+
+/// The [`SCHEMA`], parsed once.
+static SCHEMA_TYPE: std::sync::LazyLock<Arc<SchemaType>> = std::sync::LazyLock::new(schema);
+
+/// The writer's properties for `opts`.
+fn properties(opts: WriteOptions) -> Result<Arc<WriterProperties>, ParquetBarsError> {
     let compression = match opts.compression {
         Compression::None => ::parquet::basic::Compression::UNCOMPRESSED,
         Compression::Snappy => ::parquet::basic::Compression::SNAPPY,
@@ -222,9 +251,20 @@ pub fn bars_to_parquet_with(bars: &Bars, opts: WriteOptions) -> Result<Vec<u8>, 
             props = props.set_column_encoding(ColumnPath::from(name), Encoding::BYTE_STREAM_SPLIT);
         }
     }
-    let mut out = Vec::with_capacity(bars.len() * 32 + 4096);
-    let mut writer = SerializedFileWriter::new(&mut out, schema(), Arc::new(props.build()))?;
+    Ok(Arc::new(props.build()))
+}
+
+/// Bytes of a file of `rows` rows, plus room: the output is allocated once (uncompressed PLAIN
+/// doubles are 40 bytes a row, `open_time` at most 8 more).
+fn file_capacity(rows: usize) -> usize {
+    rows * 48 + (16 << 10)
+}
+
+fn write_columns(bars: BarColumns<'_>, props: Arc<WriterProperties>) -> Result<Vec<u8>, ParquetBarsError> {
+    let mut out = Vec::with_capacity(file_capacity(bars.len()));
+    let mut writer = SerializedFileWriter::new(&mut out, SCHEMA_TYPE.clone(), props)?;
     let n = bars.len();
+    let floats = bars.floats();
     let mut start = 0;
     while start < n {
         let end = (start + MAX_ROW_GROUP_ROWS).min(n);
@@ -234,8 +274,7 @@ pub fn bars_to_parquet_with(bars: &Bars, opts: WriteOptions) -> Result<Vec<u8>, 
             if k == 0 {
                 col.typed::<Int64Type>().write_batch(&bars.open_time[start..end], None, None)?;
             } else {
-                let values = [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume][k - 1];
-                col.typed::<DoubleType>().write_batch(&values[start..end], None, None)?;
+                col.typed::<DoubleType>().write_batch(&floats[k - 1][start..end], None, None)?;
             }
             col.close()?;
             k += 1;
@@ -277,7 +316,7 @@ pub fn bars_from_parquet_files_releasing(
         .collect::<Result<Vec<_>, _>>()?;
     let rows: Vec<usize> = files.iter().map(BarsFile::rows).collect();
     let total = rows.iter().sum();
-    let mut out = Bars::with_capacity(total);
+    let mut out = crate::layout::bars_with_capacity(total);
     if total < PARALLEL_DECODE_ROWS {
         for (i, file) in files.iter().enumerate() {
             file.append_to(&mut out).map_err(|e| (i, e))?;

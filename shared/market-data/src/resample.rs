@@ -22,32 +22,109 @@
 
 use pipai_engine::bars::{Bars, Timeframe};
 
+use crate::columns::BarColumns;
+
 /// Resamples `bars` to `to` (see the module doc for the rules).
 pub fn resample(bars: &Bars, to: Timeframe) -> Bars {
+    resample_inner(BarColumns::of(bars), to, None)
+}
+
+/// [`resample`] of borrowed columns (say one month of a longer series, not copied out).
+pub fn resample_columns(bars: BarColumns<'_>, to: Timeframe) -> Bars {
     resample_inner(bars, to, None)
 }
 
 /// [`resample`] that also returns, for each output bar, how many input bars it was built from.
 pub fn resample_counted(bars: &Bars, to: Timeframe) -> (Bars, Vec<u32>) {
     let mut counts = Vec::new();
-    let out = resample_inner(bars, to, Some(&mut counts));
+    let out = resample_inner(BarColumns::of(bars), to, Some(&mut counts));
     (out, counts)
 }
 
-fn resample_inner(bars: &Bars, to: Timeframe, mut counts: Option<&mut Vec<u32>>) -> Bars {
+/// [`resample`] of `bars` to each of `tfs` (finest first), the same bars, cheaper: each
+/// timeframe that divides the next is aggregated from the one before it (open, high, low and
+/// close of a bucket are those of its finer bars'), except the volume, which is summed over
+/// `bars` again, in time order, so that it rounds exactly as [`resample`]'s sum does.
+pub fn resample_each(bars: BarColumns<'_>, tfs: &[Timeframe]) -> Vec<Bars> {
+    let mut out: Vec<Bars> = Vec::with_capacity(tfs.len());
+    // For each bar of the last output: the end (exclusive) of the input rows it was built from.
+    let mut ends: Vec<usize> = Vec::new();
+    for (k, &tf) in tfs.iter().enumerate() {
+        let cascade = k > 0 && tf.millis() % tfs[k - 1].millis() == 0;
+        let (next, next_ends) = if cascade {
+            coarser(&out[k - 1], &ends, bars.volume, tf)
+        } else {
+            let mut counts = Vec::new();
+            let next = resample_inner(bars, tf, Some(&mut counts));
+            let ends = counts
+                .iter()
+                .scan(0usize, |at, &c| {
+                    *at += c as usize;
+                    Some(*at)
+                })
+                .collect();
+            (next, ends)
+        };
+        out.push(next);
+        ends = next_ends;
+    }
+    out
+}
+
+/// `finer` (bars of a timeframe dividing `to`, the rows of the input before `ends[i]` making
+/// bar `i` and those before) aggregated to `to`, the volume summed over `volume` (the input's).
+fn coarser(finer: &Bars, ends: &[usize], volume: &[f64], to: Timeframe) -> (Bars, Vec<usize>) {
+    let n = finer.len();
+    let step = to.millis();
+    let t = &finer.open_time;
+    let mut out = Bars::with_capacity(n);
+    let mut out_ends = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let start = t[i] - t[i].rem_euclid(step);
+        let end = start + step;
+        let first = i;
+        let (mut h, mut l) = (finer.high[i], finer.low[i]);
+        i += 1;
+        while i < n && t[i] < end {
+            if finer.high[i] > h {
+                h = finer.high[i];
+            }
+            if finer.low[i] < l {
+                l = finer.low[i];
+            }
+            i += 1;
+        }
+        let rows = if first == 0 { 0 } else { ends[first - 1] }..ends[i - 1];
+        let mut v = volume[rows.start];
+        for &x in &volume[rows.start + 1..rows.end] {
+            v += x;
+        }
+        out.open_time.push(start);
+        out.open.push(finer.open[first]);
+        out.high.push(h);
+        out.low.push(l);
+        out.close.push(finer.close[i - 1]);
+        out.volume.push(v);
+        out_ends.push(rows.end);
+    }
+    (out, out_ends)
+}
+
+fn resample_inner(bars: BarColumns<'_>, to: Timeframe, mut counts: Option<&mut Vec<u32>>) -> Bars {
     let n = bars.len();
     if n == 0 {
         return Bars::default();
     }
     let step = to.millis();
-    let t = &bars.open_time;
+    let t = bars.open_time;
     let span_buckets = ((t[n - 1] - t[0]) / step + 2) as usize;
     let cap = span_buckets.min(n);
     let mut out = Bars::with_capacity(cap);
     if let Some(c) = counts.as_deref_mut() {
         c.reserve(cap);
     }
-    let (open, high, low, close, volume) = (&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume);
+    let BarColumns { open, high, low, close, volume, .. } = bars;
     let mut i = 0;
     while i < n {
         let start = t[i] - t[i].rem_euclid(step);
@@ -173,5 +250,30 @@ mod tests {
             assert!((a - b).abs() <= 1e-9 * a.abs());
         }
         assert!(resample(&Bars::default(), Timeframe::H1).is_empty());
+    }
+
+    #[test]
+    fn each_timeframe_at_once_is_each_resampled() {
+        // A month of 1m bars with holes (whole buckets and single minutes missing).
+        let all = crate::generate::generate_1m(12, 100.0, ymd_ms(2024, 2, 1), ymd_ms(2024, 3, 1));
+        let keep: Vec<Bar> =
+            (0..all.len()).filter(|i| i % 97 != 5 && !(3_000..3_400).contains(i)).map(|i| all.get(i)).collect();
+        let bars = Bars::from_bars(&keep);
+        let tfs = [Timeframe::M5, Timeframe::M15, Timeframe::H1, Timeframe::H4, Timeframe::D1];
+        for tfs in [&tfs[..], &tfs[2..], &[Timeframe::M15, Timeframe::M5, Timeframe::D1]] {
+            let each = resample_each(BarColumns::of(&bars), tfs);
+            for (got, &tf) in each.iter().zip(tfs) {
+                let expected = resample(&bars, tf);
+                assert_eq!(got.open_time, expected.open_time, "{tf}");
+                let bits = |b: &Bars| {
+                    [&b.open, &b.high, &b.low, &b.close, &b.volume]
+                        .iter()
+                        .flat_map(|c| c.iter().map(|x| x.to_bits()))
+                        .collect::<Vec<u64>>()
+                };
+                assert_eq!(bits(got), bits(&expected), "{tf}");
+            }
+        }
+        assert!(resample_each(BarColumns::of(&Bars::default()), &tfs).iter().all(Bars::is_empty));
     }
 }
