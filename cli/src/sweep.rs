@@ -113,9 +113,10 @@ pub fn run(args: SweepArgs) -> Result<(), CliError> {
 
     let mut candidates = Vec::with_capacity(configs.len());
     let mut failed = Vec::new();
+    let validation = spec.validation.to_batch();
     for (index, (config, evaluation)) in configs.into_iter().zip(evaluations).enumerate() {
         match evaluation {
-            Ok(evaluation) => candidates.push(Candidate { index, config, evaluation }),
+            Ok(evaluation) => candidates.push(Candidate::evaluated(index, config, evaluation, &validation)),
             Err(e) => failed.push(Failed { index, config, error: e.to_string() }),
         }
     }

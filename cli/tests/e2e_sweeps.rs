@@ -237,6 +237,8 @@ fn validated_sweeps_carry_out_of_sample_metrics_on_every_entry() {
             let oos = &e["oos_metrics"];
             assert!(oos["metrics"].is_object() && oos["structured_metrics"].is_object(), "{validation}: {e}");
             assert!(oos["metrics"].get("sharpe").is_some(), "the rank metric out of sample: {oos}");
+            // Entries rank by in-sample sharpe; the config is the in-sample window's.
+            assert!(e["config"]["end"].as_str() < body["base"]["end"].as_str(), "{}", e["config"]);
         }
         let sharpe = |m: &Value| m["sharpe"].as_str().and_then(|s| s.parse::<f64>().ok());
         assert!(all

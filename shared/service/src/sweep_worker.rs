@@ -82,7 +82,7 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
             Ok(data) => {
                 let validation = spec.validation.to_batch();
                 let Some(evaluated) =
-                    self.evaluate_unless_cancelled(sweep_id, &chunk_configs, data, validation).await?
+                    self.evaluate_unless_cancelled(sweep_id, &chunk_configs, data, validation.clone()).await?
                 else {
                     tracing::info!("sweep ended while the chunk ran; chunk stopped, not recorded");
                     return Ok(Delivery::Done);
@@ -91,7 +91,7 @@ impl<S: SweepStore, M: MarketData> SweepWorker<S, M> {
                 let mut first_error = None;
                 for ((&index, config), evaluation) in indices.iter().zip(chunk_configs).zip(evaluated) {
                     match evaluation {
-                        Ok(evaluation) => candidates.push(Candidate { index, config, evaluation }),
+                        Ok(evaluation) => candidates.push(Candidate::evaluated(index, config, evaluation, &validation)),
                         Err(e) => {
                             first_error.get_or_insert_with(|| format!("config {index}: {e}"));
                         }

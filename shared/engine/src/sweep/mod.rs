@@ -48,13 +48,26 @@ mod tests {
 
     #[test]
     fn an_entrys_metrics_are_those_of_a_run_of_its_config() {
+        for validation in [
+            json!({"method": "none"}),
+            json!({"method": "holdout", "test_fraction": "0.3"}),
+            json!({"method": "walk_forward", "folds": 3, "test_fraction": "0.25", "anchored": false}),
+        ] {
+            entries_run_to_their_metrics(validation);
+        }
+    }
+
+    /// With validation the entry's config is the in-sample window's (`Candidate::evaluated`),
+    /// and its run gives the entry's (in-sample) metrics.
+    fn entries_run_to_their_metrics(validation: serde_json::Value) {
         let n = 2000;
         let body = json!({
             "base": {"template_id": "tpl_ma_cross", "params": {"direction": "both"}, "symbols": ["BTCUSDT"], "timeframe": "1h",
                      "start": iso(START), "end": iso(START + (n as i64 - 1) * HOUR), "capital": "10000"},
             "space": {"params.fast": {"from": 3, "to": 12, "step": 3}, "params.slow": [20, 40, 80], "fee_bps": ["0", "10"]},
             "rank_metric": "volatility_annualised",
-            "constraints": [{"metric": "total_trades", "min": "5"}]
+            "constraints": [{"metric": "total_trades", "min": "5"}],
+            "validation": validation
         });
         let spec = SweepSpec::from_json_bytes(body.to_string().as_bytes()).unwrap();
         let configs = spec.expand(spec.offline_base().unwrap(), parse_iso("2026-01-01T00:00:00Z").unwrap()).unwrap();
@@ -65,7 +78,9 @@ mod tests {
             .iter()
             .zip(evaluations)
             .enumerate()
-            .map(|(index, (config, e))| Candidate { index, config: config.clone(), evaluation: e.unwrap() })
+            .map(|(index, (config, e))| {
+                Candidate::evaluated(index, config.clone(), e.unwrap(), &spec.validation.to_batch())
+            })
             .collect();
         let ranking = spec.rank(candidates);
         assert!(!ranking.entries.is_empty());
@@ -84,6 +99,10 @@ mod tests {
                 serde_json::to_string(&entry.structured_metrics).unwrap(),
                 serde_json::to_string(&result.structured_metrics).unwrap()
             );
+        }
+        if spec.validation.to_batch() != crate::batch::Validation::None {
+            assert!(ranking.entries.iter().all(|e| e.oos_metrics.is_some() && e.config.end < configs[0].end));
+            return;
         }
         let estimate = estimate::estimate(&configs, &spec.validation);
         assert_eq!(estimate.n_configs, 24);

@@ -8,7 +8,7 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::batch::{Evaluation, Scores};
+use crate::batch::{Evaluation, Scores, Validation};
 use crate::config::JobConfig;
 use crate::metric_catalog::{self, Better};
 use crate::result::{Metrics, StructuredMetrics};
@@ -22,6 +22,20 @@ pub struct Candidate {
     pub index: usize,
     pub config: JobConfig,
     pub evaluation: Evaluation,
+}
+
+impl Candidate {
+    /// The candidate of the config at `index` evaluated under `validation`. With validation its
+    /// config is narrowed to the in-sample window ([`Validation::in_sample_config`]): an entry's
+    /// `config` is the one whose job gives its `metrics` exactly (API.md's exactness), while the
+    /// sweep's own `config` keeps the whole window.
+    pub fn evaluated(index: usize, config: JobConfig, evaluation: Evaluation, validation: &Validation) -> Candidate {
+        let config = match validation {
+            Validation::None => config,
+            _ => validation.in_sample_config(&config),
+        };
+        Candidate { index, config, evaluation }
+    }
 }
 
 /// A leaderboard entry as the API returns it.
