@@ -245,7 +245,18 @@ fn validated_sweeps_carry_out_of_sample_metrics_on_every_entry() {
             .windows(2)
             .all(|w| sharpe(&w[0]["metrics"]) >= sharpe(&w[1]["metrics"]) || sharpe(&w[1]["metrics"]).is_none()));
         assert_eq!(&done["leaderboard"].as_array().unwrap()[..], &all[..12]);
+        // The degradation report over the live top 20 (here all 12), in rank order.
+        let report = &done["degradation"];
+        assert_eq!((report["metric"].as_str(), report["higher_is_better"].as_bool()), (Some("sharpe"), Some(true)));
+        let rows = report["entries"].as_array().unwrap();
+        assert!(rows.iter().enumerate().all(|(i, r)| r["rank"].as_u64() == Some(i as u64 + 1)), "{report}");
+        assert_eq!(rows[0]["in_sample"], all[0]["metrics"]["sharpe"]);
+        // Exactness with validation: a job with the top entry's (in-sample) config gives its metrics.
+        let job = api.wait_done(&api.create_ok(&all[0]["config"]));
+        assert_eq!(job["result"]["metrics"].to_string(), all[0]["metrics"].to_string(), "{validation}");
     }
+    let plain = wait_sweep(&api, submit(&api, &grid()).1["id"].as_str().unwrap());
+    assert!(plain["degradation"].is_null(), "no validation, no report: {plain}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use pipai_engine::batch::{Evaluation, Scores};
 use pipai_engine::result::{Metrics, StructuredMetrics};
-use pipai_engine::sweep::{Candidate, LeaderboardEntry, OosMetrics, SweepSpec};
+use pipai_engine::sweep::{degradation, Candidate, DegradationReport, LeaderboardEntry, OosMetrics, SweepSpec};
 use pipai_engine::time::iso;
 use pipai_engine::JobConfig;
 use serde::{Deserialize, Serialize};
@@ -184,10 +184,17 @@ impl SweepRecord {
 
     /// The API's view of the sweep (`GET /v1/backtest/sweeps/{id}`, create, cancel).
     pub fn view(&self) -> SweepView<'_> {
+        let leaderboard: Vec<LeaderboardEntry> =
+            self.leaderboard.iter().enumerate().map(|(i, e)| e.at_rank(i + 1)).collect();
+        // The request was valid when stored, so its spec parses; a record that no longer does
+        // shows no report rather than failing the whole view.
+        let degradation =
+            self.spec().ok().and_then(|spec| degradation(spec.rank_metric, &leaderboard, LEADERBOARD_TOP));
         SweepView {
             summary: self.summary_view(),
             config: RawValue::from_string(self.request.clone()).ok(),
-            leaderboard: self.leaderboard.iter().enumerate().map(|(i, e)| e.at_rank(i + 1)).collect(),
+            leaderboard,
+            degradation,
         }
     }
 
@@ -218,6 +225,9 @@ pub struct SweepView<'a> {
     pub summary: SweepSummary<'a>,
     pub config: Option<Box<RawValue>>,
     pub leaderboard: Vec<LeaderboardEntry>,
+    /// With validation, how the live top 20's rank metric holds up out of sample (the offline
+    /// sweep's report, over the same entries); null without validation.
+    pub degradation: Option<DegradationReport>,
 }
 
 #[derive(Debug, Serialize)]

@@ -89,6 +89,7 @@ async fn a_grid_sweep_runs_to_done_ranked_and_exact() {
             "best",
             "completed",
             "config",
+            "degradation", // beside API.md's fields: the degradation report (null here)
             "error",
             "failed",
             "finished_at",
