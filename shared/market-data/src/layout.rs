@@ -116,6 +116,16 @@ pub fn bars_with_capacity(n: usize) -> Bars {
     bars
 }
 
+/// `n` zeroed bars, backed by transparent huge pages as [`bars_with_capacity`]'s: what the
+/// chunked CSV parser writes its pieces into.
+pub(crate) fn zeroed_bars(n: usize) -> Bars {
+    let bars = Bars::zeroed(n);
+    if n >= HUGE_PAGE_ROWS {
+        huge_pages(&bars);
+    }
+    bars
+}
+
 /// From this many bars on, [`bars_with_capacity`] asks for huge pages (each column then spans
 /// at least one whole 2 MiB page).
 pub const HUGE_PAGE_ROWS: usize = 1 << 16;

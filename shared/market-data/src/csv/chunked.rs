@@ -70,7 +70,7 @@ pub(super) fn parse(
         rows_before += lines;
     }
 
-    let mut bars = Bars::zeroed(rows_before);
+    let mut bars = crate::layout::zeroed_bars(rows_before);
     let sizes: Vec<usize> = slots.iter().map(|s| s.lines).collect();
     let work: Vec<_> = pieces.into_iter().zip(&slots).zip(split_columns(&mut bars, &sizes)).collect();
     let outcomes = on_each(work, |((piece, slot), out)| parse_piece(piece, slot.lines_before, &head, out, release));
