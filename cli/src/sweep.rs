@@ -67,6 +67,10 @@ pub struct SweepArgs {
     /// Threads to evaluate on (default: every core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Print the wall time of each phase (read, parse, validate, evaluate, rank, write) and the
+    /// process's peak resident memory to stderr.
+    #[arg(long)]
+    timings: bool,
 }
 
 /// The file `--out` writes.
@@ -91,6 +95,7 @@ struct Failed {
 }
 
 pub fn run(args: SweepArgs) -> Result<(), CliError> {
+    let mut phases = Phases::new();
     let invalid = |e: pipai_engine::FieldError| CliError::Config(format!("{}: {e}", args.config.display()));
     let body = std::fs::read(&args.config).map_err(CliError::io(&args.config))?;
     let spec = SweepSpec::from_json_bytes(&body).map_err(invalid)?;
@@ -109,8 +114,9 @@ pub fn run(args: SweepArgs) -> Result<(), CliError> {
 
     let started = Instant::now();
     let groups = group(&configs);
-    let data = load_group_data(&args, &mut configs, &groups)?;
+    let data = load_group_data(&args, &mut configs, &groups, &mut phases)?;
     let evaluations = evaluate_all(&configs, &groups, &data, &spec, args.threads);
+    phases.end("evaluate");
 
     let mut candidates = Vec::with_capacity(configs.len());
     let mut failed = Vec::new();
@@ -136,6 +142,7 @@ pub fn run(args: SweepArgs) -> Result<(), CliError> {
     }
     let ranking = spec.rank(candidates);
     let seconds = started.elapsed().as_secs_f64();
+    phases.end("rank");
 
     print!("{}", table::leaderboard(&varied_keys(&spec), spec.rank_metric.name, &ranking.entries, 10));
     println!(
@@ -161,6 +168,10 @@ pub fn run(args: SweepArgs) -> Result<(), CliError> {
         let json = serde_json::to_vec_pretty(&output).expect("rankings serialize");
         std::fs::write(out, json).map_err(CliError::io(out))?;
         println!("ranking written to {}", out.display());
+    }
+    phases.end("write");
+    if args.timings {
+        eprintln!("{phases}");
     }
     Ok(())
 }
@@ -190,6 +201,7 @@ fn load_group_data(
     args: &SweepArgs,
     configs: &mut [JobConfig],
     groups: &[(pipai_engine::sweep::GroupKey, Vec<usize>)],
+    phases: &mut Phases,
 ) -> Result<Vec<Vec<Bars>>, CliError> {
     let mut symbols: Vec<String> = Vec::new();
     for (key, _) in groups {
@@ -217,7 +229,6 @@ fn load_group_data(
             *uses.entry((s, key.timeframe)).or_default() += 1;
         }
     }
-    let mut phases = Phases::new();
     let mut loaded: HashMap<(&str, Timeframe), Bars> = HashMap::new();
     let mut data = Vec::with_capacity(groups.len());
     for (key, members) in groups {
@@ -225,7 +236,7 @@ fn load_group_data(
         for s in &key.symbols {
             let at = (s.as_str(), key.timeframe);
             if let Entry::Vacant(slot) = loaded.entry(at) {
-                slot.insert(load_bars(s, file_of(s), key.timeframe, windows[&at], args.strict, &mut phases)?);
+                slot.insert(load_bars(s, file_of(s), key.timeframe, windows[&at], args.strict, phases)?);
             }
             let left = uses.get_mut(&at).expect("every group's series is counted");
             *left -= 1;

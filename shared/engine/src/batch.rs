@@ -443,7 +443,7 @@ impl<'a> Group<'a> {
             // Aligned symbols (the same open times), every bar valid.
             let aligned =
                 windows.first().is_none_or(|w: &Range<usize>| data[0].open_time[w.clone()] == *view.open_time);
-            if view.is_empty() || !aligned || view.first_bad_bar(0).is_some() {
+            if view.is_empty() || !aligned || !view.all_valid() {
                 return None;
             }
             windows.push(window);
@@ -759,24 +759,33 @@ fn unreachable_scores() -> Scores {
 }
 
 /// `MaCross`'s events from shared means: the sign of fast - slow, compared with the previous
-/// bar's from bar `slow` on (the first sign is bar `slow - 1`'s). Past the warm-up in two
-/// vectorizable passes: the signs (`1 + sign`), then the crossings of consecutive signs (up when
-/// the sign turns positive from <= 0, down when it turns negative from >= 0: `CROSSING`).
+/// bar's from bar `slow` on (the first sign is bar `slow - 1`'s). Past the warm-up, 64 bars at a
+/// time as bit masks ([`above_below`]): up where fast turns above slow from at or below it (the
+/// sign turns positive from <= 0), down where it turns below from at or above it (negative from
+/// >= 0), `CROSSING`'s rule; the block's events are cleared, then the few crossings set.
 #[inline]
 fn ma_events(first: usize, fast: &[f64], slow: &[f64], slow_len: usize, prev: &mut usize, events: &mut [u8]) {
     let mut p = *prev;
     if first >= slow_len {
-        let n = events.len();
-        let mut now = [0u8; BLOCK + 1];
-        now[0] = p as u8;
-        for ((sign, &f), &s) in now[1..=n].iter_mut().zip(fast).zip(slow) {
-            *sign = 1 + (f > s) as u8 - (f < s) as u8;
+        events.fill(NONE);
+        // Bit 0 of each: the bar before the 64 (above: sign 2, below: sign 0).
+        let (mut was_above, mut was_below) = (u64::from(p == 2), u64::from(p == 0));
+        for ((events, fast), slow) in events.chunks_mut(64).zip(fast.chunks(64)).zip(slow.chunks(64)) {
+            let (above, below) = above_below(fast, slow);
+            let mut up = above & !((above << 1) | was_above);
+            let mut down = below & !((below << 1) | was_below);
+            let last = events.len() - 1;
+            (was_above, was_below) = ((above >> last) & 1, (below >> last) & 1);
+            while up != 0 {
+                events[up.trailing_zeros() as usize] = UP;
+                up &= up - 1;
+            }
+            while down != 0 {
+                events[down.trailing_zeros() as usize] = DOWN;
+                down &= down - 1;
+            }
         }
-        for (event, w) in events.iter_mut().zip(now[..=n].windows(2)) {
-            let (before, after) = (w[0], w[1]);
-            *event = (((before <= 1) & (after == 2)) as u8 * UP) | (((before >= 1) & (after == 0)) as u8 * DOWN);
-        }
-        p = now[n] as usize;
+        p = 1 + was_above as usize - was_below as usize;
     } else {
         for (k, ((event, &f), &s)) in events.iter_mut().zip(fast).zip(slow).enumerate() {
             let i = first + k;
@@ -788,4 +797,79 @@ fn ma_events(first: usize, fast: &[f64], slow: &[f64], slow_len: usize, prev: &m
         }
     }
     *prev = p;
+}
+
+/// For up to 64 bars, bit `j` of the masks: `fast[j] > slow[j]`, `fast[j] < slow[j]` (both
+/// clear when equal or NaN, the sign 1 of `1 + (f > s) - (f < s)`).
+#[inline]
+fn above_below(fast: &[f64], slow: &[f64]) -> (u64, u64) {
+    let n = fast.len().min(slow.len()).min(64);
+    let (fast, slow) = (&fast[..n], &slow[..n]);
+    let (mut above, mut below) = (0u64, 0u64);
+    let pairs = n / 2;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cmpgt_pd, _mm_cmplt_pd, _mm_loadu_pd, _mm_movemask_pd};
+        for j in 0..pairs {
+            // SAFETY: SSE2 is part of x86_64; `2 * j + 1 < n` reads inside both slices.
+            let (a, b) = unsafe {
+                let (f, s) = (_mm_loadu_pd(fast.as_ptr().add(2 * j)), _mm_loadu_pd(slow.as_ptr().add(2 * j)));
+                (_mm_movemask_pd(_mm_cmpgt_pd(f, s)), _mm_movemask_pd(_mm_cmplt_pd(f, s)))
+            };
+            above |= (a as u64) << (2 * j);
+            below |= (b as u64) << (2 * j);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for j in 0..2 * pairs {
+        above |= u64::from(fast[j] > slow[j]) << j;
+        below |= u64::from(fast[j] < slow[j]) << j;
+    }
+    for j in 2 * pairs..n {
+        above |= u64::from(fast[j] > slow[j]) << j;
+        below |= u64::from(fast[j] < slow[j]) << j;
+    }
+    (above, below)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `MaCross`'s rule bar by bar (`CROSSING`), as the job's loop applies it.
+    fn reference(first: usize, fast: &[f64], slow: &[f64], slow_len: usize, prev: &mut usize) -> Vec<u8> {
+        let mut events = vec![NONE; fast.len()];
+        for (k, event) in events.iter_mut().enumerate() {
+            let i = first + k;
+            let now = 1 + (fast[k] > slow[k]) as usize - (fast[k] < slow[k]) as usize;
+            *event = if i >= slow_len { CROSSING[(3 * *prev + now) & 15] } else { NONE };
+            if i + 1 >= slow_len {
+                *prev = now;
+            }
+        }
+        events
+    }
+
+    fn mean() -> impl Strategy<Value = f64> {
+        // Few distinct values, so ties are common; NaN and both signs of zero too.
+        prop_oneof![8 => (0..4u8).prop_map(f64::from), 1 => Just(f64::NAN), 1 => Just(-0.0)]
+    }
+
+    proptest! {
+        #[test]
+        fn ma_events_by_masks_are_the_bar_by_bar_rule(
+            pairs in prop::collection::vec((mean(), mean()), 1..=BLOCK),
+            first in 0usize..200,
+            slow_len in 1usize..100,
+            prev in 0usize..3,
+        ) {
+            let (fast, slow): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+            let (mut p, mut q) = (prev, prev);
+            let mut events = vec![7; fast.len()];
+            ma_events(first, &fast, &slow, slow_len, &mut p, &mut events);
+            prop_assert_eq!(events, reference(first, &fast, &slow, slow_len, &mut q));
+            prop_assert_eq!(p, q);
+        }
+    }
 }

@@ -162,30 +162,40 @@ pub fn bars_sha256_unless_stopped(
 }
 
 /// Hashes `values` little-endian, [`HASH_CHUNK`] at a time through `buf`.
-fn feed<T: Copy, const N: usize>(hasher: &mut Sha256, buf: &mut Vec<u8>, values: &[T], le: impl Fn(T) -> [u8; N]) {
+fn feed<T: bytemuck::Pod, const N: usize>(
+    hasher: &mut Sha256,
+    buf: &mut Vec<u8>,
+    values: &[T],
+    le: impl Fn(T) -> [u8; N],
+) {
     let never = AtomicBool::new(false);
     let _ = feed_unless(hasher, buf, values, le, &never);
 }
 
 /// [`feed`], stopping (`None`) when `stop` is set.
-fn feed_unless<T: Copy, const N: usize>(
+fn feed_unless<T: bytemuck::Pod, const N: usize>(
     hasher: &mut Sha256,
     buf: &mut Vec<u8>,
     values: &[T],
     le: impl Fn(T) -> [u8; N],
     stop: &AtomicBool,
 ) -> Option<()> {
-    buf.resize(HASH_CHUNK * N, 0);
     for chunk in values.chunks(HASH_CHUNK) {
         if stop.load(Ordering::Relaxed) {
             return None;
         }
-        // Fixed-size copies into a buffer sized up front: a plain copy loop, no growth checks.
-        let bytes = &mut buf[..chunk.len() * N];
-        for (out, &v) in bytes.chunks_exact_mut(N).zip(chunk) {
-            out.copy_from_slice(&le(v));
+        if cfg!(target_endian = "little") {
+            // The values' memory is their little-endian bytes: hashed where they are (a copy
+            // first made the year's 25 MB cost ~16 ms instead of ~12).
+            hasher.update(bytemuck::cast_slice::<T, u8>(chunk));
+        } else {
+            buf.resize(HASH_CHUNK * N, 0);
+            let bytes = &mut buf[..chunk.len() * N];
+            for (out, &v) in bytes.chunks_exact_mut(N).zip(chunk) {
+                out.copy_from_slice(&le(v));
+            }
+            hasher.update(bytes);
         }
-        hasher.update(bytes);
     }
     Some(())
 }

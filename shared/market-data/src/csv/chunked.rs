@@ -11,6 +11,8 @@
 //! rounded, as the standard library is); any other text goes to the standard library's parser, so
 //! what is accepted and refused stays the reference's.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::thread;
 
 use pipai_engine::bars::Bars;
@@ -35,11 +37,17 @@ pub const KEEP: Release<'static> = &|_: &[u8]| {};
 /// Most pieces a file is cut into.
 const MAX_PIECES: usize = 16;
 
-/// How many pieces a file of `len` bytes is cut into: one per core, each at least
-/// [`MIN_PIECE_BYTES`].
+/// Pieces per core: the cores take them in turn ([`on_each`]), so a core slowed down (page
+/// faults land on whichever thread touches a page first) leaves the others more pieces, not idle
+/// time at the end. `pipai sweep`'s load of a year's 30 MB of CSV, median of 15 on 2 cores: one
+/// piece per core 28.4 ms, 4 per core 25.7 ms, 8 per core 26.1 ms.
+const PIECES_PER_CORE: usize = 4;
+
+/// How many pieces a file of `len` bytes is cut into: [`PIECES_PER_CORE`] per core, each at
+/// least [`MIN_PIECE_BYTES`], at most [`MAX_PIECES`].
 pub(super) fn chunk_count(len: usize) -> usize {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(MAX_PIECES).min(len / MIN_PIECE_BYTES).max(1)
+    (cores * PIECES_PER_CORE).min(MAX_PIECES).min(len / MIN_PIECE_BYTES).max(1)
 }
 
 /// Parses CSV bytes in `pieces` pieces (1: sequentially on this thread).
@@ -407,19 +415,36 @@ fn split_at_lines(body: &[u8], n: usize) -> Vec<&[u8]> {
     pieces
 }
 
-/// Runs `f` on every item, the first on this thread and the others on threads of their own.
+/// Runs `f` on every item, on this thread and up to one more thread per other core, each taking
+/// the next item not yet taken (so a thread slowed down, say by page faults, takes fewer);
+/// results in the items' order.
 pub(crate) fn on_each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let mut items = items.into_iter();
-    let Some(first) = items.next() else { return Vec::new() };
-    let f = &f;
-    thread::scope(|s| {
-        let others: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
-        let mut results = vec![f(first)];
-        for handle in others {
-            results.push(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+    let n = items.len();
+    let threads = thread::available_parallelism().map_or(1, |c| c.get()).min(n);
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = queue.get(i) else { return done };
+            let item = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+            done.extend(item.map(|item| (i, f(item))));
         }
-        results
-    })
+    };
+    let mut results: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        let theirs = others.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        for (i, r) in std::iter::once(mine).chain(theirs).flatten() {
+            results[i] = Some(r);
+        }
+    });
+    results.into_iter().map(|r| r.expect("every item is taken once")).collect()
 }
 
 /// Consecutive stretches of `sizes` rows of every column.
@@ -716,7 +741,7 @@ mod tests {
     fn large_files_are_cut_into_pieces() {
         assert_eq!(chunk_count(1000), 1);
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(chunk_count(64 << 20), cores.min(MAX_PIECES));
+        assert_eq!(chunk_count(64 << 20), (cores * PIECES_PER_CORE).min(MAX_PIECES));
         let pieces = split_at_lines(b"a\nbb\nccc\nd", 3);
         assert_eq!(pieces.concat(), b"a\nbb\nccc\nd");
         assert!(pieces[..2].iter().all(|p| p.ends_with(b"\n")), "{pieces:?}");
