@@ -427,8 +427,6 @@ struct Group<'a> {
     parts: Vec<Range<usize>>,
     /// Each part's bars of every symbol (rotation's loop reads them by part-relative index).
     part_views: Vec<Vec<BarsView<'a>>>,
-    /// `sum[i]` = close[0] + ... + close[i], summed in bar order (the running sum of `MaCross`).
-    sum: Vec<f64>,
 }
 
 impl<'a> Group<'a> {
@@ -467,23 +465,11 @@ impl<'a> Group<'a> {
             })
             .collect();
         let view = BarsView::new(bars, window.clone());
-        (at == window.end).then_some(Group { view, parts, part_views, sum: Vec::new() })
+        (at == window.end).then_some(Group { view, parts, part_views })
     }
 
     /// Evaluates the jobs (all on this group's window): `(config index, evaluation)`.
-    fn evaluate(mut self, mut jobs: Vec<Job<'_>>, stop: &(dyn Fn() -> bool + Sync)) -> Vec<(usize, Evaluation)> {
-        if jobs.iter().any(|j| matches!(j.indicator, Indicator::MaCross { .. })) {
-            let mut sum = 0.0;
-            self.sum = self
-                .view
-                .close
-                .iter()
-                .map(|&c| {
-                    sum += c;
-                    sum
-                })
-                .collect();
-        }
+    fn evaluate(self, mut jobs: Vec<Job<'_>>, stop: &(dyn Fn() -> bool + Sync)) -> Vec<(usize, Evaluation)> {
         jobs.sort_by_key(|j| j.indicator.key());
         let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(CHUNK) {
@@ -515,6 +501,14 @@ struct Shared<'a> {
     /// Moving-average lengths and their means over the segment (NaN where undefined).
     lengths: Vec<usize>,
     means: Vec<Vec<f64>>,
+    /// The closes' running sum (`C[i]` = close[0] + ... + close[i], added in bar order: the
+    /// running sum of `MaCross`) of the bars `from - longest .. to` of the segment `from..to`
+    /// (`longest` = the last of `lengths`; entries before the window's first bar unused), and
+    /// `C` at the segment's last bar. Kept a segment at a time, not for the whole window: no
+    /// window-sized allocation (a year of 1m bars: 4 MB of page faults) and no serial pass
+    /// before the first segment.
+    sums: Vec<f64>,
+    running: f64,
     /// Donchian lookbacks, their running state and events over the segment.
     lookbacks: Vec<usize>,
     breakouts: Vec<(Breakout<'a>, Vec<u8>)>,
@@ -545,8 +539,11 @@ impl<'a> Shared<'a> {
             _ => None,
         }));
         let v = &group.view;
+        let longest = lengths.last().copied().unwrap_or(0);
         Shared {
             means: lengths.iter().map(|_| vec![0.0; SEGMENT]).collect(),
+            sums: Vec::with_capacity(if longest > 0 { longest + SEGMENT } else { 0 }),
+            running: 0.0,
             lengths,
             breakouts: lookbacks.iter().map(|&l| (Breakout::new(v.high, v.low, l), vec![NONE; SEGMENT])).collect(),
             lookbacks,
@@ -562,7 +559,22 @@ impl<'a> Shared<'a> {
     /// Every series over the window bars `from..to`.
     fn compute(&mut self, group: &Group<'a>, from: usize, to: usize) {
         let v = &group.view;
-        let sum = &group.sum;
+        let longest = self.lengths.last().copied().unwrap_or(0);
+        if longest > 0 {
+            // The previous segment's last `longest` sums move to the front (zeros before the
+            // first segment), then this segment's are added on.
+            let kept = self.sums.len().saturating_sub(longest);
+            self.sums.copy_within(kept.., 0);
+            self.sums.resize(longest, 0.0);
+            let mut running = self.running;
+            self.sums.extend(v.close[from..to].iter().map(|&c| {
+                running += c;
+                running
+            }));
+            self.running = running;
+        }
+        // `C[i]` is `sums[longest + i - from]`.
+        let sums = &self.sums;
         let lengths = &self.lengths;
         self.means.par_iter_mut().zip(lengths.par_iter()).for_each(|(means, &w)| {
             // sma_w[i] = (C[i] - C[i-w]) / w with C[-1] = 0: the floats `MaCross` computes.
@@ -572,11 +584,15 @@ impl<'a> Shared<'a> {
             let steady = w.clamp(from, to) - from;
             for (k, mean) in means[..steady].iter_mut().enumerate() {
                 let i = from + k;
-                *mean = if i + 1 < w { f64::NAN } else { (sum[i] - 0.0) / wf };
+                *mean = if i + 1 < w { f64::NAN } else { (sums[longest + k] - 0.0) / wf };
             }
-            let (now, before) = (&sum[from + steady..to], &sum[from + steady - w.min(from + steady)..]);
-            for ((mean, &s), &b) in means[steady..].iter_mut().zip(now).zip(before) {
-                *mean = (s - b) / wf;
+            if steady < to - from {
+                // From bar `from + steady` (>= w): C[i] and C[i - w], both in the buffer (w <= longest).
+                let now = &sums[longest + steady..longest + to - from];
+                let before = &sums[longest + steady - w..];
+                for ((mean, &s), &b) in means[steady..].iter_mut().zip(now).zip(before) {
+                    *mean = (s - b) / wf;
+                }
             }
         });
         self.breakouts.par_iter_mut().for_each(|(signal, events)| {
