@@ -822,11 +822,13 @@ fn above_below(fast: &[f64], slow: &[f64]) -> (u64, u64) {
     let n = fast.len().min(slow.len()).min(64);
     let (fast, slow) = (&fast[..n], &slow[..n]);
     let (mut above, mut below) = (0u64, 0u64);
-    let pairs = n / 2;
+    // Bars compared two at a time (x86-64), the rest one at a time.
+    #[cfg(not(target_arch = "x86_64"))]
+    let paired = 0;
     #[cfg(target_arch = "x86_64")]
-    {
+    let paired = {
         use std::arch::x86_64::{_mm_cmpgt_pd, _mm_cmplt_pd, _mm_loadu_pd, _mm_movemask_pd};
-        for j in 0..pairs {
+        for j in 0..n / 2 {
             // SAFETY: SSE2 is part of x86_64; `2 * j + 1 < n` reads inside both slices.
             let (a, b) = unsafe {
                 let (f, s) = (_mm_loadu_pd(fast.as_ptr().add(2 * j)), _mm_loadu_pd(slow.as_ptr().add(2 * j)));
@@ -835,13 +837,9 @@ fn above_below(fast: &[f64], slow: &[f64]) -> (u64, u64) {
             above |= (a as u64) << (2 * j);
             below |= (b as u64) << (2 * j);
         }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    for j in 0..2 * pairs {
-        above |= u64::from(fast[j] > slow[j]) << j;
-        below |= u64::from(fast[j] < slow[j]) << j;
-    }
-    for j in 2 * pairs..n {
+        n / 2 * 2
+    };
+    for j in paired..n {
         above |= u64::from(fast[j] > slow[j]) << j;
         below |= u64::from(fast[j] < slow[j]) << j;
     }

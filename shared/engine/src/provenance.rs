@@ -132,13 +132,9 @@ const HASH_CHUNK: usize = 4096;
 
 /// Lowercase hex SHA-256 of [`bars_bytes`] of the bars `range` of `bars`.
 pub fn bars_sha256(bars: &Bars, range: std::ops::Range<usize>) -> String {
-    let mut hasher = Sha256::new();
-    let mut buf = Vec::with_capacity(HASH_CHUNK * 8);
-    feed(&mut hasher, &mut buf, &bars.open_time[range.clone()], i64::to_le_bytes);
-    for values in [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume] {
-        feed(&mut hasher, &mut buf, &values[range.clone()], f64::to_le_bytes);
-    }
-    hex(&hasher.finalize())
+    let never = AtomicBool::new(false);
+    let hashes = bars_sha256_unless_stopped(std::slice::from_ref(bars), &[range], &never);
+    hashes.and_then(|h| h.into_iter().next()).expect("a hash that is never stopped")
 }
 
 /// [`bars_sha256`] of each `windows[i]` of `data[i]`, given up (`None`) as soon as `stop` is set
@@ -151,35 +147,24 @@ pub fn bars_sha256_unless_stopped(
     let mut hashes = Vec::with_capacity(data.len());
     for (bars, range) in data.iter().zip(windows) {
         let mut hasher = Sha256::new();
-        let mut buf = Vec::with_capacity(HASH_CHUNK * 8);
-        feed_unless(&mut hasher, &mut buf, &bars.open_time[range.clone()], i64::to_le_bytes, stop)?;
+        feed_unless(&mut hasher, &bars.open_time[range.clone()], i64::to_le_bytes, stop)?;
         for values in [&bars.open, &bars.high, &bars.low, &bars.close, &bars.volume] {
-            feed_unless(&mut hasher, &mut buf, &values[range.clone()], f64::to_le_bytes, stop)?;
+            feed_unless(&mut hasher, &values[range.clone()], f64::to_le_bytes, stop)?;
         }
         hashes.push(hex(&hasher.finalize()));
     }
     Some(hashes)
 }
 
-/// Hashes `values` little-endian, [`HASH_CHUNK`] at a time through `buf`.
-fn feed<T: bytemuck::Pod, const N: usize>(
-    hasher: &mut Sha256,
-    buf: &mut Vec<u8>,
-    values: &[T],
-    le: impl Fn(T) -> [u8; N],
-) {
-    let never = AtomicBool::new(false);
-    let _ = feed_unless(hasher, buf, values, le, &never);
-}
-
-/// [`feed`], stopping (`None`) when `stop` is set.
+/// Hashes `values` little-endian, [`HASH_CHUNK`] at a time, stopping (`None`) when `stop` is set.
 fn feed_unless<T: bytemuck::Pod, const N: usize>(
     hasher: &mut Sha256,
-    buf: &mut Vec<u8>,
     values: &[T],
     le: impl Fn(T) -> [u8; N],
     stop: &AtomicBool,
 ) -> Option<()> {
+    // Only a big-endian machine copies the values' bytes (through this buffer).
+    let mut buf = Vec::new();
     for chunk in values.chunks(HASH_CHUNK) {
         if stop.load(Ordering::Relaxed) {
             return None;

@@ -778,24 +778,14 @@ fn first_nonzero(bytes: &[u8]) -> usize {
 fn first_alert(lows: &[f64], highs: &[f64], alert_low: f64, alert_high: f64) -> usize {
     let n = lows.len().min(highs.len());
     // A valid bar has `0 < low` and `high < inf`: a side at or below 0 (low) or at +inf (high)
-    // is never reached, so only the other side is read, or none (flat: both at ±inf). Invalid
-    // bars fail the run whatever the loop did with them (the bar check reads them all).
-    match (alert_low <= 0.0, alert_high == f64::INFINITY) {
-        (true, true) => n,
-        (false, true) => first_where(&lows[..n], |l| l <= alert_low),
-        (true, false) => first_where(&highs[..n], |h| h >= alert_high),
-        (false, false) => {
-            let hit = |k: usize| (lows[k] <= alert_low) | (highs[k] >= alert_high);
-            let mut at = 0;
-            for (l, h) in lows[..n].chunks_exact(8).zip(highs[..n].chunks_exact(8)) {
-                let any = l.iter().zip(h).fold(false, |acc, (&l, &h)| acc | (l <= alert_low) | (h >= alert_high));
-                if any {
-                    break;
-                }
-                at += 8;
-            }
-            (at..n).find(|&k| hit(k)).unwrap_or(n)
-        }
+    // is never reached, so that side is not read (flat: neither; a long: the lows; a short: the
+    // highs). Invalid bars fail the run whatever the loop did with them (the bar check reads
+    // them all). The highs are read only up to the first low alert.
+    let low = if alert_low <= 0.0 { n } else { first_where(&lows[..n], |l| l <= alert_low) };
+    if alert_high == f64::INFINITY {
+        low
+    } else {
+        first_where(&highs[..low], |h| h >= alert_high)
     }
 }
 

@@ -294,7 +294,8 @@ pub fn bars_from_parquet(bytes: impl Into<Bytes>) -> Result<Bars, ParquetBarsErr
 
 /// Reads several bars files (say a series' month partitions, in order) into one [`Bars`], the
 /// rows of each file after those of the one before, allocated once. From 65,536 rows in all, the
-/// six columns are decoded at once, one thread each (each thread goes through every file).
+/// six columns are decoded on every core, a thread taking the next column not yet taken and
+/// going through every file (`csv::on_each`).
 /// Like [`bars_from_parquet`], checks neither the order within nor across files: the caller
 /// does. Returns the bars and the rows of each file; an error comes with the index of the file
 /// it is about.
